@@ -86,7 +86,12 @@ pub fn augment(
     let mut dst = Image::new(cfg.crop, cfg.crop, PixelType::U8x3);
     let opts = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
-        .crop(cx * sx, cy * sy, crop * sx, crop * sy);
+        .crop(
+            cx * sx,
+            cy * sy,
+            (crop * sx).min(w - cx * sx),
+            (crop * sy).min(h - cy * sy),
+        );
     resizer
         .resize(&src, &mut dst, &opts)
         .expect("pixel types match");

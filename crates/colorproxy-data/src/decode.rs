@@ -140,6 +140,13 @@ pub fn decode_bytes(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage8, Sk
             min_side: limits.min_side,
         });
     }
+    let bytes_needed = decoder.total_bytes();
+    if bytes_needed > limits.max_alloc_bytes {
+        return Err(SkipReason::TooLarge(format!(
+            "{w}x{h} needs {bytes_needed} bytes, limit {}",
+            limits.max_alloc_bytes
+        )));
+    }
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
