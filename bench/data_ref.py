@@ -68,11 +68,15 @@ def sample(path, rng, a):
     gray = rgb.mean(axis=2) - 0.4488
     pts = rng.integers(a.border, a.size - a.border, size=(a.points, 2))
     ys, xs = pts[:, 0], pts[:, 1]
-    hue, chroma = hue_chroma(rgb)
-    hue_hist = window_hist(np.minimum((hue * BINS).astype(np.int64), BINS - 1), ys, xs)
-    chroma_hist = window_hist(np.minimum((chroma * BINS).astype(np.int64), BINS - 1), ys, xs)
+    # Like the Rust side, only the bounding box of the points' windows is binned and summed.
+    y0, x0 = max(ys.min() - WIN, 0), max(xs.min() - WIN, 0)
+    y1, x1 = min(ys.max() + WIN + 1, a.size), min(xs.max() + WIN + 1, a.size)
+    hue, chroma = hue_chroma(rgb[y0:y1, x0:x1])
+    ly, lx = ys - y0, xs - x0
+    hue_hist = window_hist(np.minimum((hue * BINS).astype(np.int64), BINS - 1), ly, lx)
+    chroma_hist = window_hist(np.minimum((chroma * BINS).astype(np.int64), BINS - 1), ly, lx)
     g = rgb[ys, xs].mean(axis=1)
-    weights = np.stack([5 * chroma[ys, xs], np.minimum(1, np.minimum(3 * g, 3 * (1 - g)))], axis=1)
+    weights = np.stack([5 * chroma[ly, lx], np.minimum(1, np.minimum(3 * g, 3 * (1 - g)))], axis=1)
     return gray, pts, hue_hist, chroma_hist, weights, lab_ab(rgb[ys, xs])
 
 

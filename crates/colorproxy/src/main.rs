@@ -1,3 +1,38 @@
-fn main() {
-    println!("{:?}", colorproxy_nn::hello());
+//! `colorproxy`: colorization as a proxy task for visual understanding (Larsson et al., 2017).
+//!
+//! The binary is thin: `cli` parses arguments, each command module validates them into a resolved
+//! config and calls into the library crates.
+mod bench;
+mod cli;
+mod cmd_data;
+mod cmd_pretrain;
+mod cmd_targets;
+mod draw;
+mod progress;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = cli::Cli::parse();
+    match run(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: cli::Cli) -> anyhow::Result<()> {
+    use cli::{BenchWhat, Command, DataWhat};
+    match args.command {
+        Command::Targets(a) => cmd_targets::run(a),
+        Command::Data {
+            what: DataWhat::Check(a),
+        } => cmd_data::check(a),
+        Command::Pretrain(a) => cmd_pretrain::run(a),
+        Command::Bench {
+            what: BenchWhat::Data(a),
+        } => bench::data(a),
+    }
 }

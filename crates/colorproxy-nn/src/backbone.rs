@@ -1,0 +1,357 @@
+//! Backbones: VGG-16 (the paper's main network) and ResNet-18/50/152, 1-channel input, any input
+//! size, channel widths scaled by `width`. Parameter names follow torchvision (`features.N`,
+//! `classifier.N` for VGG; `conv1`, `layerK.I.convJ`, `bnJ`, `downsample` for ResNet).
+use tch::nn::{self, Init};
+use tch::Tensor;
+
+use crate::bn::ParamFreeBatchNorm;
+use crate::config::ModelConfig;
+use crate::NnError;
+
+/// A layer's output offered to the hypercolumn: its name (the paper's), the feature map
+/// `[B, C, H/scale, W/scale]` (after ReLU) and its stride `scale` relative to the input.
+pub struct Tap {
+    pub name: &'static str,
+    pub features: Tensor,
+    pub scale: i64,
+}
+
+/// Caffe's "xavier" filler, as the authors use: uniform in `±sqrt(3 / fan_in)`.
+pub fn xavier(fan_in: i64) -> Init {
+    let a = (3.0 / fan_in as f64).sqrt();
+    Init::Uniform { lo: -a, up: a }
+}
+
+/// A convolution with Xavier-initialised weight `[out, in, k, k]` and zero bias.
+#[derive(Debug)]
+pub struct Conv {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    pub stride: i64,
+    pub padding: i64,
+}
+
+impl Conv {
+    pub fn new(
+        p: nn::Path,
+        cin: i64,
+        cout: i64,
+        k: i64,
+        stride: i64,
+        padding: i64,
+        bias: bool,
+    ) -> Self {
+        let weight = p.var("weight", &[cout, cin, k, k], xavier(cin * k * k));
+        let bias = bias.then(|| p.var("bias", &[cout], Init::Const(0.0)));
+        Self {
+            weight,
+            bias,
+            stride,
+            padding,
+        }
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        x.conv2d(
+            &self.weight,
+            self.bias.as_ref(),
+            [self.stride],
+            [self.padding],
+            [1],
+            1,
+        )
+    }
+
+    pub fn out_channels(&self) -> i64 {
+        self.weight.size()[0]
+    }
+}
+
+fn scaled(c: i64, width: f64) -> i64 {
+    ((c as f64 * width).round() as i64).max(1)
+}
+
+/// VGG-16 with parameter-free BN after every convolution (fc6 and fc7 included), fc6 as a 7x7
+/// convolution (padding 3) and fc7 as 1x1, dropout after fc6 and fc7.
+#[derive(Debug)]
+pub struct Vgg16 {
+    /// conv1_1 ... conv5_3 with their BN; torchvision indices `features.{0,2,5,...,28}`.
+    pub convs: Vec<(&'static str, Conv, ParamFreeBatchNorm)>,
+    /// `classifier.0` (fc6) and `classifier.3` (fc7).
+    pub fc6: (Conv, ParamFreeBatchNorm),
+    pub fc7: (Conv, ParamFreeBatchNorm),
+    pub dropout: f64,
+}
+
+/// VGG-16 conv layers: (name, torchvision index, base channels, scale after the layer).
+pub const VGG16_CONVS: [(&str, usize, i64, i64); 13] = [
+    ("conv1_1", 0, 64, 1),
+    ("conv1_2", 2, 64, 1),
+    ("conv2_1", 5, 128, 2),
+    ("conv2_2", 7, 128, 2),
+    ("conv3_1", 10, 256, 4),
+    ("conv3_2", 12, 256, 4),
+    ("conv3_3", 14, 256, 4),
+    ("conv4_1", 17, 512, 8),
+    ("conv4_2", 19, 512, 8),
+    ("conv4_3", 21, 512, 8),
+    ("conv5_1", 24, 512, 16),
+    ("conv5_2", 26, 512, 16),
+    ("conv5_3", 28, 512, 16),
+];
+
+impl Vgg16 {
+    pub fn new(vs: &nn::Path, cfg: &ModelConfig) -> Self {
+        let mut cin = 1;
+        let mut convs = Vec::new();
+        for (name, idx, c, _) in VGG16_CONVS {
+            let cout = scaled(c, cfg.width);
+            let conv = Conv::new(vs / "features" / idx, cin, cout, 3, 1, 1, true);
+            let bn = ParamFreeBatchNorm::new(vs / "bn" / "features" / idx, cout, cfg.bn_momentum);
+            convs.push((name, conv, bn));
+            cin = cout;
+        }
+        let fc = cfg.fc_channels;
+        let fc6 = (
+            Conv::new(vs / "classifier" / 0, cin, fc, 7, 1, 3, true),
+            ParamFreeBatchNorm::new(vs / "bn" / "classifier" / 0, fc, cfg.bn_momentum),
+        );
+        let fc7 = (
+            Conv::new(vs / "classifier" / 3, fc, fc, 1, 1, 0, true),
+            ParamFreeBatchNorm::new(vs / "bn" / "classifier" / 3, fc, cfg.bn_momentum),
+        );
+        Self {
+            convs,
+            fc6,
+            fc7,
+            dropout: cfg.dropout,
+        }
+    }
+
+    /// Channels and scale of every tap, in order (data first).
+    pub fn tap_specs(&self) -> Vec<(&'static str, i64, i64)> {
+        let mut v = vec![("data", 1, 1)];
+        for ((name, conv, _), (_, _, _, scale)) in self.convs.iter().zip(VGG16_CONVS) {
+            v.push((*name, conv.out_channels(), scale));
+        }
+        v.push(("fc6", self.fc6.0.out_channels(), 32));
+        v.push(("fc7", self.fc7.0.out_channels(), 32));
+        v
+    }
+
+    /// All taps for input `[B, 1, H, W]` (H, W multiples of 32 for exact scales).
+    pub fn forward_taps(&self, x: &Tensor, train: bool) -> Vec<Tap> {
+        let mut taps = vec![Tap {
+            name: "data",
+            features: x.shallow_clone(),
+            scale: 1,
+        }];
+        let mut h = x.shallow_clone();
+        for (i, ((name, conv, bn), (_, _, _, scale))) in
+            self.convs.iter().zip(VGG16_CONVS).enumerate()
+        {
+            h = bn.forward(&conv.forward(&h), train).relu();
+            taps.push(Tap {
+                name,
+                features: h.shallow_clone(),
+                scale,
+            });
+            // Max-pool after conv1_2, conv2_2, conv3_3, conv4_3, conv5_3.
+            if matches!(i, 1 | 3 | 6 | 9 | 12) {
+                h = h.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
+            }
+        }
+        // Dropout after fc6 and fc7; as Caffe's in-place dropout, the hypercolumn sees it too.
+        let f6 = self
+            .fc6
+            .1
+            .forward(&self.fc6.0.forward(&h), train)
+            .relu()
+            .dropout(self.dropout, train);
+        taps.push(Tap {
+            name: "fc6",
+            features: f6.shallow_clone(),
+            scale: 32,
+        });
+        let f7 = self
+            .fc7
+            .1
+            .forward(&self.fc7.0.forward(&f6), train)
+            .relu()
+            .dropout(self.dropout, train);
+        taps.push(Tap {
+            name: "fc7",
+            features: f7,
+            scale: 32,
+        });
+        taps
+    }
+}
+
+/// A torchvision-style BatchNorm2d (affine, running statistics).
+#[derive(Debug)]
+pub struct Bn2d(nn::BatchNorm);
+
+impl Bn2d {
+    fn new(p: nn::Path, c: i64) -> Self {
+        Self(nn::batch_norm2d(p, c, Default::default()))
+    }
+    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        use tch::nn::ModuleT;
+        self.0.forward_t(x, train)
+    }
+}
+
+/// A ResNet residual block (basic for ResNet-18, bottleneck for 50/152), torchvision layout.
+#[derive(Debug)]
+pub struct Block {
+    convs: Vec<(Conv, Bn2d)>,
+    downsample: Option<(Conv, Bn2d)>,
+}
+
+impl Block {
+    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut h = x.shallow_clone();
+        let n = self.convs.len();
+        for (i, (c, b)) in self.convs.iter().enumerate() {
+            h = b.forward(&c.forward(&h), train);
+            if i + 1 < n {
+                h = h.relu();
+            }
+        }
+        let skip = match &self.downsample {
+            Some((c, b)) => b.forward(&c.forward(x), train),
+            None => x.shallow_clone(),
+        };
+        (h + skip).relu()
+    }
+}
+
+/// ResNet with standard BN; the head reads `layer4` (scale 32) at the points.
+#[derive(Debug)]
+pub struct ResNet {
+    conv1: Conv,
+    bn1: Bn2d,
+    layers: Vec<Vec<Block>>,
+    out_channels: i64,
+}
+
+impl ResNet {
+    pub fn new(vs: &nn::Path, cfg: &ModelConfig) -> Result<Self, NnError> {
+        let (bottleneck, counts): (bool, [usize; 4]) = match cfg.arch.as_str() {
+            "resnet18" => (false, [2, 2, 2, 2]),
+            "resnet50" => (true, [3, 4, 6, 3]),
+            "resnet152" => (true, [3, 8, 36, 3]),
+            a => return Err(NnError::Config(format!("unknown arch {a:?}"))),
+        };
+        let w = |c| scaled(c, cfg.width);
+        let conv1 = Conv::new(vs / "conv1", 1, w(64), 7, 2, 3, false);
+        let bn1 = Bn2d::new(vs / "bn1", w(64));
+        let mut cin = w(64);
+        let mut layers = Vec::new();
+        for (li, &n) in counts.iter().enumerate() {
+            let planes = w(64 << li);
+            let out = if bottleneck { planes * 4 } else { planes };
+            let mut blocks = Vec::new();
+            for bi in 0..n {
+                let p = vs / format!("layer{}", li + 1) / bi;
+                let stride = if bi == 0 && li > 0 { 2 } else { 1 };
+                let convs = if bottleneck {
+                    vec![
+                        (
+                            Conv::new(&p / "conv1", cin, planes, 1, 1, 0, false),
+                            Bn2d::new(&p / "bn1", planes),
+                        ),
+                        (
+                            Conv::new(&p / "conv2", planes, planes, 3, stride, 1, false),
+                            Bn2d::new(&p / "bn2", planes),
+                        ),
+                        (
+                            Conv::new(&p / "conv3", planes, out, 1, 1, 0, false),
+                            Bn2d::new(&p / "bn3", out),
+                        ),
+                    ]
+                } else {
+                    vec![
+                        (
+                            Conv::new(&p / "conv1", cin, planes, 3, stride, 1, false),
+                            Bn2d::new(&p / "bn1", planes),
+                        ),
+                        (
+                            Conv::new(&p / "conv2", planes, planes, 3, 1, 1, false),
+                            Bn2d::new(&p / "bn2", planes),
+                        ),
+                    ]
+                };
+                let downsample = (bi == 0 && (stride != 1 || cin != out)).then(|| {
+                    let d = &p / "downsample";
+                    (
+                        Conv::new(&d / 0, cin, out, 1, stride, 0, false),
+                        Bn2d::new(&d / 1, out),
+                    )
+                });
+                blocks.push(Block { convs, downsample });
+                cin = out;
+            }
+            layers.push(blocks);
+        }
+        Ok(Self {
+            conv1,
+            bn1,
+            layers,
+            out_channels: cin,
+        })
+    }
+
+    pub fn tap_specs(&self) -> Vec<(&'static str, i64, i64)> {
+        vec![("layer4", self.out_channels, 32)]
+    }
+
+    pub fn forward_taps(&self, x: &Tensor, train: bool) -> Vec<Tap> {
+        let mut h = self.bn1.forward(&self.conv1.forward(x), train).relu();
+        h = h.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        for blocks in &self.layers {
+            for b in blocks {
+                h = b.forward(&h, train);
+            }
+        }
+        vec![Tap {
+            name: "layer4",
+            features: h,
+            scale: 32,
+        }]
+    }
+}
+
+/// A backbone by architecture name.
+#[derive(Debug)]
+pub enum Backbone {
+    Vgg16(Vgg16),
+    ResNet(ResNet),
+}
+
+impl Backbone {
+    pub fn new(vs: &nn::Path, cfg: &ModelConfig) -> Result<Self, NnError> {
+        match cfg.arch.as_str() {
+            "vgg16" => Ok(Self::Vgg16(Vgg16::new(vs, cfg))),
+            "resnet18" | "resnet50" | "resnet152" => Ok(Self::ResNet(ResNet::new(vs, cfg)?)),
+            a => Err(NnError::Config(format!(
+                "unknown arch {a:?} (vgg16, resnet18, resnet50, resnet152)"
+            ))),
+        }
+    }
+
+    pub fn tap_specs(&self) -> Vec<(&'static str, i64, i64)> {
+        match self {
+            Self::Vgg16(v) => v.tap_specs(),
+            Self::ResNet(r) => r.tap_specs(),
+        }
+    }
+
+    pub fn forward_taps(&self, x: &Tensor, train: bool) -> Vec<Tap> {
+        match self {
+            Self::Vgg16(v) => v.forward_taps(x, train),
+            Self::ResNet(r) => r.forward_taps(x, train),
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Checkpoints: model weights and optimiser state as safetensors, training state as JSON, each
+//! written atomically (temporary file + rename).
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use colorproxy_data::DataPosition;
+use serde::{Deserialize, Serialize};
+use tch::{nn, Device, Tensor};
+
+use crate::NnError;
+
+fn file_err(path: &Path, e: impl std::fmt::Display) -> NnError {
+    NnError::File {
+        path: path.to_owned(),
+        msg: e.to_string(),
+    }
+}
+
+/// `dir/.name.tmp.ext` for an atomic write of `dir/name`.
+fn tmp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp.{ext}"))
+}
+
+fn commit(tmp: &Path, path: &Path) -> Result<(), NnError> {
+    std::fs::rename(tmp, path).map_err(|e| file_err(path, e))
+}
+
+/// Writes named tensors (moved to CPU) as safetensors, atomically.
+pub fn write_tensors(path: &Path, named: &[(String, Tensor)]) -> Result<(), NnError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
+    }
+    let tmp = tmp_path(path);
+    let cpu: Vec<(String, Tensor)> = named
+        .iter()
+        .map(|(n, t)| (n.clone(), t.to_device(Device::Cpu).contiguous()))
+        .collect();
+    Tensor::write_safetensors(&cpu, &tmp).map_err(|e| file_err(&tmp, e))?;
+    commit(&tmp, path)
+}
+
+/// Reads a safetensors file.
+pub fn read_tensors(path: &Path) -> Result<Vec<(String, Tensor)>, NnError> {
+    if !path.is_file() {
+        return Err(file_err(path, "no such checkpoint file"));
+    }
+    Tensor::read_safetensors(path)
+        .map_err(|e| file_err(path, format!("not a readable safetensors file: {e}")))
+}
+
+/// All variables of a VarStore, sorted by name.
+pub fn named_variables(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+    let map: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
+    map.into_iter().collect()
+}
+
+/// Saves every variable of `vs` to `path` atomically.
+pub fn save_weights(vs: &nn::VarStore, path: &Path) -> Result<(), NnError> {
+    write_tensors(path, &named_variables(vs))
+}
+
+/// Loads every variable of `vs` from `path`; a missing name or a shape mismatch is an error that
+/// names both.
+pub fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<(), NnError> {
+    let file: BTreeMap<String, Tensor> = read_tensors(path)?.into_iter().collect();
+    tch::no_grad(|| {
+        for (name, mut var) in vs.variables() {
+            let src = file.get(&name).ok_or_else(|| file_err(path, format!("has no tensor {name:?} (is it a checkpoint of the same architecture and width?)")))?;
+            if src.size() != var.size() {
+                return Err(file_err(
+                    path,
+                    format!(
+                        "tensor {name:?} has shape {:?}, the network expects {:?}",
+                        src.size(),
+                        var.size()
+                    ),
+                ));
+            }
+            var.copy_(&src.to_kind(var.kind()));
+        }
+        Ok(())
+    })
+}
+
+/// Training state saved beside the weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Iterations completed.
+    pub iteration: usize,
+    /// The next batch of the data stream.
+    pub data: DataPosition,
+    pub seed: u64,
+    /// Images skipped so far (unreadable etc.).
+    pub skipped_images: usize,
+}
+
+/// Writes JSON atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), NnError> {
+    let tmp = tmp_path(path);
+    let text = serde_json::to_string_pretty(value).map_err(|e| file_err(path, e))?;
+    std::fs::write(&tmp, text).map_err(|e| file_err(&tmp, e))?;
+    commit(&tmp, path)
+}
+
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, NnError> {
+    let text = std::fs::read_to_string(path).map_err(|e| file_err(path, e))?;
+    serde_json::from_str(&text).map_err(|e| file_err(path, format!("invalid JSON: {e}")))
+}

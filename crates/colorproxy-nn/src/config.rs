@@ -1,0 +1,205 @@
+//! Configs as data: serde structs with documented defaults, loaded from TOML presets and saved
+//! next to every run's outputs.
+use colorproxy_color::TargetConfig;
+use colorproxy_data::PipelineConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::NnError;
+
+/// Which colour loss the head is trained with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ColorLoss {
+    /// Hue and chroma histograms, weighted KL (the paper's default).
+    Histogram,
+    /// L\*a\*b\* regression of (a\*, b\*) / `lab_ab_scale`, squared error.
+    LabRegression,
+}
+
+/// Network architecture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// `vgg16`, `resnet18`, `resnet50` or `resnet152`.
+    pub arch: String,
+    /// Channel multiplier of every convolution (1.0: the paper's widths).
+    pub width: f64,
+    /// Channels of fc6 and fc7 (VGG): 1024 or 4096 in the paper.
+    pub fc_channels: i64,
+    /// Hypercolumn layers (VGG: any of data, conv1_1 ... conv5_3, fc6, fc7). Empty for ResNet:
+    /// the head then reads the top block at the points, as the paper trains its ResNet colorizer.
+    pub hypercolumn: Vec<String>,
+    /// Hidden width of the head (paper: 1024).
+    pub head_hidden: i64,
+    /// Std of the Gaussian init of the head's hidden layer (authors: 1e-4).
+    pub head_init_std: f64,
+    /// Dropout after fc6, fc7 and the head's hidden layer while pretraining.
+    pub dropout: f64,
+    /// Momentum of the BN running statistics (PyTorch convention).
+    pub bn_momentum: f64,
+    pub loss: ColorLoss,
+    /// Multiplier of the regression loss, so both losses have similar gradient magnitude at
+    /// initialisation (see `loss::lab_regression`).
+    pub lab_loss_weight: f64,
+}
+
+pub const VGG16_LAYERS: [&str; 16] = [
+    "data", "conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3", "conv4_1",
+    "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3", "fc6", "fc7",
+];
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            arch: "vgg16".into(),
+            width: 1.0,
+            fc_channels: 4096,
+            hypercolumn: VGG16_LAYERS.iter().map(|s| s.to_string()).collect(),
+            head_hidden: 1024,
+            head_init_std: 1e-4,
+            dropout: 0.5,
+            bn_momentum: 0.1,
+            loss: ColorLoss::Histogram,
+            lab_loss_weight: 10.0,
+        }
+    }
+}
+
+/// SGD and the step schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimConfig {
+    pub lr: f64,
+    pub momentum: f64,
+    /// Weight decay on weights (not biases).
+    pub weight_decay: f64,
+    /// Biases use `bias_lr_mult * lr` and no decay (paper: 2x).
+    pub bias_lr_mult: f64,
+    /// Iterations at which the learning rate is multiplied by `gamma`.
+    pub lr_drops: Vec<usize>,
+    pub gamma: f64,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        Self {
+            lr: 1e-3,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            bias_lr_mult: 2.0,
+            lr_drops: vec![],
+            gamma: 0.1,
+        }
+    }
+}
+
+impl OptimConfig {
+    /// The learning rate at `iteration` (0-based) of the step schedule.
+    pub fn lr_at(&self, iteration: usize) -> f64 {
+        let drops = self.lr_drops.iter().filter(|&&d| iteration >= d).count();
+        self.lr * self.gamma.powi(drops as i32)
+    }
+}
+
+/// Everything a pretraining run needs, saved as RUN_DIR/config.toml.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PretrainConfig {
+    /// Total iterations (batches).
+    pub iterations: usize,
+    pub seed: u64,
+    /// Write RUN_DIR/checkpoints/last.* every this many iterations (and at the end).
+    pub checkpoint_every: usize,
+    /// Keep RUN_DIR/checkpoints/iter-<N>.safetensors at these iterations.
+    pub snapshots: Vec<usize>,
+    /// Average and log metrics every this many iterations.
+    pub log_every: usize,
+    /// libtorch intra-op threads (0: libtorch's default).
+    pub threads: usize,
+    pub model: ModelConfig,
+    pub optim: OptimConfig,
+    pub data: PipelineConfig,
+    pub targets: TargetConfig,
+}
+
+impl Default for PretrainConfig {
+    fn default() -> Self {
+        Self {
+            iterations: 2_000_000,
+            seed: 0,
+            checkpoint_every: 1000,
+            snapshots: vec![],
+            log_every: 20,
+            threads: 0,
+            model: ModelConfig::default(),
+            optim: OptimConfig {
+                lr_drops: vec![1_000_000, 1_500_000, 1_750_000],
+                ..OptimConfig::default()
+            },
+            data: PipelineConfig::default(),
+            targets: TargetConfig::default(),
+        }
+    }
+}
+
+/// The presets shipped in `presets/`, compiled into the binary.
+pub const PRESETS: [(&str, &str); 5] = [
+    (
+        "paper-vgg16",
+        include_str!("../../../presets/paper-vgg16.toml"),
+    ),
+    ("cpu-small", include_str!("../../../presets/cpu-small.toml")),
+    (
+        "cpu-small-lab",
+        include_str!("../../../presets/cpu-small-lab.toml"),
+    ),
+    (
+        "paper-resnet152",
+        include_str!("../../../presets/paper-resnet152.toml"),
+    ),
+    (
+        "cpu-resnet18",
+        include_str!("../../../presets/cpu-resnet18.toml"),
+    ),
+];
+
+impl PretrainConfig {
+    /// A preset by name.
+    pub fn preset(name: &str) -> Result<Self, NnError> {
+        let text = PRESETS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| *t)
+            .ok_or_else(|| NnError::UnknownPreset(name.into(), PRESETS.map(|p| p.0).join(", ")))?;
+        Self::from_toml(text).map_err(|e| NnError::Config(format!("preset {name}: {e}")))
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, NnError> {
+        let cfg: Self = toml::from_str(text).map_err(|e| NnError::Config(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serialises")
+    }
+
+    pub fn validate(&self) -> Result<(), NnError> {
+        self.data.validate()?;
+        self.targets
+            .validate()
+            .map_err(|e| NnError::Config(e.to_string()))?;
+        if self.iterations == 0 || self.checkpoint_every == 0 || self.log_every == 0 {
+            return Err(NnError::Config(
+                "iterations, checkpoint_every and log_every must be positive".into(),
+            ));
+        }
+        if !(self.model.width > 0.0) {
+            return Err(NnError::Config("model.width must be positive".into()));
+        }
+        if !(0.0..1.0).contains(&self.model.dropout) {
+            return Err(NnError::Config("model.dropout must be in [0, 1)".into()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,154 @@
+//! `colorproxy bench ...`: throughput against reference implementations run in the same command.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use colorproxy_color::TargetConfig;
+use colorproxy_data::{
+    AugmentConfig, BatchLoader, DataPosition, ImageSource, PipelineConfig, PretrainData,
+};
+
+use crate::cli::BenchDataArgs;
+
+/// The repository root this binary was built from (for bench/ scripts and the .venv).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A file of the repository: relative to the current folder if it exists there, else to the
+/// repository the binary was built from.
+pub fn repo_file(rel: &str) -> PathBuf {
+    let here = Path::new(rel);
+    if here.exists() {
+        here.to_owned()
+    } else {
+        repo_root().join(rel)
+    }
+}
+
+/// A Python interpreter that can import `modules`: the one given, else the project's .venv, else
+/// python3. None if none can.
+pub fn find_python(given: Option<&Path>, modules: &str) -> Option<PathBuf> {
+    let candidates: Vec<PathBuf> = match given {
+        Some(p) => vec![p.to_owned()],
+        None => vec![repo_file(".venv/bin/python"), PathBuf::from("python3")],
+    };
+    candidates.into_iter().find(|py| {
+        Command::new(py)
+            .args(["-c", &format!("import {modules}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    })
+}
+
+/// Images per second of the Rust pipeline with `threads` workers over `count` images.
+fn rust_rate(src: &ImageSource, a: &BenchDataArgs, threads: usize) -> anyhow::Result<f64> {
+    let batch = 8;
+    let pipe = PipelineConfig {
+        batch_size: batch,
+        points: a.points,
+        border: a.border,
+        augment: AugmentConfig {
+            crop: a.size,
+            short_side_min: a.short_min,
+            short_side_max: a.short_max,
+            mirror: true,
+        },
+        workers: threads,
+        prefetch: 2,
+        ..PipelineConfig::default()
+    };
+    let data = Arc::new(PretrainData::new(
+        src.clone(),
+        pipe,
+        TargetConfig::default(),
+        0,
+    )?);
+    let batches = a.count.div_ceil(batch);
+    let t = Instant::now();
+    for (_, b) in BatchLoader::new(data, DataPosition::default())?.take(batches) {
+        b?;
+    }
+    Ok((batches * batch) as f64 / t.elapsed().as_secs_f64())
+}
+
+pub fn data(a: BenchDataArgs) -> anyhow::Result<()> {
+    let src = ImageSource::open(&a.images)?;
+    // Warm the page cache so the first measurement does not pay for disk reads.
+    for f in src.files.iter().take(a.count) {
+        let _ = std::fs::read(f);
+    }
+    let r1 = rust_rate(&src, &a, 1)?;
+    let r2 = rust_rate(&src, &a, 2)?;
+    let mut py_rate = None;
+    if !a.no_reference {
+        if let Some(py) = find_python(a.python.as_deref(), "PIL, numpy") {
+            let script = repo_file("bench/data_ref.py");
+            let n = a.count.min(100);
+            let out = Command::new(&py)
+                .arg(&script)
+                .args([
+                    "--images",
+                    &a.images.to_string_lossy(),
+                    "--count",
+                    &n.to_string(),
+                ])
+                .args([
+                    "--size",
+                    &a.size.to_string(),
+                    "--short-min",
+                    &a.short_min.to_string(),
+                ])
+                .args([
+                    "--short-max",
+                    &a.short_max.to_string(),
+                    "--points",
+                    &a.points.to_string(),
+                ])
+                .args(["--border", &a.border.to_string()])
+                .output()
+                .with_context(|| format!("running {} {}", py.display(), script.display()))?;
+            anyhow::ensure!(
+                out.status.success(),
+                "{} failed: {}",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let v: serde_json::Value =
+                serde_json::from_slice(&out.stdout).context("reading the reference's JSON")?;
+            py_rate = v["images_per_s"].as_f64();
+        } else {
+            eprintln!(
+                "no Python with Pillow and numpy found: reference skipped (run scripts/setup.sh)"
+            );
+        }
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "size": a.size, "points": a.points,
+                "rust_images_per_s_1_thread": r1, "rust_images_per_s_2_threads": r2,
+                "python_images_per_s_1_process": py_rate,
+                "ratio_per_core": py_rate.map(|p| r1 / p),
+            })
+        );
+    } else {
+        println!(
+            "data pipeline, crop {}, {} points/image, shorter side [{}, {}]",
+            a.size, a.points, a.short_min, a.short_max
+        );
+        println!("  colorproxy, 1 thread : {r1:8.1} images/s");
+        println!("  colorproxy, 2 threads: {r2:8.1} images/s");
+        if let Some(p) = py_rate {
+            println!("  Python reference (Pillow + numpy), 1 process: {p:8.1} images/s");
+            println!("  ratio per core: {:.2}x", r1 / p);
+        }
+    }
+    Ok(())
+}

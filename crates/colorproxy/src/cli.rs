@@ -1,0 +1,154 @@
+//! Command-line interface (clap derive).
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "colorproxy",
+    version,
+    about = "Colorization as a proxy task for visual understanding (Larsson et al., CVPR 2017)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Colour targets (hue/chroma histograms, loss weights, Lab) of an image at given points.
+    Targets(TargetsArgs),
+    /// Inspect datasets.
+    Data {
+        #[command(subcommand)]
+        what: DataWhat,
+    },
+    /// Pretrain a network from scratch to predict colour from grayscale.
+    Pretrain(PretrainArgs),
+    /// Benchmarks against reference implementations, run in the same command.
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TargetsArgs {
+    /// The image (used as it is: no augmentation).
+    #[arg(long)]
+    pub image: PathBuf,
+    /// A point as Y,X in pixels (repeatable).
+    #[arg(long = "point", value_name = "Y,X", required = true)]
+    pub points: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also draw the image, its gray input and the histograms at each point to this PNG.
+    #[arg(long, value_name = "OUT")]
+    pub png: Option<PathBuf>,
+    /// Target constants as a TOML file (defaults: the authors' values).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PretrainArgs {
+    /// A built-in preset: paper-vgg16, cpu-small, cpu-small-lab, paper-resnet152, cpu-resnet18.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// A config TOML file (e.g. a run's config.toml).
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
+    /// Unlabelled images: a folder (recursive) or a file list.
+    #[arg(long)]
+    pub data: std::path::PathBuf,
+    /// Run folder: config.toml, metrics.jsonl, checkpoints/, loss.png.
+    #[arg(long)]
+    pub out: std::path::PathBuf,
+    /// Total iterations (overrides the config).
+    #[arg(long)]
+    pub iterations: Option<usize>,
+    /// Continue from RUN_DIR/checkpoints/last.* to the same result as an uninterrupted run.
+    #[arg(long)]
+    pub resume: bool,
+    /// cpu, cuda or cuda:N (default: cuda if available, else cpu).
+    #[arg(long)]
+    pub device: Option<String>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Data worker threads (0: all cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// libtorch threads (0: libtorch's default).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataWhat {
+    /// Decode every image: how many are usable, what was skipped and why, sizes, achromatic share.
+    Check(DataCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DataCheckArgs {
+    /// Image folder (recursive) or file list.
+    pub dir: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+    /// Mean chroma below which an image counts as achromatic.
+    #[arg(long, default_value_t = 0.02)]
+    pub achromatic_threshold: f32,
+    /// Skip images whose shorter side is below this.
+    #[arg(long, default_value_t = 32)]
+    pub min_side: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchWhat {
+    /// Pretraining data pipeline throughput at 1 and 2 threads, and the ratio to the Python
+    /// reference (bench/data_ref.py) when Python with Pillow and numpy is available.
+    Data(BenchDataArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchDataArgs {
+    /// Image folder (recursive) or file list.
+    #[arg(long)]
+    pub images: PathBuf,
+    /// Images to process per measurement.
+    #[arg(long, default_value_t = 200)]
+    pub count: usize,
+    /// Crop side (the paper: 352).
+    #[arg(long, default_value_t = 352)]
+    pub size: u32,
+    #[arg(long, default_value_t = 352)]
+    pub short_min: u32,
+    #[arg(long, default_value_t = 600)]
+    pub short_max: u32,
+    #[arg(long, default_value_t = 128)]
+    pub points: usize,
+    #[arg(long, default_value_t = 96)]
+    pub border: usize,
+    /// Python interpreter for the reference (default: the project's .venv, else python3).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// Skip the Python reference.
+    #[arg(long)]
+    pub no_reference: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `Y,X` into pixel coordinates.
+pub fn parse_point(s: &str) -> anyhow::Result<(usize, usize)> {
+    let (y, x) = s
+        .split_once(',')
+        .ok_or_else(|| anyhow::anyhow!("point {s:?}: expected Y,X (e.g. 120,64)"))?;
+    let p = |v: &str| -> anyhow::Result<usize> {
+        v.trim()
+            .parse::<usize>()
+            .map_err(|_| anyhow::anyhow!("point {s:?}: {v:?} is not a non-negative integer"))
+    };
+    Ok((p(y)?, p(x)?))
+}

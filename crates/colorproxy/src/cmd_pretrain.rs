@@ -1,0 +1,124 @@
+//! `colorproxy pretrain`: colorization pretraining (the paper's section 3).
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::Context;
+use colorproxy_nn::pretrain::{read_metrics, Metrics, PretrainRun, RunPaths, TrainObserver};
+use colorproxy_nn::{parse_device, PretrainConfig};
+use indicatif::ProgressBar;
+
+use crate::cli::PretrainArgs;
+use crate::{draw, progress};
+
+/// Resolves the config: preset or file, then command-line overrides.
+pub fn resolve_config(a: &PretrainArgs) -> anyhow::Result<PretrainConfig> {
+    let mut cfg = match (&a.preset, &a.config) {
+        (Some(p), None) => PretrainConfig::preset(p)?,
+        (None, Some(f)) => PretrainConfig::from_toml(
+            &std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+        )
+        .with_context(|| format!("{}: invalid config", f.display()))?,
+        (None, None) => PretrainConfig::preset("cpu-small")?,
+        (Some(_), Some(_)) => anyhow::bail!("give --preset or --config, not both"),
+    };
+    if let Some(n) = a.iterations {
+        cfg.iterations = n;
+    }
+    if let Some(s) = a.seed {
+        cfg.seed = s;
+    }
+    if let Some(w) = a.workers {
+        cfg.data.workers = w;
+    }
+    if let Some(t) = a.threads {
+        cfg.threads = t;
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+struct Bar(ProgressBar);
+
+impl TrainObserver for Bar {
+    fn start(&mut self, start: usize, total: usize) {
+        self.0.set_length(total as u64);
+        self.0.set_position(start as u64);
+        self.0.reset_eta();
+    }
+    fn step(&mut self, it: usize, loss: f64, ips: f64) {
+        self.0.set_position(it as u64);
+        self.0
+            .set_message(format!("loss {loss:.4} | {ips:.1} img/s"));
+    }
+    fn message(&mut self, msg: &str) {
+        self.0.println(msg);
+    }
+}
+
+/// The loss curve of a run as a PNG (loss in blue; hue KL in orange, chroma KL in green).
+pub fn loss_curve(metrics: &[Metrics], out: &std::path::Path) -> anyhow::Result<()> {
+    let s = |f: fn(&Metrics) -> f64| {
+        metrics
+            .iter()
+            .map(|m| (m.iteration as f64, f(m)))
+            .collect::<Vec<_>>()
+    };
+    let mut series = vec![(s(|m| m.loss), [30, 90, 200])];
+    if metrics.iter().any(|m| m.hue_kl > 0.0) {
+        series.push((s(|m| m.hue_kl), [240, 140, 20]));
+        series.push((s(|m| m.chroma_kl), [40, 160, 60]));
+    }
+    draw::line_plot(&series, 640, 360)
+        .save(out)
+        .with_context(|| format!("writing {}", out.display()))?;
+    Ok(())
+}
+
+pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
+    let cfg = resolve_config(&a)?;
+    let device = parse_device(a.device.as_deref())?;
+    let interrupt = Arc::new(AtomicBool::new(false));
+    {
+        let flag = interrupt.clone();
+        // A second Ctrl-C while the checkpoint is written is ignored; the write is atomic anyway.
+        let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
+    }
+    let pb = progress::bar(cfg.iterations as u64, "pretrain");
+    pb.println(format!(
+        "pretrain {} (width {}), {} iterations of batch {} at {}x{}, on {:?} -> {}",
+        cfg.model.arch,
+        cfg.model.width,
+        cfg.iterations,
+        cfg.data.batch_size,
+        cfg.data.augment.crop,
+        cfg.data.augment.crop,
+        device,
+        a.out.display()
+    ));
+    let mut obs = Bar(pb.clone());
+    let summary = PretrainRun {
+        config: cfg,
+        data_dir: a.data.clone(),
+        out: a.out.clone(),
+        resume: a.resume,
+        device,
+        interrupt,
+        observer: &mut obs,
+    }
+    .run()?;
+    pb.finish_and_clear();
+    let paths = RunPaths::new(&a.out);
+    let metrics = read_metrics(&paths.metrics())?;
+    loss_curve(&metrics, &a.out.join("loss.png"))?;
+    let first = metrics.first().map(|m| m.loss).unwrap_or(f64::NAN);
+    let last = metrics.last().map(|m| m.loss).unwrap_or(f64::NAN);
+    println!(
+        "{} at iteration {} after {:.1}s: loss {first:.4} (first log) -> {last:.4} (last), {} images skipped; {}",
+        if summary.interrupted { "interrupted" } else { "done" },
+        summary.iterations_done,
+        summary.seconds,
+        summary.skipped_images,
+        paths.last_weights().display()
+    );
+    Ok(())
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Sets up libtorch (scripts/setup.sh, idempotent) and runs the whole test suite.
+# Tests that use the real photos of ../shared/data read its path from COLORPROXY_SHARED_DATA.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+scripts/setup.sh
+if [[ -z "${COLORPROXY_SHARED_DATA:-}" && -d "$root/../shared/data" ]]; then
+  export COLORPROXY_SHARED_DATA="$root/../shared/data"
+fi
+# Two cores: keep libtorch's own thread pool from oversubscribing the test threads.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+cargo test --workspace --release "$@"
