@@ -6,6 +6,7 @@ use tch::Tensor;
 
 use crate::bn::ParamFreeBatchNorm;
 use crate::config::ModelConfig;
+use crate::init::keyed_dropout;
 use crate::NnError;
 
 /// A layer's output offered to the hypercolumn: its name (the paper's), the feature map
@@ -139,8 +140,9 @@ impl Vgg16 {
         v
     }
 
-    /// All taps for input `[B, 1, H, W]` (H, W multiples of 32 for exact scales).
-    pub fn forward_taps(&self, x: &Tensor, train: bool) -> Vec<Tap> {
+    /// All taps for input `[B, 1, H, W]` (H, W multiples of 32 for exact scales); `key` seeds
+    /// the dropout masks (see [`keyed_dropout`]).
+    pub fn forward_taps(&self, x: &Tensor, train: bool, key: u64) -> Vec<Tap> {
         let mut taps = vec![Tap {
             name: "data",
             features: x.shallow_clone(),
@@ -162,23 +164,15 @@ impl Vgg16 {
             }
         }
         // Dropout after fc6 and fc7; as Caffe's in-place dropout, the hypercolumn sees it too.
-        let f6 = self
-            .fc6
-            .1
-            .forward(&self.fc6.0.forward(&h), train)
-            .relu()
-            .dropout(self.dropout, train);
+        let f6 = self.fc6.1.forward(&self.fc6.0.forward(&h), train).relu();
+        let f6 = keyed_dropout(&f6, self.dropout, key ^ 0x6, train);
         taps.push(Tap {
             name: "fc6",
             features: f6.shallow_clone(),
             scale: 32,
         });
-        let f7 = self
-            .fc7
-            .1
-            .forward(&self.fc7.0.forward(&f6), train)
-            .relu()
-            .dropout(self.dropout, train);
+        let f7 = self.fc7.1.forward(&self.fc7.0.forward(&f6), train).relu();
+        let f7 = keyed_dropout(&f7, self.dropout, key ^ 0x7, train);
         taps.push(Tap {
             name: "fc7",
             features: f7,
@@ -348,9 +342,9 @@ impl Backbone {
         }
     }
 
-    pub fn forward_taps(&self, x: &Tensor, train: bool) -> Vec<Tap> {
+    pub fn forward_taps(&self, x: &Tensor, train: bool, key: u64) -> Vec<Tap> {
         match self {
-            Self::Vgg16(v) => v.forward_taps(x, train),
+            Self::Vgg16(v) => v.forward_taps(x, train, key),
             Self::ResNet(r) => r.forward_taps(x, train),
         }
     }

@@ -70,9 +70,14 @@ impl ColorHead {
         }
     }
 
-    /// `x`: `[N, C]` hypercolumns.
-    pub fn forward(&self, x: &Tensor, train: bool) -> HeadOutput {
-        let h = self.fc1.forward(x).relu().dropout(self.dropout, train);
+    /// `x`: `[N, C]` hypercolumns; `key` seeds the dropout mask.
+    pub fn forward(&self, x: &Tensor, train: bool, key: u64) -> HeadOutput {
+        let h = crate::init::keyed_dropout(
+            &self.fc1.forward(x).relu(),
+            self.dropout,
+            key ^ 0x48,
+            train,
+        );
         match (&self.hue, &self.chroma, &self.ab) {
             (Some(hu), Some(ch), _) => HeadOutput::Histogram {
                 hue: hu.forward(&h),

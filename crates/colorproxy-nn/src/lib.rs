@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod head;
 pub mod hypercolumn;
+pub mod init;
 pub mod loss;
 pub mod model;
 pub mod optim;

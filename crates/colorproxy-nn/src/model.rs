@@ -30,12 +30,13 @@ pub struct LossParts {
 }
 
 impl ColorizationNet {
-    /// Builds the network on `device` with the global libtorch RNG (seed it first).
+    /// Builds the network on `device`, initialised from `seed` (see [`crate::init::initialize`]).
     pub fn new(
         cfg: &ModelConfig,
         hue_bins: i64,
         chroma_bins: i64,
         device: Device,
+        seed: u64,
     ) -> Result<Self, NnError> {
         let vs = nn::VarStore::new(device);
         let backbone = Backbone::new(&vs.root(), cfg)?;
@@ -57,6 +58,7 @@ impl ColorizationNet {
             cin += spec.1;
         }
         let head = ColorHead::new(vs.root() / "head", cin, cfg, hue_bins, chroma_bins);
+        crate::init::initialize(&vs, cfg, seed);
         Ok(Self {
             vs,
             backbone,
@@ -67,14 +69,15 @@ impl ColorizationNet {
     }
 
     /// Head outputs at the points: `input` `[B, 1, S, S]`, `points` `[B, P, 2]` (y, x).
-    pub fn forward(&self, input: &Tensor, points: &Tensor, train: bool) -> HeadOutput {
-        let taps = self.backbone.forward_taps(input, train);
+    /// `key` seeds the dropout masks (use [`crate::init::dropout_key`]).
+    pub fn forward(&self, input: &Tensor, points: &Tensor, train: bool, key: u64) -> HeadOutput {
+        let taps = self.backbone.forward_taps(input, train, key);
         let hc = self.hypercolumn.forward(&taps, points);
-        self.head.forward(&hc, train)
+        self.head.forward(&hc, train, key)
     }
 
     /// The loss of a batch (moved to the network's device).
-    pub fn batch_loss(&self, batch: &ColorBatch, train: bool) -> LossParts {
+    pub fn batch_loss(&self, batch: &ColorBatch, train: bool, key: u64) -> LossParts {
         let dev = self.vs.device();
         let (b, s, p) = (
             batch.batch as i64,
@@ -85,7 +88,7 @@ impl ColorizationNet {
             .reshape([b, 1, s, s])
             .to_device(dev);
         let points = points_tensor(&batch.points, b, p).to_device(dev);
-        match self.forward(&input, &points, train) {
+        match self.forward(&input, &points, train, key) {
             HeadOutput::Histogram { hue, chroma } => {
                 let t = |v: &[f32], k: usize| {
                     Tensor::from_slice(v)

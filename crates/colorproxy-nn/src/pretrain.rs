@@ -116,12 +116,12 @@ fn io_err(path: &Path, e: std::io::Error) -> NnError {
 
 /// Builds the network and optimiser for a config (seeded).
 pub fn build(cfg: &PretrainConfig, device: Device) -> Result<(ColorizationNet, Sgd), NnError> {
-    tch::manual_seed(cfg.seed as i64);
     let net = ColorizationNet::new(
         &cfg.model,
         cfg.targets.hue_bins as i64,
         cfg.targets.chroma_bins as i64,
         device,
+        cfg.seed,
     )?;
     let named: BTreeMap<_, _> = net
         .vs
@@ -273,15 +273,14 @@ impl PretrainRun<'_> {
             }
             state.skipped_images += batch.skipped.len();
             let it = state.iteration;
-            // Dropout randomness is a function of (seed, iteration): resume gives the same masks.
-            tch::manual_seed(
-                (cfg.seed as i64)
-                    .wrapping_mul(1_000_003)
-                    .wrapping_add(it as i64),
-            );
             let lr = cfg.optim.lr_at(it);
             sgd.zero_grad();
-            let parts = net.batch_loss(&batch, true);
+            // Dropout masks are a function of (seed, iteration): a resume gives the same masks.
+            let parts = net.batch_loss(
+                &batch,
+                true,
+                crate::init::dropout_key(cfg.seed, it as u64, 0),
+            );
             let loss = parts.total.double_value(&[]);
             if !loss.is_finite() {
                 return Err(NnError::NonFiniteLoss {
