@@ -7,6 +7,8 @@
 # point COLORPROXY_LIBTORCH at it, e.g.
 #   COLORPROXY_LIBTORCH=/opt/torch/.venv/lib/python3.12/site-packages/torch scripts/setup.sh
 # which only writes the .libtorch link to that directory.
+#
+# scripts/setup.sh --bench also installs what `import torch` needs (the PyTorch reference benchmarks).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -31,6 +33,13 @@ if [[ ! -f "$stamp" ]]; then
     "typing-extensions>=4.10" "sympy>=1.13.3" filelock "networkx>=2.5.1" jinja2 "fsspec>=0.8.5" \
     "setuptools<82" numpy pillow
   touch "$stamp"
+fi
+if [[ "${1:-}" == "--bench" && ! -f .venv/.colorproxy-bench-v1 ]]; then
+  # The PyTorch reference of `colorproxy bench pretrain` imports torch, which loads libtorch_cuda and
+  # so needs all of torch's NVIDIA wheels (about 3 GB), even on CPU.
+  echo "setup: installing torch 2.11.0 with all its dependencies for the PyTorch reference benchmarks"
+  .venv/bin/pip install --quiet --disable-pip-version-check "torch==2.11.0"
+  touch .venv/.colorproxy-bench-v1
 fi
 site="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 ln -sfn "$site/torch" .libtorch

@@ -52,7 +52,7 @@ impl TargetConfig {
                 "hue_bins and chroma_bins must be >= 2".into(),
             ));
         }
-        if self.window == 0 || self.window % 2 == 0 {
+        if self.window == 0 || self.window.is_multiple_of(2) {
             return Err(ColorError::BadConfig(format!(
                 "window must be odd and >= 1, got {}",
                 self.window

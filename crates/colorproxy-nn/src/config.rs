@@ -194,7 +194,7 @@ impl PretrainConfig {
                 "iterations, checkpoint_every and log_every must be positive".into(),
             ));
         }
-        if !(self.model.width > 0.0) {
+        if self.model.width.is_nan() || self.model.width <= 0.0 {
             return Err(NnError::Config("model.width must be positive".into()));
         }
         if !(0.0..1.0).contains(&self.model.dropout) {

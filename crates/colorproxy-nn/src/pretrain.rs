@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use colorproxy_data::{BatchLoader, DataPosition, ImageSource, PretrainData};
+use colorproxy_data::{BatchLoader, ColorBatch, DataPosition, ImageSource, PretrainData};
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
@@ -111,6 +111,36 @@ fn io_err(path: &Path, e: std::io::Error) -> NnError {
     NnError::File {
         path: path.to_owned(),
         msg: e.to_string(),
+    }
+}
+
+/// The scalar results of one step.
+pub struct StepResult {
+    pub loss: f64,
+    pub hue_kl: f64,
+    pub chroma_kl: f64,
+}
+
+/// One SGD step on a batch: forward, loss, backward, update (skipped if the loss is not finite).
+/// Dropout masks come from `key`.
+pub fn train_step(
+    net: &ColorizationNet,
+    sgd: &mut Sgd,
+    batch: &ColorBatch,
+    lr: f64,
+    key: u64,
+) -> StepResult {
+    sgd.zero_grad();
+    let parts = net.batch_loss(batch, true, key);
+    let loss = parts.total.double_value(&[]);
+    if loss.is_finite() {
+        parts.total.backward();
+        sgd.step(lr);
+    }
+    StepResult {
+        loss,
+        hue_kl: parts.hue_kl,
+        chroma_kl: parts.chroma_kl,
     }
 }
 
@@ -274,22 +304,20 @@ impl PretrainRun<'_> {
             state.skipped_images += batch.skipped.len();
             let it = state.iteration;
             let lr = cfg.optim.lr_at(it);
-            sgd.zero_grad();
-            // Dropout masks are a function of (seed, iteration): a resume gives the same masks.
-            let parts = net.batch_loss(
+            let parts = train_step(
+                &net,
+                &mut sgd,
                 &batch,
-                true,
+                lr,
                 crate::init::dropout_key(cfg.seed, it as u64, 0),
             );
-            let loss = parts.total.double_value(&[]);
+            let loss = parts.loss;
             if !loss.is_finite() {
                 return Err(NnError::NonFiniteLoss {
                     iteration: it,
                     value: loss,
                 });
             }
-            parts.total.backward();
-            sgd.step(lr);
             state.iteration += 1;
             state.data = pos.next(data.batches_per_epoch());
             last_loss = Some(loss);
@@ -301,7 +329,7 @@ impl PretrainRun<'_> {
                 b * state.iteration.saturating_sub(0) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
             self.observer.step(state.iteration, loss, ips);
             let done = state.iteration == cfg.iterations;
-            if state.iteration % cfg.log_every == 0 || done {
+            if state.iteration.is_multiple_of(cfg.log_every) || done {
                 let n = window.3 as f64;
                 let m = Metrics {
                     iteration: state.iteration,
@@ -323,7 +351,7 @@ impl PretrainRun<'_> {
             if cfg.snapshots.contains(&state.iteration) {
                 checkpoint::save_weights(&net.vs, &paths.snapshot(state.iteration))?;
             }
-            if state.iteration % cfg.checkpoint_every == 0 || done {
+            if state.iteration.is_multiple_of(cfg.checkpoint_every) || done {
                 save_checkpoint(&paths, &net, &sgd, &state)?;
             }
         }

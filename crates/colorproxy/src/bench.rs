@@ -152,3 +152,147 @@ pub fn data(a: BenchDataArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Images per second of `steps` training steps (after `warmup`), compute only (one batch reused)
+/// or end to end (the loader feeding every step).
+fn rust_pretrain_rates(
+    cfg: &colorproxy_nn::PretrainConfig,
+    images: &Path,
+    device: tch::Device,
+    steps: usize,
+    warmup: usize,
+) -> anyhow::Result<(f64, f64)> {
+    use colorproxy_nn::pretrain::{build, train_step};
+    let source = ImageSource::open(images)?;
+    let data = Arc::new(PretrainData::new(
+        source,
+        cfg.data.clone(),
+        cfg.targets.clone(),
+        cfg.seed,
+    )?);
+    let b = cfg.data.batch_size as f64;
+    let lr = cfg.optim.lr;
+    // Compute only.
+    let (net, mut sgd) = build(cfg, device)?;
+    let batch = BatchLoader::new(data.clone(), DataPosition::default())?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no batch"))?
+        .1?;
+    for i in 0..warmup {
+        train_step(&net, &mut sgd, &batch, lr, i as u64);
+    }
+    sync(device);
+    let t = Instant::now();
+    for i in 0..steps {
+        train_step(&net, &mut sgd, &batch, lr, i as u64);
+    }
+    sync(device);
+    let compute = b * steps as f64 / t.elapsed().as_secs_f64();
+    // End to end.
+    let (net, mut sgd) = build(cfg, device)?;
+    let mut loader = BatchLoader::new(data, DataPosition::default())?;
+    let mut t = Instant::now();
+    for i in 0..warmup + steps {
+        if i == warmup {
+            sync(device);
+            t = Instant::now();
+        }
+        let batch = loader
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("loader stopped"))?
+            .1?;
+        train_step(&net, &mut sgd, &batch, lr, i as u64);
+    }
+    sync(device);
+    let e2e = b * steps as f64 / t.elapsed().as_secs_f64();
+    Ok((compute, e2e))
+}
+
+fn sync(device: tch::Device) {
+    if let tch::Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+pub fn pretrain(a: crate::cli::BenchPretrainArgs) -> anyhow::Result<()> {
+    let mut cfg = colorproxy_nn::PretrainConfig::preset(&a.preset)?;
+    cfg.data.workers = a.threads;
+    tch::set_num_threads(a.threads as i32);
+    let device = colorproxy_nn::parse_device(a.device.as_deref())?;
+    let (compute, e2e) = rust_pretrain_rates(&cfg, &a.images, device, a.steps, a.warmup)?;
+    let mut reference = None;
+    if !a.no_reference {
+        match find_python(a.python.as_deref(), "torch, PIL, numpy") {
+            Some(py) => {
+                let script = repo_file("bench/pretrain_ref.py");
+                let m = &cfg.model;
+                let d = &cfg.data;
+                let width = m.width.to_string();
+                let args: Vec<String> = vec![
+                    script.to_string_lossy().into_owned(),
+                    "--images".into(),
+                    a.images.to_string_lossy().into_owned(),
+                    "--steps".into(),
+                    a.steps.to_string(),
+                    "--warmup".into(),
+                    a.warmup.to_string(),
+                    "--width".into(),
+                    width,
+                    "--fc".into(),
+                    m.fc_channels.to_string(),
+                    "--hidden".into(),
+                    m.head_hidden.to_string(),
+                    "--crop".into(),
+                    d.augment.crop.to_string(),
+                    "--batch".into(),
+                    d.batch_size.to_string(),
+                    "--points".into(),
+                    d.points.to_string(),
+                    "--border".into(),
+                    d.border.to_string(),
+                    "--short-min".into(),
+                    d.augment.short_side_min.to_string(),
+                    "--short-max".into(),
+                    d.augment.short_side_max.to_string(),
+                    "--lr".into(),
+                    cfg.optim.lr.to_string(),
+                    "--threads".into(),
+                    a.threads.to_string(),
+                ];
+                let out = Command::new(&py).args(&args).output().with_context(|| format!("running {}", script.display()))?;
+                anyhow::ensure!(out.status.success(), "{} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr));
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("reading the reference's JSON")?;
+                reference = Some((v["compute_images_per_s"].as_f64().unwrap_or(f64::NAN), v["e2e_images_per_s"].as_f64().unwrap_or(f64::NAN)));
+            }
+            None => eprintln!("no Python with torch, Pillow and numpy found: PyTorch reference skipped (scripts/setup.sh --bench installs it)"),
+        }
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "preset": a.preset, "device": format!("{device:?}"), "threads": a.threads, "steps": a.steps,
+                "colorproxy_compute_images_per_s": compute, "colorproxy_e2e_images_per_s": e2e,
+                "pytorch_compute_images_per_s": reference.map(|r| r.0), "pytorch_e2e_images_per_s": reference.map(|r| r.1),
+                "compute_ratio": reference.map(|r| compute / r.0), "e2e_ratio": reference.map(|r| e2e / r.1),
+            })
+        );
+    } else {
+        println!(
+            "pretrain step, preset {} on {device:?}, {} threads, {} timed steps",
+            a.preset, a.threads, a.steps
+        );
+        println!(
+            "  colorproxy: compute only {compute:8.1} images/s, end to end {e2e:8.1} images/s"
+        );
+        if let Some((c, e)) = reference {
+            println!("  PyTorch   : compute only {c:8.1} images/s, end to end {e:8.1} images/s");
+            println!(
+                "  ratio colorproxy/PyTorch: compute only {:.3}, end to end {:.3}",
+                compute / c,
+                e2e / e
+            );
+        }
+    }
+    Ok(())
+}

@@ -109,6 +109,33 @@ pub enum BenchWhat {
     /// Pretraining data pipeline throughput at 1 and 2 threads, and the ratio to the Python
     /// reference (bench/data_ref.py) when Python with Pillow and numpy is available.
     Data(BenchDataArgs),
+    /// Pretraining images/s (compute only and end to end) against the PyTorch reference
+    /// (bench/pretrain_ref.py: same network, loss and batch; DataLoader with 2 workers).
+    Pretrain(BenchPretrainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchPretrainArgs {
+    #[arg(long, default_value = "cpu-small")]
+    pub preset: String,
+    /// Image folder for the end-to-end measurement.
+    #[arg(long, default_value = "../shared/data/photos/train")]
+    pub images: PathBuf,
+    #[arg(long, default_value_t = 30)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 5)]
+    pub warmup: usize,
+    /// libtorch threads and data workers, the same on both sides.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    #[arg(long)]
+    pub device: Option<String>,
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    #[arg(long)]
+    pub no_reference: bool,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -55,20 +55,19 @@ impl TrainObserver for Bar {
     }
 }
 
-/// The loss curve of a run as a PNG (loss in blue; hue KL in orange, chroma KL in green).
+/// The loss curve of a run as a PNG (loss; hue and chroma KL for the histogram loss).
 pub fn loss_curve(metrics: &[Metrics], out: &std::path::Path) -> anyhow::Result<()> {
-    let s = |f: fn(&Metrics) -> f64| {
-        metrics
-            .iter()
-            .map(|m| (m.iteration as f64, f(m)))
-            .collect::<Vec<_>>()
+    let s = |f: fn(&Metrics) -> f64, colour, label: &str| draw::Series {
+        points: metrics.iter().map(|m| (m.iteration as f64, f(m))).collect(),
+        colour,
+        label: label.into(),
     };
-    let mut series = vec![(s(|m| m.loss), [30, 90, 200])];
+    let mut series = vec![s(|m| m.loss, [30, 90, 200], "loss")];
     if metrics.iter().any(|m| m.hue_kl > 0.0) {
-        series.push((s(|m| m.hue_kl), [240, 140, 20]));
-        series.push((s(|m| m.chroma_kl), [40, 160, 60]));
+        series.push(s(|m| m.hue_kl, [240, 140, 20], "hue KL"));
+        series.push(s(|m| m.chroma_kl, [40, 160, 60], "chroma KL"));
     }
-    draw::line_plot(&series, 640, 360)
+    draw::line_plot(&series, "iteration", 640, 360)
         .save(out)
         .with_context(|| format!("writing {}", out.display()))?;
     Ok(())

@@ -103,9 +103,7 @@ const MARKERS: [[u8; 3]; 6] = [
 /// Image | gray input, each point marked; below, per point: marker colour, hue histogram (bars in
 /// the bin's hue), chroma histogram (bars from gray to saturated).
 fn picture(img: &colorproxy_data::RgbImage8, targets: &[PointTarget]) -> RgbImage {
-    let scale = (320.0 / img.width.max(img.height) as f32)
-        .min(1.0)
-        .max(0.25);
+    let scale = (320.0 / img.width.max(img.height) as f32).clamp(0.25, 1.0);
     let (w, h) = (
         ((img.width as f32 * scale) as u32).max(1),
         ((img.height as f32 * scale) as u32).max(1),

@@ -72,13 +72,32 @@ pub fn bars(
     }
 }
 
-/// A line plot of several series (x, y) on a white canvas with light grid lines; y on a linear
-/// axis from the data's min to max. Returns the picture.
-pub fn line_plot(series: &[(Vec<(f64, f64)>, [u8; 3])], width: u32, height: u32) -> RgbImage {
+/// One plotted series: points `(x, y)`, colour and legend label.
+pub struct Series {
+    pub points: Vec<(f64, f64)>,
+    pub colour: [u8; 3],
+    pub label: String,
+}
+
+/// Formats an axis value compactly.
+fn tick(v: f64) -> String {
+    let a = v.abs();
+    if a >= 10_000.0 {
+        format!("{:.0}K", v / 1000.0)
+    } else if a >= 100.0 || v == v.trunc() {
+        format!("{v:.0}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// A line plot of several series on a white canvas: grid, axis ticks, x label and a legend.
+pub fn line_plot(series: &[Series], x_label: &str, width: u32, height: u32) -> RgbImage {
     let mut img = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
-    let pts = series.iter().flat_map(|s| s.0.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y) in pts {
+    for &(x, y) in series.iter().flat_map(|s| s.points.iter()) {
         if y.is_finite() {
             x0 = x0.min(x);
             x1 = x1.max(x);
@@ -86,30 +105,63 @@ pub fn line_plot(series: &[(Vec<(f64, f64)>, [u8; 3])], width: u32, height: u32)
             y1 = y1.max(y);
         }
     }
-    if x0 >= x1 || y0 > y1 {
+    if x0 > x1 || y0 > y1 {
         return img;
+    }
+    if x0 == x1 {
+        x1 = x0 + 1.0;
     }
     if y0 == y1 {
         y1 = y0 + 1.0;
     }
-    let m = 20i64;
-    let (pw, ph) = (width as i64 - 2 * m, height as i64 - 2 * m);
+    let (ml, mr, mt, mb) = (56i64, 16i64, 16i64, 40i64);
+    let (pw, ph) = (width as i64 - ml - mr, height as i64 - mt - mb);
+    let grey = [225, 225, 225];
     for i in 0..=4 {
-        let gy = m + ph * i / 4;
-        fill_rect(&mut img, m, gy, pw, 1, [225, 225, 225]);
-        let gx = m + pw * i / 4;
-        fill_rect(&mut img, gx, m, 1, ph, [225, 225, 225]);
+        let gy = mt + ph * i / 4;
+        fill_rect(&mut img, ml, gy, pw, 1, grey);
+        let yv = y1 - (y1 - y0) * i as f64 / 4.0;
+        let label = tick(yv);
+        crate::font::text(
+            &mut img,
+            ml - 6 - crate::font::text_width(&label, 1) as i64,
+            gy - 3,
+            &label,
+            1,
+            [60, 60, 60],
+        );
+        let gx = ml + pw * i / 4;
+        fill_rect(&mut img, gx, mt, 1, ph, grey);
+        let xv = x0 + (x1 - x0) * i as f64 / 4.0;
+        let label = tick(xv);
+        crate::font::text(
+            &mut img,
+            gx - crate::font::text_width(&label, 1) as i64 / 2,
+            mt + ph + 6,
+            &label,
+            1,
+            [60, 60, 60],
+        );
     }
-    fill_rect(&mut img, m, m + ph, pw, 1, [0, 0, 0]);
-    fill_rect(&mut img, m, m, 1, ph, [0, 0, 0]);
-    for (s, c) in series {
-        let map = |(x, y): (f64, f64)| {
-            (
-                m as f64 + (x - x0) / (x1 - x0) * pw as f64,
-                m as f64 + (1.0 - (y - y0) / (y1 - y0)) * ph as f64,
-            )
-        };
-        for w in s.windows(2) {
+    fill_rect(&mut img, ml, mt + ph, pw, 1, [0, 0, 0]);
+    fill_rect(&mut img, ml, mt, 1, ph, [0, 0, 0]);
+    let xl = crate::font::text_width(x_label, 1) as i64;
+    crate::font::text(
+        &mut img,
+        ml + pw / 2 - xl / 2,
+        mt + ph + 22,
+        x_label,
+        1,
+        [0, 0, 0],
+    );
+    let map = |(x, y): (f64, f64)| {
+        (
+            ml as f64 + (x - x0) / (x1 - x0) * pw as f64,
+            mt as f64 + (1.0 - (y - y0) / (y1 - y0)) * ph as f64,
+        )
+    };
+    for s in series {
+        for w in s.points.windows(2) {
             if !(w[0].1.is_finite() && w[1].1.is_finite()) {
                 continue;
             }
@@ -118,9 +170,18 @@ pub fn line_plot(series: &[(Vec<(f64, f64)>, [u8; 3])], width: u32, height: u32)
             for i in 0..=n {
                 let t = i as f64 / n as f64;
                 let (x, y) = (a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t);
-                fill_rect(&mut img, x as i64, y as i64, 2, 2, *c);
+                fill_rect(&mut img, x as i64, y as i64, 2, 2, s.colour);
             }
         }
+    }
+    // Legend, top right.
+    let mut ly = mt + 6;
+    for s in series {
+        let w = crate::font::text_width(&s.label, 1) as i64;
+        let lx = ml + pw - w - 24;
+        fill_rect(&mut img, lx, ly + 2, 14, 4, s.colour);
+        crate::font::text(&mut img, lx + 18, ly, &s.label, 1, [0, 0, 0]);
+        ly += 12;
     }
     img
 }

@@ -8,6 +8,7 @@ mod cmd_data;
 mod cmd_pretrain;
 mod cmd_targets;
 mod draw;
+mod font;
 mod progress;
 
 use clap::Parser;
@@ -34,5 +35,8 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         Command::Bench {
             what: BenchWhat::Data(a),
         } => bench::data(a),
+        Command::Bench {
+            what: BenchWhat::Pretrain(a),
+        } => bench::pretrain(a),
     }
 }
