@@ -13,6 +13,7 @@
 pub mod config;
 pub mod hsv;
 pub mod lab;
+pub mod reconstruct;
 pub mod targets;
 
 pub use config::TargetConfig;

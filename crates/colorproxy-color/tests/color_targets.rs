@@ -146,3 +146,70 @@ fn window_is_clipped_at_corners_and_points_outside_are_errors() {
     assert!(t.compute(img, &[(3, 0)]).is_err());
     assert!(RgbView::new(&data, 3, 4).is_err());
 }
+
+/// Round trip: one-hot histograms at a pixel's true hue and chroma bins reconstruct the pixel to
+/// within the bins' quantisation (no fading: a one-hot hue has a full mean resultant anyway).
+pub fn round_trip_error(rgb: [f32; 3]) -> f32 {
+    use colorproxy_color::reconstruct::{pixel_from_hists, ChromaEstimate, ReconstructOptions};
+    let (h, c) = hue_chroma(rgb[0], rgb[1], rgb[2]);
+    let mut hp = vec![0f32; 32];
+    let mut cp = vec![0f32; 32];
+    hp[bin_index(h, 32)] = 1.0;
+    cp[bin_index(c, 32)] = 1.0;
+    let l = (rgb[0] + rgb[1] + rgb[2]) / 3.0;
+    let opts = ReconstructOptions {
+        chroma: ChromaEstimate::Median,
+        chromatic_fading: false,
+        fading_threshold: 0.03,
+    };
+    let out = pixel_from_hists(&hp, &cp, l, &opts);
+    // The output keeps the gray exactly.
+    assert!(((out[0] + out[1] + out[2]) / 3.0 - l).abs() < 1e-5);
+    out.iter()
+        .zip(rgb)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn one_hot_histograms_reconstruct_pixels_within_bin_quantisation() {
+    // Bin widths are 1/32: hue error up to 1/64 of the circle moves a channel by at most
+    // 6 * C / 64 <= 0.094 C, chroma error up to 1/64. Bound: 1/64 + 6/64 * C + clipping slack.
+    let text = include_str!("fixtures/colorsys_hue_chroma.csv");
+    let mut worst = 0f32;
+    for line in text.lines().skip(1) {
+        let v: Vec<f32> = line.split(',').map(|s| s.parse().unwrap()).collect();
+        let rgb = [v[0] / 255.0, v[1] / 255.0, v[2] / 255.0];
+        let (_, c) = hue_chroma(rgb[0], rgb[1], rgb[2]);
+        let err = round_trip_error(rgb);
+        assert!(
+            err <= 1.0 / 64.0 + 6.0 / 64.0 * c + 1.0 / 64.0 + 1e-4,
+            "{rgb:?}: error {err}"
+        );
+        worst = worst.max(err);
+    }
+    assert!(worst < 0.13, "worst {worst}");
+    // Exact hue and chroma (no binning) reconstruct exactly.
+    for line in text.lines().skip(1).take(100) {
+        let v: Vec<f32> = line.split(',').map(|s| s.parse().unwrap()).collect();
+        let rgb = [v[0] / 255.0, v[1] / 255.0, v[2] / 255.0];
+        let (h, c) = hue_chroma(rgb[0], rgb[1], rgb[2]);
+        let out = colorproxy_color::reconstruct::hcl_to_rgb(h, c, (rgb[0] + rgb[1] + rgb[2]) / 3.0);
+        for (a, b) in out.iter().zip(rgb) {
+            assert!((a - b).abs() < 1e-5, "{rgb:?} -> {out:?}");
+        }
+    }
+    // The fading: a uniform hue histogram removes all colour.
+    use colorproxy_color::reconstruct::{pixel_from_hists, ReconstructOptions};
+    let out = pixel_from_hists(
+        &[1.0 / 32.0; 32],
+        &{
+            let mut c = [0f32; 32];
+            c[20] = 1.0;
+            c
+        },
+        0.5,
+        &ReconstructOptions::default(),
+    );
+    assert!(out.iter().all(|&x| (x - 0.5).abs() < 1e-5), "{out:?}");
+}

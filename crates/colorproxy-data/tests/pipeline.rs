@@ -419,3 +419,47 @@ fn shared_photos_decode_and_batch() {
     assert!(b[0].hue_weight.iter().any(|&w| w > 0.5));
     let _ = decode_file(&data.source.files[0], &DecodeLimits::default()).unwrap();
 }
+
+/// Round trip on real photos: one-hot histograms at each pixel's true hue and chroma bins
+/// reconstruct the pixel to within the bins' quantisation (see the colour crate's bound).
+#[test]
+fn shared_photos_round_trip_through_one_hot_histograms() {
+    use colorproxy_color::reconstruct::{pixel_from_hists, ReconstructOptions};
+    use colorproxy_color::{bin_index, hue_chroma};
+    let Some(root) = std::env::var_os("COLORPROXY_SHARED_DATA") else {
+        return;
+    };
+    let src = ImageSource::open(&Path::new(&root).join("photos/val")).unwrap();
+    let opts = ReconstructOptions {
+        chromatic_fading: false,
+        ..ReconstructOptions::default()
+    };
+    let mut checked = 0usize;
+    for f in src.files.iter().take(4) {
+        let img = decode_file(f, &DecodeLimits::default()).unwrap();
+        for p in img.data.chunks(3).step_by(7) {
+            let rgb = [
+                p[0] as f32 / 255.0,
+                p[1] as f32 / 255.0,
+                p[2] as f32 / 255.0,
+            ];
+            let (h, c) = hue_chroma(rgb[0], rgb[1], rgb[2]);
+            let (mut hp, mut cp) = (vec![0f32; 32], vec![0f32; 32]);
+            hp[bin_index(h, 32)] = 1.0;
+            cp[bin_index(c, 32)] = 1.0;
+            let l = (rgb[0] + rgb[1] + rgb[2]) / 3.0;
+            let out = pixel_from_hists(&hp, &cp, l, &opts);
+            let err = out
+                .iter()
+                .zip(rgb)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(
+                err <= 2.0 / 64.0 + 6.0 / 64.0 * c + 1e-4,
+                "{f:?} {rgb:?}: {err}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 10_000);
+}

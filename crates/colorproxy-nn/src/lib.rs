@@ -12,6 +12,7 @@
 pub mod backbone;
 pub mod bn;
 pub mod checkpoint;
+pub mod colorize;
 pub mod config;
 pub mod head;
 pub mod hypercolumn;

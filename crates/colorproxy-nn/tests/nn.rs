@@ -375,6 +375,82 @@ fn cpu_small_learns_on_the_shared_photos() {
     };
     let (first, last) = (mean(&m[..3]), mean(&m[m.len() - 3..]));
     assert!(last < 0.85 * first, "loss {first:.4} -> {last:.4}");
+
+    // The pretrained network colorizes the held-out photos better than leaving them gray.
+    use colorproxy_nn::colorize::{gray_rgb, psnr_rmse, ColorizeOptions, Colorizer};
+    let cfg = PretrainConfig::from_toml(
+        &std::fs::read_to_string(RunPaths::new(tmp.path()).config()).unwrap(),
+    )
+    .unwrap();
+    let opts = ColorizeOptions::for_config(&cfg);
+    let col = Colorizer::load(
+        &RunPaths::new(tmp.path()).last_weights(),
+        cfg,
+        Device::Cpu,
+        opts,
+    )
+    .unwrap();
+    let val = colorproxy_data::ImageSource::open(&Path::new(&root).join("photos/val")).unwrap();
+    let (mut p, mut pg) = (0.0, 0.0);
+    for f in &val.files {
+        let img = colorproxy_data::decode_file(f, &Default::default()).unwrap();
+        let out = col.colorize(&img);
+        p += psnr_rmse(&out.rgb, &img.data).0;
+        pg += psnr_rmse(&gray_rgb(&img), &img.data).0;
+    }
+    let n = val.len() as f64;
+    assert!(
+        p / n > pg / n + 0.2,
+        "colorized PSNR {:.2} dB vs gray {:.2} dB",
+        p / n,
+        pg / n
+    );
+}
+
+#[test]
+fn colorized_output_keeps_the_input_size_and_its_gray_at_every_pixel() {
+    use colorproxy_nn::colorize::{ColorizeOptions, Colorizer};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = tiny_run_config(1);
+    cfg.model.head_init_std = 1.0; // a random network with confident, varied predictions
+    let (net, _) = colorproxy_nn::pretrain::build(&cfg, Device::Cpu).unwrap();
+    let w = tmp.path().join("w.safetensors");
+    colorproxy_nn::checkpoint::save_weights(&net.vs, &w).unwrap();
+    let col = Colorizer::load(
+        &w,
+        cfg.clone(),
+        Device::Cpu,
+        ColorizeOptions::for_config(&cfg),
+    )
+    .unwrap();
+    // Odd sizes, smaller and larger than the processing size.
+    for (wd, ht) in [(77usize, 50usize), (203, 131)] {
+        let data: Vec<u8> = (0..wd * ht)
+            .flat_map(|i| [(i * 7 % 256) as u8, (i / wd * 3 % 256) as u8, 90])
+            .collect();
+        let img = colorproxy_data::RgbImage8 {
+            width: wd,
+            height: ht,
+            data,
+        };
+        let out = col.colorize(&img);
+        assert_eq!(
+            (out.width, out.height, out.rgb.len()),
+            (wd, ht, wd * ht * 3)
+        );
+        let mut coloured = 0;
+        for (o, i) in out.rgb.chunks(3).zip(img.data.chunks(3)) {
+            let mo = (o[0] as f64 + o[1] as f64 + o[2] as f64) / 3.0;
+            let mi = (i[0] as f64 + i[1] as f64 + i[2] as f64) / 3.0;
+            assert!(
+                (mo - mi).abs() <= 1.0,
+                "channel mean {mo} vs input gray {mi}"
+            );
+            coloured += (o[0].max(o[1]).max(o[2]) - o[0].min(o[1]).min(o[2]) > 2) as usize;
+        }
+        assert!(coloured > 0, "the random network should put some colour in");
+        assert!(out.hue_entropy.iter().all(|e| (0.0..=1.0001).contains(e)));
+    }
 }
 
 #[test]

@@ -25,6 +25,8 @@ pub enum Command {
     },
     /// Pretrain a network from scratch to predict colour from grayscale.
     Pretrain(PretrainArgs),
+    /// Colorize images with a pretrained network (or measure how well it colorizes: --eval).
+    Colorize(ColorizeArgs),
     /// Benchmarks against reference implementations, run in the same command.
     Bench {
         #[command(subcommand)]
@@ -82,6 +84,48 @@ pub struct PretrainArgs {
     /// libtorch threads (0: libtorch's default).
     #[arg(long)]
     pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ColorizeArgs {
+    /// Weights written by pretrain (e.g. RUN_DIR/checkpoints/last.safetensors).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// The run's config (default: RUN_DIR/config.toml next to the checkpoint folder).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// An image, or a folder (recursive).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Output PNG (for one input) or folder (for a folder).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Also write <name>.hue-entropy.png, the entropy of the hue prediction (white: unsure).
+    #[arg(long)]
+    pub uncertainty: bool,
+    /// Write gray | colorized | original (when the input was colour) in one PNG.
+    #[arg(long)]
+    pub side_by_side: bool,
+    /// PSNR and RMSE against the originals, and the same for the plain gray image.
+    #[arg(long)]
+    pub eval: bool,
+    #[arg(long)]
+    pub json: bool,
+    /// Chroma from its histogram: median, mode or expectation.
+    #[arg(long, default_value = "median")]
+    pub chroma: String,
+    /// Turn off chromatic fading (chroma reduced where the hue prediction is spread out).
+    #[arg(long)]
+    pub no_fading: bool,
+    /// Processing size: the shorter side is resized to this (default: the middle of the
+    /// network's training range), the longer side to at most --max-side (default: twice that).
+    /// The output always has the input's size.
+    #[arg(long)]
+    pub short_side: Option<usize>,
+    #[arg(long)]
+    pub max_side: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,6 +4,7 @@
 //! config and calls into the library crates.
 mod bench;
 mod cli;
+mod cmd_colorize;
 mod cmd_data;
 mod cmd_pretrain;
 mod cmd_targets;
@@ -32,6 +33,7 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
             what: DataWhat::Check(a),
         } => cmd_data::check(a),
         Command::Pretrain(a) => cmd_pretrain::run(a),
+        Command::Colorize(a) => cmd_colorize::run(a),
         Command::Bench {
             what: BenchWhat::Data(a),
         } => bench::data(a),
