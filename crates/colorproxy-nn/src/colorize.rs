@@ -137,7 +137,7 @@ impl Colorizer {
                 .map(|name| {
                     let t = taps
                         .iter()
-                        .find(|t| &t.name == name)
+                        .find(|t| t.name == name)
                         .expect("layers validated");
                     match t.scale {
                         s if s < 4 => t.features.avg_pool2d(
