@@ -17,11 +17,7 @@ fn main() {
     let root = root.canonicalize().unwrap_or(root);
     let mut dirs = vec![root.join("lib")];
     if let Some(site) = root.parent() {
-        for sub in [
-            "nvidia/cu13/lib",
-            "nvidia/cuda_runtime/lib",
-            "nvidia/cuda_cupti/lib",
-        ] {
+        for sub in ["nvidia/cu13/lib", "nvidia/cuda_runtime/lib", "nvidia/cuda_cupti/lib"] {
             let d = site.join(sub);
             if d.is_dir() {
                 dirs.push(d);
@@ -32,10 +28,7 @@ fn main() {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", d.display());
     }
     if std::env::var_os("CARGO_FEATURE_CUDA").is_some() {
-        println!(
-            "cargo:rustc-link-search=native={}",
-            root.join("lib").display()
-        );
+        println!("cargo:rustc-link-search=native={}", root.join("lib").display());
         // libtorch_cuda's own NVIDIA dependencies are resolved at run time, not at link time.
         println!("cargo:rustc-link-arg=-Wl,--allow-shlib-undefined");
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,-ltorch,--as-needed");

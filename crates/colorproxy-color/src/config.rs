@@ -48,20 +48,13 @@ impl TargetConfig {
     /// Checks the values make sense (bins >= 2, odd window >= 1, positive scales).
     pub fn validate(&self) -> Result<(), ColorError> {
         if self.hue_bins < 2 || self.chroma_bins < 2 {
-            return Err(ColorError::BadConfig(
-                "hue_bins and chroma_bins must be >= 2".into(),
-            ));
+            return Err(ColorError::BadConfig("hue_bins and chroma_bins must be >= 2".into()));
         }
         if self.window == 0 || self.window.is_multiple_of(2) {
-            return Err(ColorError::BadConfig(format!(
-                "window must be odd and >= 1, got {}",
-                self.window
-            )));
+            return Err(ColorError::BadConfig(format!("window must be odd and >= 1, got {}", self.window)));
         }
         if self.lab_ab_scale <= 0.0 || !self.lab_ab_scale.is_finite() {
-            return Err(ColorError::BadConfig(
-                "lab_ab_scale must be positive".into(),
-            ));
+            return Err(ColorError::BadConfig("lab_ab_scale must be positive".into()));
         }
         Ok(())
     }

@@ -25,19 +25,9 @@ pub use targets::{HueChromaTargets, PointTarget, RgbView};
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ColorError {
     #[error("point (y={y}, x={x}) lies outside the {height}x{width} image")]
-    PointOutside {
-        y: i64,
-        x: i64,
-        height: usize,
-        width: usize,
-    },
+    PointOutside { y: i64, x: i64, height: usize, width: usize },
     #[error("image buffer holds {got} values, expected {expected} for {height}x{width}x3")]
-    BadBuffer {
-        got: usize,
-        expected: usize,
-        height: usize,
-        width: usize,
-    },
+    BadBuffer { got: usize, expected: usize, height: usize, width: usize },
     #[error("invalid target config: {0}")]
     BadConfig(String),
 }

@@ -32,11 +32,7 @@ pub struct ReconstructOptions {
 
 impl Default for ReconstructOptions {
     fn default() -> Self {
-        Self {
-            chroma: ChromaEstimate::Median,
-            chromatic_fading: true,
-            fading_threshold: 0.03,
-        }
+        Self { chroma: ChromaEstimate::Median, chromatic_fading: true, fading_threshold: 0.03 }
     }
 }
 
@@ -56,20 +52,12 @@ pub fn chroma_from_hist(p: &[f32], how: ChromaEstimate) -> f32 {
             bin_center(n - 1, n)
         }
         ChromaEstimate::Mode => {
-            let k = p
-                .iter()
-                .enumerate()
-                .fold((0, f32::MIN), |m, (k, &v)| if v > m.1 { (k, v) } else { m })
-                .0;
+            let k = p.iter().enumerate().fold((0, f32::MIN), |m, (k, &v)| if v > m.1 { (k, v) } else { m }).0;
             bin_center(k, n)
         }
         ChromaEstimate::Expectation => {
             let total: f32 = p.iter().sum::<f32>().max(1e-12);
-            p.iter()
-                .enumerate()
-                .map(|(k, v)| v * bin_center(k, n))
-                .sum::<f32>()
-                / total
+            p.iter().enumerate().map(|(k, v)| v * bin_center(k, n)).sum::<f32>() / total
         }
     }
 }
@@ -125,12 +113,7 @@ pub fn hcl_to_rgb(hue: f32, chroma: f32, l: f32) -> [f32; 3] {
 }
 
 /// One pixel's colour from its predicted histograms and gray `l`.
-pub fn pixel_from_hists(
-    hue_p: &[f32],
-    chroma_p: &[f32],
-    l: f32,
-    opts: &ReconstructOptions,
-) -> [f32; 3] {
+pub fn pixel_from_hists(hue_p: &[f32], chroma_p: &[f32], l: f32, opts: &ReconstructOptions) -> [f32; 3] {
     let mut c = chroma_from_hist(chroma_p, opts.chroma);
     let (h, mag) = hue_from_hist(hue_p);
     if opts.chromatic_fading {

@@ -23,18 +23,9 @@ impl<'a> RgbView<'a> {
     pub fn new(data: &'a [f32], height: usize, width: usize) -> Result<Self, ColorError> {
         let expected = height * width * 3;
         if data.len() != expected {
-            return Err(ColorError::BadBuffer {
-                got: data.len(),
-                expected,
-                height,
-                width,
-            });
+            return Err(ColorError::BadBuffer { got: data.len(), expected, height, width });
         }
-        Ok(Self {
-            data,
-            height,
-            width,
-        })
+        Ok(Self { data, height, width })
     }
 
     /// The pixel at `(y, x)` as `[r, g, b]`.
@@ -83,15 +74,7 @@ struct BinSat {
 }
 
 impl BinSat {
-    fn build(
-        bins_of: &[u8],
-        img_w: usize,
-        y0: usize,
-        y1: usize,
-        x0: usize,
-        x1: usize,
-        bins: usize,
-    ) -> Self {
+    fn build(bins_of: &[u8], img_w: usize, y0: usize, y1: usize, x0: usize, x1: usize, bins: usize) -> Self {
         let (h, w) = (y1 - y0, x1 - x0);
         let stride = (w + 1) * bins;
         let mut table = vec![0u32; (h + 1) * stride];
@@ -104,22 +87,12 @@ impl BinSat {
             for (x, &k) in src.iter().enumerate() {
                 row[k as usize] += 1;
                 let o = (x + 1) * bins;
-                for ((c, p), r) in cur[o..o + bins]
-                    .iter_mut()
-                    .zip(&prev[o..o + bins])
-                    .zip(&row)
-                {
+                for ((c, p), r) in cur[o..o + bins].iter_mut().zip(&prev[o..o + bins]).zip(&row) {
                     *c = p + r;
                 }
             }
         }
-        Self {
-            y0,
-            x0,
-            w,
-            bins,
-            table,
-        }
+        Self { y0, x0, w, bins, table }
     }
 
     /// Adds the counts of rows `ya..yb`, columns `xa..xb` (image coordinates, half-open) to `out`.
@@ -168,12 +141,7 @@ impl HueChromaTargets {
         let (h, w) = (img.height, img.width);
         for &(y, x) in points {
             if y >= h || x >= w {
-                return Err(ColorError::PointOutside {
-                    y: y as i64,
-                    x: x as i64,
-                    height: h,
-                    width: w,
-                });
+                return Err(ColorError::PointOutside { y: y as i64, x: x as i64, height: h, width: w });
             }
         }
         if points.is_empty() {
@@ -181,26 +149,10 @@ impl HueChromaTargets {
         }
         let r = cfg.window / 2;
         // Bounding box of all (clipped) windows, half-open.
-        let y0 = points
-            .iter()
-            .map(|p| p.0.saturating_sub(r))
-            .min()
-            .unwrap_or(0);
-        let y1 = points
-            .iter()
-            .map(|p| (p.0 + r + 1).min(h))
-            .max()
-            .unwrap_or(h);
-        let x0 = points
-            .iter()
-            .map(|p| p.1.saturating_sub(r))
-            .min()
-            .unwrap_or(0);
-        let x1 = points
-            .iter()
-            .map(|p| (p.1 + r + 1).min(w))
-            .max()
-            .unwrap_or(w);
+        let y0 = points.iter().map(|p| p.0.saturating_sub(r)).min().unwrap_or(0);
+        let y1 = points.iter().map(|p| (p.0 + r + 1).min(h)).max().unwrap_or(h);
+        let x0 = points.iter().map(|p| p.1.saturating_sub(r)).min().unwrap_or(0);
+        let x1 = points.iter().map(|p| (p.1 + r + 1).min(w)).max().unwrap_or(w);
 
         // Bin indices of every pixel in the box (stored at image coordinates; u8 as bins <= 256).
         let mut hue_bin = vec![0u8; h * w];

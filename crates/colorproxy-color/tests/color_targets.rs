@@ -1,9 +1,7 @@
 //! Colour targets against independent references: Python's colorsys (committed fixture, see
 //! tools/make_colorsys_fixture.py), published CIE L*a*b* values of the sRGB primaries, and a
 //! brute-force window loop for the summed-area-table histograms.
-use colorproxy_color::{
-    bin_index, hue_chroma, srgb_to_lab, HueChromaTargets, RgbView, TargetConfig,
-};
+use colorproxy_color::{bin_index, hue_chroma, srgb_to_lab, HueChromaTargets, RgbView, TargetConfig};
 use proptest::prelude::*;
 
 #[test]
@@ -12,11 +10,7 @@ fn hue_and_chroma_match_python_colorsys() {
     let mut n = 0;
     for line in text.lines().skip(1) {
         let v: Vec<f64> = line.split(',').map(|s| s.parse().unwrap()).collect();
-        let (h, c) = hue_chroma(
-            (v[0] / 255.0) as f32,
-            (v[1] / 255.0) as f32,
-            (v[2] / 255.0) as f32,
-        );
+        let (h, c) = hue_chroma((v[0] / 255.0) as f32, (v[1] / 255.0) as f32, (v[2] / 255.0) as f32);
         // Hue is circular: 0.99999 and 0.0 are the same hue.
         let dh = (h as f64 - v[3]).abs();
         assert!(dh.min(1.0 - dh) < 1e-5, "hue of {line}: got {h}");
@@ -24,11 +18,7 @@ fn hue_and_chroma_match_python_colorsys() {
         // Bins agree too, except within float rounding of a bin edge.
         let edge = (v[3] * 32.0 - (v[3] * 32.0).round()).abs() < 1e-4;
         if !edge {
-            assert_eq!(
-                bin_index(h, 32),
-                ((v[3] * 32.0).floor() as usize).min(31),
-                "{line}"
-            );
+            assert_eq!(bin_index(h, 32), ((v[3] * 32.0).floor() as usize).min(31), "{line}");
         }
         n += 1;
     }
@@ -52,18 +42,12 @@ fn lab_matches_published_values() {
     for (rgb, want) in cases {
         let lab = srgb_to_lab(rgb[0], rgb[1], rgb[2]);
         for (got, want) in [lab.l, lab.a, lab.b].iter().zip(want) {
-            assert!(
-                (got - want).abs() < 0.02,
-                "{rgb:?}: got {lab:?}, want {want:?}"
-            );
+            assert!((got - want).abs() < 0.02, "{rgb:?}: got {lab:?}, want {want:?}");
         }
     }
     // Mid gray 128/255 has L* = 53.585 and no chroma.
     let g = srgb_to_lab(128.0 / 255.0, 128.0 / 255.0, 128.0 / 255.0);
-    assert!(
-        (g.l - 53.585).abs() < 0.01 && g.a.abs() < 0.01 && g.b.abs() < 0.01,
-        "{g:?}"
-    );
+    assert!((g.l - 53.585).abs() < 0.01 && g.a.abs() < 0.01 && g.b.abs() < 0.01, "{g:?}");
 }
 
 #[test]
@@ -165,10 +149,7 @@ pub fn round_trip_error(rgb: [f32; 3]) -> f32 {
     let out = pixel_from_hists(&hp, &cp, l, &opts);
     // The output keeps the gray exactly.
     assert!(((out[0] + out[1] + out[2]) / 3.0 - l).abs() < 1e-5);
-    out.iter()
-        .zip(rgb)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max)
+    out.iter().zip(rgb).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
 }
 
 #[test]
@@ -182,10 +163,7 @@ fn one_hot_histograms_reconstruct_pixels_within_bin_quantisation() {
         let rgb = [v[0] / 255.0, v[1] / 255.0, v[2] / 255.0];
         let (_, c) = hue_chroma(rgb[0], rgb[1], rgb[2]);
         let err = round_trip_error(rgb);
-        assert!(
-            err <= 1.0 / 64.0 + 6.0 / 64.0 * c + 1.0 / 64.0 + 1e-4,
-            "{rgb:?}: error {err}"
-        );
+        assert!(err <= 1.0 / 64.0 + 6.0 / 64.0 * c + 1.0 / 64.0 + 1e-4, "{rgb:?}: error {err}");
         worst = worst.max(err);
     }
     assert!(worst < 0.13, "worst {worst}");

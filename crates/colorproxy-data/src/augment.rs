@@ -24,21 +24,13 @@ pub struct AugmentConfig {
 
 impl Default for AugmentConfig {
     fn default() -> Self {
-        Self {
-            crop: 352,
-            short_side_min: 352,
-            short_side_max: 600,
-            mirror: true,
-        }
+        Self { crop: 352, short_side_min: 352, short_side_max: 600, mirror: true }
     }
 }
 
 impl AugmentConfig {
     pub fn validate(&self) -> Result<(), DataError> {
-        if self.crop == 0
-            || self.short_side_min < self.crop
-            || self.short_side_max < self.short_side_min
-        {
+        if self.crop == 0 || self.short_side_min < self.crop || self.short_side_max < self.short_side_min {
             return Err(DataError::BadConfig(format!(
                 "augment needs 0 < crop <= short_side_min <= short_side_max, got crop {} and [{}, {}]",
                 self.crop, self.short_side_min, self.short_side_max
@@ -57,44 +49,27 @@ pub struct Augmented {
 
 /// Rescales `img` so its shorter side is a random `s`, crops a random `crop x crop` square and
 /// mirrors it at random. Bilinear (triangle) filtering with antialiasing, as Pillow's BILINEAR.
-pub fn augment(
-    img: &RgbImage8,
-    cfg: &AugmentConfig,
-    rng: &mut Rng,
-    resizer: &mut Resizer,
-) -> Augmented {
+pub fn augment(img: &RgbImage8, cfg: &AugmentConfig, rng: &mut Rng, resizer: &mut Resizer) -> Augmented {
     let s = rng.range_inclusive(cfg.short_side_min as u64, cfg.short_side_max as u64) as f64;
     let (w, h) = (img.width as f64, img.height as f64);
     let scale = s / w.min(h);
-    let (rw, rh) = (
-        (w * scale).round().max(cfg.crop as f64),
-        (h * scale).round().max(cfg.crop as f64),
-    );
+    let (rw, rh) = ((w * scale).round().max(cfg.crop as f64), (h * scale).round().max(cfg.crop as f64));
     let crop = cfg.crop as f64;
     let cx = rng.below((rw - crop) as u64 + 1) as f64;
     let cy = rng.below((rh - crop) as u64 + 1) as f64;
     let mirror = cfg.mirror && rng.coin();
     // The crop in source coordinates.
     let (sx, sy) = (w / rw, h / rh);
-    let src = ImageRef::new(
-        img.width as u32,
-        img.height as u32,
-        &img.data,
-        PixelType::U8x3,
-    )
-    .expect("buffer size matches dimensions");
+    let src = ImageRef::new(img.width as u32, img.height as u32, &img.data, PixelType::U8x3)
+        .expect("buffer size matches dimensions");
     let mut dst = Image::new(cfg.crop, cfg.crop, PixelType::U8x3);
-    let opts = ResizeOptions::new()
-        .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
-        .crop(
-            cx * sx,
-            cy * sy,
-            (crop * sx).min(w - cx * sx),
-            (crop * sy).min(h - cy * sy),
-        );
-    resizer
-        .resize(&src, &mut dst, &opts)
-        .expect("pixel types match");
+    let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)).crop(
+        cx * sx,
+        cy * sy,
+        (crop * sx).min(w - cx * sx),
+        (crop * sy).min(h - cy * sy),
+    );
+    resizer.resize(&src, &mut dst, &opts).expect("pixel types match");
     let mut rgb = dst.into_vec();
     if mirror {
         let side = cfg.crop as usize;
@@ -106,8 +81,5 @@ pub fn augment(
             }
         }
     }
-    Augmented {
-        side: cfg.crop as usize,
-        rgb,
-    }
+    Augmented { side: cfg.crop as usize, rgb }
 }

@@ -54,9 +54,7 @@ impl PipelineConfig {
     pub fn validate(&self) -> Result<(), DataError> {
         self.augment.validate()?;
         if self.batch_size == 0 || self.points == 0 {
-            return Err(DataError::BadConfig(
-                "batch_size and points must be positive".into(),
-            ));
+            return Err(DataError::BadConfig("batch_size and points must be positive".into()));
         }
         if 2 * self.border >= self.augment.crop as usize {
             return Err(DataError::BadConfig(format!(
@@ -133,12 +131,7 @@ impl PretrainData {
         seed: u64,
     ) -> Result<Self, DataError> {
         pipeline.validate()?;
-        Ok(Self {
-            source,
-            pipeline,
-            targets: HueChromaTargets::new(targets)?,
-            seed,
-        })
+        Ok(Self { source, pipeline, targets: HueChromaTargets::new(targets)?, seed })
     }
 
     /// Whole batches per epoch (the last partial batch is dropped).
@@ -153,17 +146,10 @@ impl PretrainData {
 
     /// Builds the batch `index` of `epoch` given that epoch's order; slots are built in parallel
     /// on the current rayon pool. The result does not depend on the pool's size.
-    pub fn batch(
-        &self,
-        epoch: u64,
-        index: usize,
-        order: &[usize],
-    ) -> Result<ColorBatch, DataError> {
+    pub fn batch(&self, epoch: u64, index: usize, order: &[usize]) -> Result<ColorBatch, DataError> {
         let b = self.pipeline.batch_size;
-        let items: Vec<Result<Item, DataError>> = (0..b)
-            .into_par_iter()
-            .map(|slot| self.item(epoch, index, slot, order))
-            .collect();
+        let items: Vec<Result<Item, DataError>> =
+            (0..b).into_par_iter().map(|slot| self.item(epoch, index, slot, order)).collect();
         let p = self.pipeline.points;
         let cfg = self.targets.config();
         let s = self.pipeline.augment.crop as usize;
@@ -198,26 +184,14 @@ impl PretrainData {
         Ok(out)
     }
 
-    fn item(
-        &self,
-        epoch: u64,
-        index: usize,
-        slot: usize,
-        order: &[usize],
-    ) -> Result<Item, DataError> {
+    fn item(&self, epoch: u64, index: usize, slot: usize, order: &[usize]) -> Result<Item, DataError> {
         let n = self.source.len();
         let b = self.pipeline.batch_size;
         let mut skipped = Vec::new();
         for attempt in 0..MAX_ATTEMPTS {
-            let mut rng = Rng::derive(
-                self.seed,
-                &[epoch, index as u64, slot as u64, attempt as u64],
-            );
-            let file_index = if attempt == 0 {
-                order[(index * b + slot) % n]
-            } else {
-                rng.below(n as u64) as usize
-            };
+            let mut rng = Rng::derive(self.seed, &[epoch, index as u64, slot as u64, attempt as u64]);
+            let file_index =
+                if attempt == 0 { order[(index * b + slot) % n] } else { rng.below(n as u64) as usize };
             let path = &self.source.files[file_index];
             match self.make_item(path, &mut rng) {
                 Ok(mut item) => {
@@ -227,15 +201,8 @@ impl PretrainData {
                 Err(reason) => skipped.push((path.clone(), reason)),
             }
         }
-        let last = skipped
-            .last()
-            .map(|(p, r)| format!("{}: {r}", p.display()))
-            .unwrap_or_default();
-        Err(DataError::TooManyBad {
-            attempts: MAX_ATTEMPTS,
-            slot,
-            last,
-        })
+        let last = skipped.last().map(|(p, r)| format!("{}: {r}", p.display())).unwrap_or_default();
+        Err(DataError::TooManyBad { attempts: MAX_ATTEMPTS, slot, last })
     }
 
     /// Decode, augment, sample points and compute targets for one file.
@@ -245,20 +212,15 @@ impl PretrainData {
         if pc.skip_achromatic {
             let mean_chroma = img.mean_chroma();
             if mean_chroma < pc.achromatic_threshold {
-                return Err(SkipReason::Achromatic {
-                    mean_chroma,
-                    threshold: pc.achromatic_threshold,
-                });
+                return Err(SkipReason::Achromatic { mean_chroma, threshold: pc.achromatic_threshold });
             }
         }
         let aug = RESIZER.with(|r| augment(&img, &pc.augment, rng, &mut r.borrow_mut()));
         let s = aug.side;
         let rgb: Vec<f32> = aug.rgb.iter().map(|&v| v as f32 * (1.0 / 255.0)).collect();
         let cfg = self.targets.config();
-        let input: Vec<f32> = rgb
-            .chunks_exact(3)
-            .map(|p| (p[0] + p[1] + p[2]) / 3.0 - cfg.gray_mean)
-            .collect();
+        let input: Vec<f32> =
+            rgb.chunks_exact(3).map(|p| (p[0] + p[1] + p[2]) / 3.0 - cfg.gray_mean).collect();
         let span = (s - 2 * pc.border) as u64;
         let pts: Vec<(usize, usize)> = (0..pc.points)
             .map(|_| {
@@ -268,10 +230,7 @@ impl PretrainData {
             })
             .collect();
         let view = RgbView::new(&rgb, s, s).map_err(|e| SkipReason::Corrupt(e.to_string()))?;
-        let targets = self
-            .targets
-            .compute(view, &pts)
-            .map_err(|e| SkipReason::Corrupt(e.to_string()))?;
+        let targets = self.targets.compute(view, &pts).map_err(|e| SkipReason::Corrupt(e.to_string()))?;
         let mut item = Item {
             input,
             points: Vec::with_capacity(pc.points * 2),
@@ -289,10 +248,7 @@ impl PretrainData {
             item.chroma_hist.extend_from_slice(&t.chroma_hist);
             item.hue_weight.push(t.hue_weight);
             item.chroma_weight.push(t.chroma_weight);
-            item.lab_ab.extend_from_slice(&[
-                t.lab_ab[0] / cfg.lab_ab_scale,
-                t.lab_ab[1] / cfg.lab_ab_scale,
-            ]);
+            item.lab_ab.extend_from_slice(&[t.lab_ab[0] / cfg.lab_ab_scale, t.lab_ab[1] / cfg.lab_ab_scale]);
         }
         Ok(item)
     }

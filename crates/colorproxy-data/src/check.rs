@@ -48,13 +48,7 @@ impl SizeStats {
         }
         v.sort_unstable();
         let q = |f: f64| v[((v.len() - 1) as f64 * f).round() as usize];
-        Self {
-            min: v[0],
-            p25: q(0.25),
-            median: q(0.5),
-            p75: q(0.75),
-            max: v[v.len() - 1],
-        }
+        Self { min: v[0], p25: q(0.25), median: q(0.5), p75: q(0.75), max: v[v.len() - 1] }
     }
 }
 
@@ -88,10 +82,7 @@ pub fn check_images(
             Err(reason) => skipped_by_reason
                 .entry(reason.kind().to_string())
                 .or_default()
-                .push(SkippedFile {
-                    file,
-                    reason: reason.to_string(),
-                }),
+                .push(SkippedFile { file, reason: reason.to_string() }),
         }
     }
     let decoded = shorts.len();
@@ -103,11 +94,7 @@ pub fn check_images(
         short_side: SizeStats::of(shorts),
         long_side: SizeStats::of(longs),
         achromatic,
-        achromatic_share: if decoded > 0 {
-            achromatic as f64 / decoded as f64
-        } else {
-            0.0
-        },
+        achromatic_share: if decoded > 0 { achromatic as f64 / decoded as f64 } else { 0.0 },
         achromatic_threshold,
     }
 }

@@ -50,11 +50,7 @@ pub struct DecodeLimits {
 
 impl Default for DecodeLimits {
     fn default() -> Self {
-        Self {
-            min_side: 32,
-            max_side: 20_000,
-            max_alloc_bytes: 512 << 20,
-        }
+        Self { min_side: 32, max_side: 20_000, max_alloc_bytes: 512 << 20 }
     }
 }
 
@@ -74,11 +70,7 @@ pub enum SkipReason {
     #[error("too large (decompression-bomb guard): {0}")]
     TooLarge(String),
     #[error("too small: {width}x{height}, shorter side below {min_side}")]
-    TooSmall {
-        width: u32,
-        height: u32,
-        min_side: u32,
-    },
+    TooSmall { width: u32, height: u32, min_side: u32 },
     #[error("achromatic (mean chroma {mean_chroma:.4} below {threshold})")]
     Achromatic { mean_chroma: f32, threshold: f32 },
 }
@@ -134,11 +126,7 @@ pub fn decode_bytes(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage8, Sk
     use image::ImageDecoder;
     let (w, h) = decoder.dimensions();
     if w.min(h) < limits.min_side {
-        return Err(SkipReason::TooSmall {
-            width: w,
-            height: h,
-            min_side: limits.min_side,
-        });
+        return Err(SkipReason::TooSmall { width: w, height: h, min_side: limits.min_side });
     }
     let bytes_needed = decoder.total_bytes();
     if bytes_needed > limits.max_alloc_bytes {
@@ -147,9 +135,7 @@ pub fn decode_bytes(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage8, Sk
             limits.max_alloc_bytes
         )));
     }
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(classify)?;
     img.apply_orientation(orientation);
     Ok(to_rgb8(img))
@@ -175,11 +161,7 @@ fn to_rgb8(img: DynamicImage) -> RgbImage8 {
             other => other.to_rgb8().into_raw(),
         }
     };
-    RgbImage8 {
-        width,
-        height,
-        data,
-    }
+    RgbImage8 { width, height, data }
 }
 
 /// Reads and decodes a file (see [`decode_bytes`]).

@@ -28,26 +28,15 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: no images found (looked for {exts} files, recursively)")]
     NoImages { path: PathBuf, exts: String },
     #[error("{path}:{line}: listed file does not exist: {file}")]
-    ListedMissing {
-        path: PathBuf,
-        line: usize,
-        file: PathBuf,
-    },
+    ListedMissing { path: PathBuf, line: usize, file: PathBuf },
     #[error("invalid pipeline config: {0}")]
     BadConfig(String),
     #[error("{attempts} images in a row could not be used for batch slot {slot} (last: {last}); check the data with `colorproxy data check`")]
-    TooManyBad {
-        attempts: usize,
-        slot: usize,
-        last: String,
-    },
+    TooManyBad { attempts: usize, slot: usize, last: String },
     #[error(transparent)]
     Color(#[from] colorproxy_color::ColorError),
 }

@@ -20,15 +20,9 @@ impl DataPosition {
     /// The position after this one, given the batches per epoch.
     pub fn next(self, per_epoch: usize) -> Self {
         if self.batch + 1 >= per_epoch {
-            Self {
-                epoch: self.epoch + 1,
-                batch: 0,
-            }
+            Self { epoch: self.epoch + 1, batch: 0 }
         } else {
-            Self {
-                epoch: self.epoch,
-                batch: self.batch + 1,
-            }
+            Self { epoch: self.epoch, batch: self.batch + 1 }
         }
     }
 }
@@ -43,9 +37,7 @@ pub struct BatchLoader {
 impl BatchLoader {
     pub fn new(data: Arc<PretrainData>, start: DataPosition) -> Result<Self, DataError> {
         let workers = match data.pipeline.workers {
-            0 => std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             n => n,
         };
         let pool = rayon::ThreadPoolBuilder::new()
@@ -74,10 +66,7 @@ impl BatchLoader {
                 }
             })
             .map_err(|e| DataError::BadConfig(format!("cannot start loader thread: {e}")))?;
-        Ok(Self {
-            rx: Some(rx),
-            handle: Some(handle),
-        })
+        Ok(Self { rx: Some(rx), handle: Some(handle) })
     }
 }
 

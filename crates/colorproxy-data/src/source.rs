@@ -20,20 +20,11 @@ fn has_image_ext(p: &Path) -> bool {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), DataError> {
-    let rd = std::fs::read_dir(dir).map_err(|e| DataError::Io {
-        path: dir.to_owned(),
-        source: e,
-    })?;
+    let rd = std::fs::read_dir(dir).map_err(|e| DataError::Io { path: dir.to_owned(), source: e })?;
     for entry in rd {
-        let entry = entry.map_err(|e| DataError::Io {
-            path: dir.to_owned(),
-            source: e,
-        })?;
+        let entry = entry.map_err(|e| DataError::Io { path: dir.to_owned(), source: e })?;
         let p = entry.path();
-        let ft = entry.file_type().map_err(|e| DataError::Io {
-            path: p.clone(),
-            source: e,
-        })?;
+        let ft = entry.file_type().map_err(|e| DataError::Io { path: p.clone(), source: e })?;
         if ft.is_dir() || (ft.is_symlink() && p.is_dir()) {
             walk(&p, out)?;
         } else if has_image_ext(&p) {
@@ -47,10 +38,7 @@ impl ImageSource {
     /// A folder, listed recursively (sorted), or a text file with one path per line (relative
     /// paths are relative to the list's folder; blank lines and `#` comments are ignored).
     pub fn open(path: &Path) -> Result<Self, DataError> {
-        let meta = std::fs::metadata(path).map_err(|e| DataError::Io {
-            path: path.to_owned(),
-            source: e,
-        })?;
+        let meta = std::fs::metadata(path).map_err(|e| DataError::Io { path: path.to_owned(), source: e })?;
         if meta.is_dir() {
             Self::from_dir(path)
         } else {
@@ -63,10 +51,7 @@ impl ImageSource {
         let mut files = Vec::new();
         walk(dir, &mut files)?;
         if files.is_empty() {
-            return Err(DataError::NoImages {
-                path: dir.to_owned(),
-                exts: IMAGE_EXTENSIONS.join("/"),
-            });
+            return Err(DataError::NoImages { path: dir.to_owned(), exts: IMAGE_EXTENSIONS.join("/") });
         }
         files.sort();
         Ok(Self { files })
@@ -74,10 +59,8 @@ impl ImageSource {
 
     /// The files named in a list file, in order; a missing file is an error naming the line.
     pub fn from_list(list: &Path) -> Result<Self, DataError> {
-        let text = std::fs::read_to_string(list).map_err(|e| DataError::Io {
-            path: list.to_owned(),
-            source: e,
-        })?;
+        let text =
+            std::fs::read_to_string(list).map_err(|e| DataError::Io { path: list.to_owned(), source: e })?;
         let base = list.parent().unwrap_or(Path::new("."));
         let mut files = Vec::new();
         for (i, line) in text.lines().enumerate() {
@@ -86,25 +69,14 @@ impl ImageSource {
                 continue;
             }
             let p = Path::new(line);
-            let p = if p.is_absolute() {
-                p.to_owned()
-            } else {
-                base.join(p)
-            };
+            let p = if p.is_absolute() { p.to_owned() } else { base.join(p) };
             if !p.is_file() {
-                return Err(DataError::ListedMissing {
-                    path: list.to_owned(),
-                    line: i + 1,
-                    file: p,
-                });
+                return Err(DataError::ListedMissing { path: list.to_owned(), line: i + 1, file: p });
             }
             files.push(p);
         }
         if files.is_empty() {
-            return Err(DataError::NoImages {
-                path: list.to_owned(),
-                exts: "listed".into(),
-            });
+            return Err(DataError::NoImages { path: list.to_owned(), exts: "listed".into() });
         }
         Ok(Self { files })
     }

@@ -12,27 +12,19 @@ use colorproxy_data::{
 use image::{ImageBuffer, Rgb, Rgba};
 
 fn write_png_rgb(path: &Path, w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) {
-    ImageBuffer::from_fn(w, h, |x, y| Rgb(f(x, y)))
-        .save(path)
-        .unwrap();
+    ImageBuffer::from_fn(w, h, |x, y| Rgb(f(x, y))).save(path).unwrap();
 }
 
 fn jpeg_bytes(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Vec<u8> {
     let img: ImageBuffer<Rgb<u8>, Vec<u8>> = ImageBuffer::from_fn(w, h, |x, y| Rgb(f(x, y)));
     let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 95)
-        .encode_image(&img)
-        .unwrap();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 95).encode_image(&img).unwrap();
     out
 }
 
 /// A colourful test pattern.
 fn pattern(x: u32, y: u32) -> [u8; 3] {
-    [
-        (x * 7 % 256) as u8,
-        (y * 5 % 256) as u8,
-        ((x + y) * 3 % 256) as u8,
-    ]
+    [(x * 7 % 256) as u8, (y * 5 % 256) as u8, ((x + y) * 3 % 256) as u8]
 }
 
 fn crc32(bytes: &[u8]) -> u32 {
@@ -40,11 +32,7 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         c ^= b as u32;
         for _ in 0..8 {
-            c = if c & 1 != 0 {
-                0xedb8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
+            c = if c & 1 != 0 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
         }
     }
     !c
@@ -66,12 +54,7 @@ fn bomb_png(w: u32, h: u32) -> Vec<u8> {
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
     chunk(b"IHDR", &ihdr);
     // An empty zlib stream: real decoders read the header up to the first IDAT.
-    chunk(
-        b"IDAT",
-        &[
-            0x78, 0x01, 0x01, 0x00, 0x00, 0xff, 0xff, 0x00, 0x00, 0x00, 0x01,
-        ],
-    );
+    chunk(b"IDAT", &[0x78, 0x01, 0x01, 0x00, 0x00, 0xff, 0xff, 0x00, 0x00, 0x00, 0x01]);
     chunk(b"IEND", &[]);
     v
 }
@@ -96,24 +79,15 @@ fn every_bad_input_kind_is_handled_or_skipped_with_a_reason() {
     let lim = DecodeLimits::default();
     // Empty, non-image, corrupt, truncated.
     assert_eq!(decode_bytes(&[], &lim), Err(SkipReason::Empty));
-    assert_eq!(
-        decode_bytes(b"hello, this is not an image at all", &lim),
-        Err(SkipReason::NotAnImage)
-    );
+    assert_eq!(decode_bytes(b"hello, this is not an image at all", &lim), Err(SkipReason::NotAnImage));
     let png = {
         let mut v = Vec::new();
-        let img: ImageBuffer<Rgb<u8>, Vec<u8>> =
-            ImageBuffer::from_fn(64, 64, |x, y| Rgb(pattern(x, y)));
-        img.write_to(&mut std::io::Cursor::new(&mut v), image::ImageFormat::Png)
-            .unwrap();
+        let img: ImageBuffer<Rgb<u8>, Vec<u8>> = ImageBuffer::from_fn(64, 64, |x, y| Rgb(pattern(x, y)));
+        img.write_to(&mut std::io::Cursor::new(&mut v), image::ImageFormat::Png).unwrap();
         v
     };
     let truncated = decode_bytes(&png[..png.len() / 2], &lim);
-    assert_eq!(
-        truncated.as_ref().map_err(|e| e.kind()).unwrap_err(),
-        "corrupt",
-        "{truncated:?}"
-    );
+    assert_eq!(truncated.as_ref().map_err(|e| e.kind()).unwrap_err(), "corrupt", "{truncated:?}");
     let mut garbled = png.clone();
     for b in garbled[60..200].iter_mut() {
         *b ^= 0x5a;
@@ -131,31 +105,19 @@ fn every_bad_input_kind_is_handled_or_skipped_with_a_reason() {
 
     // Too small.
     let tiny = jpeg_bytes(40, 20, pattern);
-    assert_eq!(
-        decode_bytes(&tiny, &lim),
-        Err(SkipReason::TooSmall {
-            width: 40,
-            height: 20,
-            min_side: 32
-        })
-    );
+    assert_eq!(decode_bytes(&tiny, &lim), Err(SkipReason::TooSmall { width: 40, height: 20, min_side: 32 }));
 
     // 16-bit RGB: scaled to 8 bits (65535 -> 255, 32896 -> 128).
-    let img16: ImageBuffer<Rgb<u16>, Vec<u16>> =
-        ImageBuffer::from_fn(40, 40, |_, _| Rgb([65535, 32896, 0]));
+    let img16: ImageBuffer<Rgb<u16>, Vec<u16>> = ImageBuffer::from_fn(40, 40, |_, _| Rgb([65535, 32896, 0]));
     let mut b16 = Vec::new();
-    img16
-        .write_to(&mut std::io::Cursor::new(&mut b16), image::ImageFormat::Png)
-        .unwrap();
+    img16.write_to(&mut std::io::Cursor::new(&mut b16), image::ImageFormat::Png).unwrap();
     let d = decode_bytes(&b16, &lim).unwrap();
     assert_eq!(&d.data[..3], &[255, 128, 0]);
 
     // Alpha: composited on white. (255,0,0) at alpha 128 -> (255, 127, 127) (rounded).
-    let rgba: ImageBuffer<Rgba<u8>, Vec<u8>> =
-        ImageBuffer::from_fn(40, 40, |_, _| Rgba([255, 0, 0, 128]));
+    let rgba: ImageBuffer<Rgba<u8>, Vec<u8>> = ImageBuffer::from_fn(40, 40, |_, _| Rgba([255, 0, 0, 128]));
     let mut ba = Vec::new();
-    rgba.write_to(&mut std::io::Cursor::new(&mut ba), image::ImageFormat::Png)
-        .unwrap();
+    rgba.write_to(&mut std::io::Cursor::new(&mut ba), image::ImageFormat::Png).unwrap();
     let d = decode_bytes(&ba, &lim).unwrap();
     assert_eq!(&d.data[..3], &[255, 127, 127]);
 
@@ -163,8 +125,7 @@ fn every_bad_input_kind_is_handled_or_skipped_with_a_reason() {
     let gray: ImageBuffer<image::Luma<u8>, Vec<u8>> =
         ImageBuffer::from_fn(40, 40, |x, _| image::Luma([x as u8 * 6]));
     let mut bg = Vec::new();
-    gray.write_to(&mut std::io::Cursor::new(&mut bg), image::ImageFormat::Png)
-        .unwrap();
+    gray.write_to(&mut std::io::Cursor::new(&mut bg), image::ImageFormat::Png).unwrap();
     let d = decode_bytes(&bg, &lim).unwrap();
     assert_eq!(&d.data[3..6], &[6, 6, 6]);
     assert!(d.mean_chroma() < 1e-6);
@@ -172,9 +133,7 @@ fn every_bad_input_kind_is_handled_or_skipped_with_a_reason() {
     // CMYK JPEG: decoded to 3-channel RGB of the right size; pure-cyan ink is not red-dominant.
     let mut cmyk = Vec::new();
     let px: Vec<u8> = (0..48 * 40).flat_map(|_| [255u8, 0, 0, 0]).collect();
-    jpeg_encoder::Encoder::new(&mut cmyk, 95)
-        .encode(&px, 48, 40, jpeg_encoder::ColorType::Cmyk)
-        .unwrap();
+    jpeg_encoder::Encoder::new(&mut cmyk, 95).encode(&px, 48, 40, jpeg_encoder::ColorType::Cmyk).unwrap();
     let d = decode_bytes(&cmyk, &lim).unwrap();
     assert_eq!((d.width, d.height, d.data.len()), (48, 40, 48 * 40 * 3));
     let c = &d.data[(20 * 48 + 24) * 3..][..3];
@@ -185,11 +144,7 @@ fn every_bad_input_kind_is_handled_or_skipped_with_a_reason() {
 
     // EXIF orientation 6 (rotate 90 degrees clockwise): 64x32, left half red / right half blue
     // becomes 32x64 with red on top.
-    let lr = jpeg_bytes(
-        64,
-        32,
-        |x, _| if x < 32 { [255, 0, 0] } else { [0, 0, 255] },
-    );
+    let lr = jpeg_bytes(64, 32, |x, _| if x < 32 { [255, 0, 0] } else { [0, 0, 255] });
     let d = decode_bytes(&with_exif_orientation(&lr, 6), &lim).unwrap();
     assert_eq!((d.width, d.height), (32, 64));
     let top = &d.data[(8 * 32 + 16) * 3..][..3];
@@ -223,12 +178,7 @@ fn small_pipeline(workers: usize) -> PipelineConfig {
         batch_size: 4,
         points: 16,
         border: 8,
-        augment: AugmentConfig {
-            crop: 40,
-            short_side_min: 40,
-            short_side_max: 56,
-            mirror: true,
-        },
+        augment: AugmentConfig { crop: 40, short_side_min: 40, short_side_max: 56, mirror: true },
         workers,
         prefetch: 2,
         ..PipelineConfig::default()
@@ -246,64 +196,33 @@ fn folders_are_listed_recursively_and_check_reports_reasons() {
     assert_eq!(src.len(), 8);
     let rep = check_images(&src, &DecodeLimits::default(), 0.02, &|| {});
     assert_eq!((rep.files, rep.decoded, rep.skipped), (8, 6, 2));
-    assert_eq!(
-        rep.skipped_by_reason["empty"][0].file,
-        tmp.path().join("empty.png")
-    );
+    assert_eq!(rep.skipped_by_reason["empty"][0].file, tmp.path().join("empty.png"));
     assert!(
-        rep.skipped_by_reason.contains_key("corrupt")
-            || rep.skipped_by_reason.contains_key("unsupported")
+        rep.skipped_by_reason.contains_key("corrupt") || rep.skipped_by_reason.contains_key("unsupported")
     );
     assert_eq!(rep.short_side.min, 40);
 
     // A file list: relative paths, comments; a missing file names the line.
     let list = tmp.path().join("list.txt");
-    std::fs::write(
-        &list,
-        format!("# train\n{}\n\nsub/img1.PNG\n", files[0].display()),
-    )
-    .unwrap();
+    std::fs::write(&list, format!("# train\n{}\n\nsub/img1.PNG\n", files[0].display())).unwrap();
     assert_eq!(ImageSource::open(&list).unwrap().len(), 2);
     std::fs::write(&list, "img0.png\nmissing.jpg\n").unwrap();
     let err = ImageSource::open(&list).unwrap_err().to_string();
-    assert!(
-        err.contains("list.txt:2") && err.contains("missing.jpg"),
-        "{err}"
-    );
+    assert!(err.contains("list.txt:2") && err.contains("missing.jpg"), "{err}");
 }
 
-fn collect(
-    data: &Arc<PretrainData>,
-    start: DataPosition,
-    n: usize,
-) -> Vec<colorproxy_data::ColorBatch> {
-    BatchLoader::new(data.clone(), start)
-        .unwrap()
-        .take(n)
-        .map(|(_, b)| b.unwrap())
-        .collect()
+fn collect(data: &Arc<PretrainData>, start: DataPosition, n: usize) -> Vec<colorproxy_data::ColorBatch> {
+    BatchLoader::new(data.clone(), start).unwrap().take(n).map(|(_, b)| b.unwrap()).collect()
 }
 
 #[test]
 fn batches_are_deterministic_across_thread_counts_and_resume_positions() {
     let tmp = tempfile::tempdir().unwrap();
     make_folder(tmp.path(), 10);
-    std::fs::write(
-        tmp.path().join("zz-corrupt.png"),
-        b"\x89PNG\r\n\x1a\nbroken",
-    )
-    .unwrap();
+    std::fs::write(tmp.path().join("zz-corrupt.png"), b"\x89PNG\r\n\x1a\nbroken").unwrap();
     let src = ImageSource::open(tmp.path()).unwrap();
     let mk = |workers| {
-        Arc::new(
-            PretrainData::new(
-                src.clone(),
-                small_pipeline(workers),
-                TargetConfig::default(),
-                7,
-            )
-            .unwrap(),
-        )
+        Arc::new(PretrainData::new(src.clone(), small_pipeline(workers), TargetConfig::default(), 7).unwrap())
     };
     let one = collect(&mk(1), DataPosition::default(), 6);
     let two = collect(&mk(2), DataPosition::default(), 6);
@@ -314,19 +233,13 @@ fn batches_are_deterministic_across_thread_counts_and_resume_positions() {
     let resumed = collect(&mk(2), DataPosition { epoch: 1, batch: 1 }, 3);
     assert_eq!(&one[3..6], &resumed[..]);
     // A different seed gives different batches.
-    let other = Arc::new(
-        PretrainData::new(src.clone(), small_pipeline(2), TargetConfig::default(), 8).unwrap(),
-    );
+    let other =
+        Arc::new(PretrainData::new(src.clone(), small_pipeline(2), TargetConfig::default(), 8).unwrap());
     assert_ne!(collect(&other, DataPosition::default(), 1)[0], one[0]);
     // The corrupt file is skipped and counted, never used.
     let skipped: usize = one.iter().map(|b| b.skipped.len()).sum();
-    assert!(one
-        .iter()
-        .all(|b| b.files.iter().all(|f| !f.ends_with("zz-corrupt.png"))));
-    assert!(
-        skipped >= 1,
-        "the corrupt file appears in 6 batches of 4 drawn from 11 files"
-    );
+    assert!(one.iter().all(|b| b.files.iter().all(|f| !f.ends_with("zz-corrupt.png"))));
+    assert!(skipped >= 1, "the corrupt file appears in 6 batches of 4 drawn from 11 files");
     // Shapes and ranges.
     let b = &one[0];
     assert_eq!(b.input.len(), 4 * 40 * 40);
@@ -345,20 +258,9 @@ fn crop_region_resize_equals_full_resize_then_crop() {
     use fast_image_resize::images::{Image, ImageRef};
     use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
     let (w, h) = (90u32, 70u32);
-    let data: Vec<u8> = (0..h)
-        .flat_map(|y| (0..w).flat_map(move |x| pattern(x, y)))
-        .collect();
-    let img = colorproxy_data::RgbImage8 {
-        width: w as usize,
-        height: h as usize,
-        data,
-    };
-    let cfg = AugmentConfig {
-        crop: 40,
-        short_side_min: 50,
-        short_side_max: 50,
-        mirror: false,
-    };
+    let data: Vec<u8> = (0..h).flat_map(|y| (0..w).flat_map(move |x| pattern(x, y))).collect();
+    let img = colorproxy_data::RgbImage8 { width: w as usize, height: h as usize, data };
+    let cfg = AugmentConfig { crop: 40, short_side_min: 50, short_side_max: 50, mirror: false };
     let mut resizer = Resizer::new();
     let out = augment(&img, &cfg, &mut Rng::new(3), &mut resizer);
     // Reference: resize the whole image so the short side is 50 (64x50), then crop at the same
@@ -400,12 +302,7 @@ fn shared_photos_decode_and_batch() {
     assert_eq!(rep.decoded, 45, "{:?}", rep.skipped_by_reason);
     assert!(rep.long_side.max <= 640 && rep.short_side.min >= 100);
     let pipe = PipelineConfig {
-        augment: AugmentConfig {
-            crop: 64,
-            short_side_min: 72,
-            short_side_max: 96,
-            mirror: true,
-        },
+        augment: AugmentConfig { crop: 64, short_side_min: 72, short_side_max: 96, mirror: true },
         border: 8,
         points: 32,
         batch_size: 8,
@@ -430,34 +327,20 @@ fn shared_photos_round_trip_through_one_hot_histograms() {
         return;
     };
     let src = ImageSource::open(&Path::new(&root).join("photos/val")).unwrap();
-    let opts = ReconstructOptions {
-        chromatic_fading: false,
-        ..ReconstructOptions::default()
-    };
+    let opts = ReconstructOptions { chromatic_fading: false, ..ReconstructOptions::default() };
     let mut checked = 0usize;
     for f in src.files.iter().take(4) {
         let img = decode_file(f, &DecodeLimits::default()).unwrap();
         for p in img.data.chunks(3).step_by(7) {
-            let rgb = [
-                p[0] as f32 / 255.0,
-                p[1] as f32 / 255.0,
-                p[2] as f32 / 255.0,
-            ];
+            let rgb = [p[0] as f32 / 255.0, p[1] as f32 / 255.0, p[2] as f32 / 255.0];
             let (h, c) = hue_chroma(rgb[0], rgb[1], rgb[2]);
             let (mut hp, mut cp) = (vec![0f32; 32], vec![0f32; 32]);
             hp[bin_index(h, 32)] = 1.0;
             cp[bin_index(c, 32)] = 1.0;
             let l = (rgb[0] + rgb[1] + rgb[2]) / 3.0;
             let out = pixel_from_hists(&hp, &cp, l, &opts);
-            let err = out
-                .iter()
-                .zip(rgb)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f32::max);
-            assert!(
-                err <= 2.0 / 64.0 + 6.0 / 64.0 * c + 1e-4,
-                "{f:?} {rgb:?}: {err}"
-            );
+            let err = out.iter().zip(rgb).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            assert!(err <= 2.0 / 64.0 + 6.0 / 64.0 * c + 1e-4, "{f:?} {rgb:?}: {err}");
             checked += 1;
         }
     }

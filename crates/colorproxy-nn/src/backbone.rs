@@ -1,6 +1,8 @@
 //! Backbones: VGG-16 (the paper's main network) and ResNet-18/50/152, 1-channel input, any input
 //! size, channel widths scaled by `width`. Parameter names follow torchvision (`features.N`,
 //! `classifier.N` for VGG; `conv1`, `layerK.I.convJ`, `bnJ`, `downsample` for ResNet).
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tch::nn::{self, Init};
 use tch::Tensor;
 
@@ -23,44 +25,56 @@ pub fn xavier(fan_in: i64) -> Init {
     Init::Uniform { lo: -a, up: a }
 }
 
-/// A convolution with Xavier-initialised weight `[out, in, k, k]` and zero bias.
+static ALLOW_TF32: AtomicBool = AtomicBool::new(true);
+
+/// Whether cuDNN convolutions may use TF32 on GPUs that have it (PyTorch's default: yes). The
+/// CPU/GPU parity check turns it off to compare float32 with float32.
+pub fn set_allow_tf32(allow: bool) {
+    ALLOW_TF32.store(allow, Ordering::Relaxed);
+}
+
+/// A convolution with Xavier-initialised weight `[out, in, k, k]` and zero bias. With `bf16`, the
+/// convolution itself runs in bfloat16 (inputs and weights cast, output cast back to float32).
 #[derive(Debug)]
 pub struct Conv {
     pub weight: Tensor,
     pub bias: Option<Tensor>,
     pub stride: i64,
     pub padding: i64,
+    pub bf16: bool,
 }
 
 impl Conv {
-    pub fn new(
-        p: nn::Path,
-        cin: i64,
-        cout: i64,
-        k: i64,
-        stride: i64,
-        padding: i64,
-        bias: bool,
-    ) -> Self {
+    pub fn new(p: nn::Path, cin: i64, cout: i64, k: i64, stride: i64, padding: i64, bias: bool) -> Self {
         let weight = p.var("weight", &[cout, cin, k, k], xavier(cin * k * k));
         let bias = bias.then(|| p.var("bias", &[cout], Init::Const(0.0)));
-        Self {
-            weight,
-            bias,
-            stride,
-            padding,
-        }
+        Self { weight, bias, stride, padding, bf16: false }
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        x.conv2d(
-            &self.weight,
-            self.bias.as_ref(),
-            [self.stride],
-            [self.padding],
-            [1],
-            1,
-        )
+        let conv = |x: &Tensor, w: &Tensor, b: Option<&Tensor>| {
+            x.internal_convolution(
+                w,
+                b,
+                [self.stride, self.stride],
+                [self.padding, self.padding],
+                [1, 1],
+                false,
+                [0, 0],
+                1,
+                false,
+                false,
+                true,
+                ALLOW_TF32.load(Ordering::Relaxed),
+            )
+        };
+        if self.bf16 {
+            let k = tch::Kind::BFloat16;
+            let b = self.bias.as_ref().map(|b| b.to_kind(k));
+            conv(&x.to_kind(k), &self.weight.to_kind(k), b.as_ref()).to_kind(x.kind())
+        } else {
+            conv(x, &self.weight, self.bias.as_ref())
+        }
     }
 
     pub fn out_channels(&self) -> i64 {
@@ -107,26 +121,27 @@ impl Vgg16 {
         let mut convs = Vec::new();
         for (name, idx, c, _) in VGG16_CONVS {
             let cout = scaled(c, cfg.width);
-            let conv = Conv::new(vs / "features" / idx, cin, cout, 3, 1, 1, true);
+            let mut conv = Conv::new(vs / "features" / idx, cin, cout, 3, 1, 1, true);
+            conv.bf16 = cfg.conv_bf16;
             let bn = ParamFreeBatchNorm::new(vs / "bn" / "features" / idx, cout, cfg.bn_momentum);
             convs.push((name, conv, bn));
             cin = cout;
         }
         let fc = cfg.fc_channels;
+        let conv = |p: nn::Path, cin, cout, k, pad| {
+            let mut c = Conv::new(p, cin, cout, k, 1, pad, true);
+            c.bf16 = cfg.conv_bf16;
+            c
+        };
         let fc6 = (
-            Conv::new(vs / "classifier" / 0, cin, fc, 7, 1, 3, true),
+            conv(vs / "classifier" / 0, cin, fc, 7, 3),
             ParamFreeBatchNorm::new(vs / "bn" / "classifier" / 0, fc, cfg.bn_momentum),
         );
         let fc7 = (
-            Conv::new(vs / "classifier" / 3, fc, fc, 1, 1, 0, true),
+            conv(vs / "classifier" / 3, fc, fc, 1, 0),
             ParamFreeBatchNorm::new(vs / "bn" / "classifier" / 3, fc, cfg.bn_momentum),
         );
-        Self {
-            convs,
-            fc6,
-            fc7,
-            dropout: cfg.dropout,
-        }
+        Self { convs, fc6, fc7, dropout: cfg.dropout }
     }
 
     /// Channels and scale of every tap, in order (data first).
@@ -143,21 +158,11 @@ impl Vgg16 {
     /// All taps for input `[B, 1, H, W]` (H, W multiples of 32 for exact scales); `key` seeds
     /// the dropout masks (see [`keyed_dropout`]).
     pub fn forward_taps(&self, x: &Tensor, train: bool, key: u64) -> Vec<Tap> {
-        let mut taps = vec![Tap {
-            name: "data",
-            features: x.shallow_clone(),
-            scale: 1,
-        }];
+        let mut taps = vec![Tap { name: "data", features: x.shallow_clone(), scale: 1 }];
         let mut h = x.shallow_clone();
-        for (i, ((name, conv, bn), (_, _, _, scale))) in
-            self.convs.iter().zip(VGG16_CONVS).enumerate()
-        {
+        for (i, ((name, conv, bn), (_, _, _, scale))) in self.convs.iter().zip(VGG16_CONVS).enumerate() {
             h = bn.forward(&conv.forward(&h), train).relu();
-            taps.push(Tap {
-                name,
-                features: h.shallow_clone(),
-                scale,
-            });
+            taps.push(Tap { name, features: h.shallow_clone(), scale });
             // Max-pool after conv1_2, conv2_2, conv3_3, conv4_3, conv5_3.
             if matches!(i, 1 | 3 | 6 | 9 | 12) {
                 h = h.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
@@ -166,18 +171,10 @@ impl Vgg16 {
         // Dropout after fc6 and fc7; as Caffe's in-place dropout, the hypercolumn sees it too.
         let f6 = self.fc6.1.forward(&self.fc6.0.forward(&h), train).relu();
         let f6 = keyed_dropout(&f6, self.dropout, key ^ 0x6, train);
-        taps.push(Tap {
-            name: "fc6",
-            features: f6.shallow_clone(),
-            scale: 32,
-        });
+        taps.push(Tap { name: "fc6", features: f6.shallow_clone(), scale: 32 });
         let f7 = self.fc7.1.forward(&self.fc7.0.forward(&f6), train).relu();
         let f7 = keyed_dropout(&f7, self.dropout, key ^ 0x7, train);
-        taps.push(Tap {
-            name: "fc7",
-            features: f7,
-            scale: 32,
-        });
+        taps.push(Tap { name: "fc7", features: f7, scale: 32 });
         taps
     }
 }
@@ -252,18 +249,12 @@ impl ResNet {
                 let stride = if bi == 0 && li > 0 { 2 } else { 1 };
                 let convs = if bottleneck {
                     vec![
-                        (
-                            Conv::new(&p / "conv1", cin, planes, 1, 1, 0, false),
-                            Bn2d::new(&p / "bn1", planes),
-                        ),
+                        (Conv::new(&p / "conv1", cin, planes, 1, 1, 0, false), Bn2d::new(&p / "bn1", planes)),
                         (
                             Conv::new(&p / "conv2", planes, planes, 3, stride, 1, false),
                             Bn2d::new(&p / "bn2", planes),
                         ),
-                        (
-                            Conv::new(&p / "conv3", planes, out, 1, 1, 0, false),
-                            Bn2d::new(&p / "bn3", out),
-                        ),
+                        (Conv::new(&p / "conv3", planes, out, 1, 1, 0, false), Bn2d::new(&p / "bn3", out)),
                     ]
                 } else {
                     vec![
@@ -279,22 +270,14 @@ impl ResNet {
                 };
                 let downsample = (bi == 0 && (stride != 1 || cin != out)).then(|| {
                     let d = &p / "downsample";
-                    (
-                        Conv::new(&d / 0, cin, out, 1, stride, 0, false),
-                        Bn2d::new(&d / 1, out),
-                    )
+                    (Conv::new(&d / 0, cin, out, 1, stride, 0, false), Bn2d::new(&d / 1, out))
                 });
                 blocks.push(Block { convs, downsample });
                 cin = out;
             }
             layers.push(blocks);
         }
-        Ok(Self {
-            conv1,
-            bn1,
-            layers,
-            out_channels: cin,
-        })
+        Ok(Self { conv1, bn1, layers, out_channels: cin })
     }
 
     pub fn tap_specs(&self) -> Vec<(&'static str, i64, i64)> {
@@ -309,11 +292,7 @@ impl ResNet {
                 h = b.forward(&h, train);
             }
         }
-        vec![Tap {
-            name: "layer4",
-            features: h,
-            scale: 32,
-        }]
+        vec![Tap { name: "layer4", features: h, scale: 32 }]
     }
 }
 
@@ -329,9 +308,7 @@ impl Backbone {
         match cfg.arch.as_str() {
             "vgg16" => Ok(Self::Vgg16(Vgg16::new(vs, cfg))),
             "resnet18" | "resnet50" | "resnet152" => Ok(Self::ResNet(ResNet::new(vs, cfg)?)),
-            a => Err(NnError::Config(format!(
-                "unknown arch {a:?} (vgg16, resnet18, resnet50, resnet152)"
-            ))),
+            a => Err(NnError::Config(format!("unknown arch {a:?} (vgg16, resnet18, resnet50, resnet152)"))),
         }
     }
 

@@ -16,12 +16,7 @@ impl ParamFreeBatchNorm {
     pub fn new(p: nn::Path, channels: i64, momentum: f64) -> Self {
         let running_mean = p.zeros_no_train("running_mean", &[channels]);
         let running_var = p.ones_no_train("running_var", &[channels]);
-        Self {
-            running_mean,
-            running_var,
-            momentum,
-            eps: 1e-5,
-        }
+        Self { running_mean, running_var, momentum, eps: 1e-5 }
     }
 
     /// Batch statistics (and a running-stat update) when `train`, running statistics otherwise.

@@ -10,22 +10,13 @@ use tch::{nn, Device, Tensor};
 use crate::NnError;
 
 fn file_err(path: &Path, e: impl std::fmt::Display) -> NnError {
-    NnError::File {
-        path: path.to_owned(),
-        msg: e.to_string(),
-    }
+    NnError::File { path: path.to_owned(), msg: e.to_string() }
 }
 
 /// `dir/.name.tmp.ext` for an atomic write of `dir/name`.
 fn tmp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let ext = path
-        .extension()
-        .map(|e| e.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let ext = path.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp.{ext}"))
 }
 
@@ -39,10 +30,8 @@ pub fn write_tensors(path: &Path, named: &[(String, Tensor)]) -> Result<(), NnEr
         std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
     }
     let tmp = tmp_path(path);
-    let cpu: Vec<(String, Tensor)> = named
-        .iter()
-        .map(|(n, t)| (n.clone(), t.to_device(Device::Cpu).contiguous()))
-        .collect();
+    let cpu: Vec<(String, Tensor)> =
+        named.iter().map(|(n, t)| (n.clone(), t.to_device(Device::Cpu).contiguous())).collect();
     Tensor::write_safetensors(&cpu, &tmp).map_err(|e| file_err(&tmp, e))?;
     commit(&tmp, path)
 }
@@ -73,7 +62,14 @@ pub fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<(), NnError> {
     let file: BTreeMap<String, Tensor> = read_tensors(path)?.into_iter().collect();
     tch::no_grad(|| {
         for (name, mut var) in vs.variables() {
-            let src = file.get(&name).ok_or_else(|| file_err(path, format!("has no tensor {name:?} (is it a checkpoint of the same architecture and width?)")))?;
+            let src = file.get(&name).ok_or_else(|| {
+                file_err(
+                    path,
+                    format!(
+                        "has no tensor {name:?} (is it a checkpoint of the same architecture and width?)"
+                    ),
+                )
+            })?;
             if src.size() != var.size() {
                 return Err(file_err(
                     path,

@@ -36,11 +36,7 @@ impl ColorizeOptions {
     pub fn for_config(config: &PretrainConfig) -> Self {
         let a = &config.data.augment;
         let short = ((a.short_side_min + a.short_side_max) / 2) as usize;
-        Self {
-            reconstruct: ReconstructOptions::default(),
-            short_side: short,
-            max_side: 2 * short,
-        }
+        Self { reconstruct: ReconstructOptions::default(), short_side: short, max_side: 2 * short }
     }
 }
 
@@ -84,11 +80,7 @@ impl Colorizer {
             config.seed,
         )?;
         load_weights(&mut net.vs, weights)?;
-        Ok(Self {
-            net,
-            config,
-            options,
-        })
+        Ok(Self { net, config, options })
     }
 
     /// The processing size for an image of `w x h`.
@@ -98,10 +90,7 @@ impl Colorizer {
         if long * s > self.options.max_side as f64 {
             s = self.options.max_side as f64 / long;
         }
-        (
-            ((w as f64 * s).round() as usize).max(1),
-            ((h as f64 * s).round() as usize).max(1),
-        )
+        (((w as f64 * s).round() as usize).max(1), ((h as f64 * s).round() as usize).max(1))
     }
 
     /// Per-pixel hue and chroma probabilities at the image's own size: two `[K, H, W]` tensors.
@@ -115,9 +104,7 @@ impl Colorizer {
             .collect();
         let (pw, ph) = self.processing_size(w, h);
         tch::no_grad(|| {
-            let g = Tensor::from_slice(&gray)
-                .reshape([1, 1, h as i64, w as i64])
-                .to_device(dev);
+            let g = Tensor::from_slice(&gray).reshape([1, 1, h as i64, w as i64]).to_device(dev);
             let g = if (pw, ph) == (w, h) {
                 g
             } else {
@@ -135,19 +122,11 @@ impl Colorizer {
                 .layers
                 .iter()
                 .map(|name| {
-                    let t = taps
-                        .iter()
-                        .find(|t| t.name == name)
-                        .expect("layers validated");
+                    let t = taps.iter().find(|t| t.name == name).expect("layers validated");
                     match t.scale {
-                        s if s < 4 => t.features.avg_pool2d(
-                            [4 / s, 4 / s],
-                            [4 / s, 4 / s],
-                            [0, 0],
-                            false,
-                            true,
-                            None,
-                        ),
+                        s if s < 4 => {
+                            t.features.avg_pool2d([4 / s, 4 / s], [4 / s, 4 / s], [0, 0], false, true, None)
+                        }
                         4 => t.features.shallow_clone(),
                         _ => t.features.upsample_bilinear2d([h4, w4], false, None, None),
                     }
@@ -162,10 +141,7 @@ impl Colorizer {
             };
             let to_map = |z: Tensor| -> Tensor {
                 let k = z.size()[1];
-                let p = z
-                    .softmax(-1, Kind::Float)
-                    .reshape([1, h4, w4, k])
-                    .permute([0, 3, 1, 2]);
+                let p = z.softmax(-1, Kind::Float).reshape([1, h4, w4, k]).permute([0, 3, 1, 2]);
                 let p = p
                     .upsample_bilinear2d([hp, wp], false, None, None)
                     .narrow(2, 0, ph as i64)
@@ -188,10 +164,10 @@ impl Colorizer {
         // Pixel-major [H*W, K] for the per-pixel conversion.
         let k_h = hue.size()[0] as usize;
         let k_c = chroma.size()[0] as usize;
-        let hue: Vec<f32> = Vec::try_from(hue.permute([1, 2, 0]).contiguous().flatten(0, -1))
-            .expect("float tensor");
-        let chroma: Vec<f32> = Vec::try_from(chroma.permute([1, 2, 0]).contiguous().flatten(0, -1))
-            .expect("float tensor");
+        let hue: Vec<f32> =
+            Vec::try_from(hue.permute([1, 2, 0]).contiguous().flatten(0, -1)).expect("float tensor");
+        let chroma: Vec<f32> =
+            Vec::try_from(chroma.permute([1, 2, 0]).contiguous().flatten(0, -1)).expect("float tensor");
         let mut rgb = vec![0u8; w * h * 3];
         let mut hue_entropy = vec![0f32; w * h];
         let log_k = (k_h as f32).ln();
@@ -205,36 +181,18 @@ impl Colorizer {
             for c in 0..3 {
                 rgb[i * 3 + c] = (out[c] * 255.0).round().clamp(0.0, 255.0) as u8;
             }
-            hue_entropy[i] = -hp
-                .iter()
-                .filter(|&&v| v > 0.0)
-                .map(|&v| v * v.ln())
-                .sum::<f32>()
-                / log_k;
+            hue_entropy[i] = -hp.iter().filter(|&&v| v > 0.0).map(|&v| v * v.ln()).sum::<f32>() / log_k;
         }
-        Colorized {
-            width: w,
-            height: h,
-            rgb,
-            hue_entropy,
-        }
+        Colorized { width: w, height: h, rgb, hue_entropy }
     }
 }
 
 /// PSNR (dB, peak 1) and RMSE (8-bit units) of `a` against `b`, over all pixels and channels.
 pub fn psnr_rmse(a: &[u8], b: &[u8]) -> (f64, f64) {
     let n = a.len().max(1) as f64;
-    let se: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(&x, &y)| (x as f64 - y as f64).powi(2))
-        .sum();
+    let se: f64 = a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum();
     let mse = se / n;
-    let psnr = if mse == 0.0 {
-        f64::INFINITY
-    } else {
-        10.0 * (255.0f64 * 255.0 / mse).log10()
-    };
+    let psnr = if mse == 0.0 { f64::INFINITY } else { 10.0 * (255.0f64 * 255.0 / mse).log10() };
     (psnr, mse.sqrt())
 }
 

@@ -41,6 +41,8 @@ pub struct ModelConfig {
     /// Multiplier of the regression loss, so both losses have similar gradient magnitude at
     /// initialisation (see `loss::lab_regression`).
     pub lab_loss_weight: f64,
+    /// Run the VGG convolutions in bfloat16 (off by default; float32 is the reference).
+    pub conv_bf16: bool,
 }
 
 pub const VGG16_LAYERS: [&str; 16] = [
@@ -61,6 +63,7 @@ impl Default for ModelConfig {
             bn_momentum: 0.1,
             loss: ColorLoss::Histogram,
             lab_loss_weight: 10.0,
+            conv_bf16: false,
         }
     }
 }
@@ -82,14 +85,7 @@ pub struct OptimConfig {
 
 impl Default for OptimConfig {
     fn default() -> Self {
-        Self {
-            lr: 1e-3,
-            momentum: 0.9,
-            weight_decay: 5e-4,
-            bias_lr_mult: 2.0,
-            lr_drops: vec![],
-            gamma: 0.1,
-        }
+        Self { lr: 1e-3, momentum: 0.9, weight_decay: 5e-4, bias_lr_mult: 2.0, lr_drops: vec![], gamma: 0.1 }
     }
 }
 
@@ -132,10 +128,7 @@ impl Default for PretrainConfig {
             log_every: 20,
             threads: 0,
             model: ModelConfig::default(),
-            optim: OptimConfig {
-                lr_drops: vec![1_000_000, 1_500_000, 1_750_000],
-                ..OptimConfig::default()
-            },
+            optim: OptimConfig { lr_drops: vec![1_000_000, 1_500_000, 1_750_000], ..OptimConfig::default() },
             data: PipelineConfig::default(),
             targets: TargetConfig::default(),
         }
@@ -144,23 +137,11 @@ impl Default for PretrainConfig {
 
 /// The presets shipped in `presets/`, compiled into the binary.
 pub const PRESETS: [(&str, &str); 5] = [
-    (
-        "paper-vgg16",
-        include_str!("../../../presets/paper-vgg16.toml"),
-    ),
+    ("paper-vgg16", include_str!("../../../presets/paper-vgg16.toml")),
     ("cpu-small", include_str!("../../../presets/cpu-small.toml")),
-    (
-        "cpu-small-lab",
-        include_str!("../../../presets/cpu-small-lab.toml"),
-    ),
-    (
-        "paper-resnet152",
-        include_str!("../../../presets/paper-resnet152.toml"),
-    ),
-    (
-        "cpu-resnet18",
-        include_str!("../../../presets/cpu-resnet18.toml"),
-    ),
+    ("cpu-small-lab", include_str!("../../../presets/cpu-small-lab.toml")),
+    ("paper-resnet152", include_str!("../../../presets/paper-resnet152.toml")),
+    ("cpu-resnet18", include_str!("../../../presets/cpu-resnet18.toml")),
 ];
 
 impl PretrainConfig {
@@ -186,9 +167,7 @@ impl PretrainConfig {
 
     pub fn validate(&self) -> Result<(), NnError> {
         self.data.validate()?;
-        self.targets
-            .validate()
-            .map_err(|e| NnError::Config(e.to_string()))?;
+        self.targets.validate().map_err(|e| NnError::Config(e.to_string()))?;
         if self.iterations == 0 || self.checkpoint_every == 0 || self.log_every == 0 {
             return Err(NnError::Config(
                 "iterations, checkpoint_every and log_every must be positive".into(),

@@ -14,10 +14,7 @@ pub struct Fc {
 
 impl Fc {
     pub fn new(p: nn::Path, cin: i64, cout: i64, init: Init) -> Self {
-        Self {
-            weight: p.var("weight", &[cout, cin], init),
-            bias: p.var("bias", &[cout], Init::Const(0.0)),
-        }
+        Self { weight: p.var("weight", &[cout, cin], init), bias: p.var("bias", &[cout], Init::Const(0.0)) }
     }
     pub fn forward(&self, x: &Tensor) -> Tensor {
         x.linear(&self.weight, Some(&self.bias))
@@ -44,15 +41,7 @@ pub enum HeadOutput {
 impl ColorHead {
     pub fn new(p: nn::Path, cin: i64, cfg: &ModelConfig, hue_bins: i64, chroma_bins: i64) -> Self {
         let h = cfg.head_hidden;
-        let fc1 = Fc::new(
-            &p / "fc1",
-            cin,
-            h,
-            Init::Randn {
-                mean: 0.0,
-                stdev: cfg.head_init_std,
-            },
-        );
+        let fc1 = Fc::new(&p / "fc1", cin, h, Init::Randn { mean: 0.0, stdev: cfg.head_init_std });
         let (hue, chroma, ab) = match cfg.loss {
             ColorLoss::Histogram => (
                 Some(Fc::new(&p / "hue", h, hue_bins, xavier(h))),
@@ -61,28 +50,14 @@ impl ColorHead {
             ),
             ColorLoss::LabRegression => (None, None, Some(Fc::new(&p / "ab", h, 2, xavier(h)))),
         };
-        Self {
-            fc1,
-            hue,
-            chroma,
-            ab,
-            dropout: cfg.dropout,
-        }
+        Self { fc1, hue, chroma, ab, dropout: cfg.dropout }
     }
 
     /// `x`: `[N, C]` hypercolumns; `key` seeds the dropout mask.
     pub fn forward(&self, x: &Tensor, train: bool, key: u64) -> HeadOutput {
-        let h = crate::init::keyed_dropout(
-            &self.fc1.forward(x).relu(),
-            self.dropout,
-            key ^ 0x48,
-            train,
-        );
+        let h = crate::init::keyed_dropout(&self.fc1.forward(x).relu(), self.dropout, key ^ 0x48, train);
         match (&self.hue, &self.chroma, &self.ab) {
-            (Some(hu), Some(ch), _) => HeadOutput::Histogram {
-                hue: hu.forward(&h),
-                chroma: ch.forward(&h),
-            },
+            (Some(hu), Some(ch), _) => HeadOutput::Histogram { hue: hu.forward(&h), chroma: ch.forward(&h) },
             (_, _, Some(ab)) => HeadOutput::Lab { ab: ab.forward(&h) },
             _ => unreachable!("head built with one of the two losses"),
         }

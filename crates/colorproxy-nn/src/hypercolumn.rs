@@ -30,16 +30,12 @@ impl SparseHypercolumn {
             .layers
             .iter()
             .map(|name| {
-                let tap = taps
-                    .iter()
-                    .find(|t| t.name == name)
-                    .expect("layer list validated against the backbone");
+                let tap =
+                    taps.iter().find(|t| t.name == name).expect("layer list validated against the backbone");
                 sample_at(&tap.features, tap.scale, points)
             })
             .collect();
-        Tensor::cat(&parts, 1)
-            .permute([0, 2, 1])
-            .reshape([b * p, -1])
+        Tensor::cat(&parts, 1).permute([0, 2, 1]).reshape([b * p, -1])
     }
 }
 
@@ -69,13 +65,10 @@ pub fn sample_at(features: &Tensor, scale: i64, points: &Tensor) -> Tensor {
 /// interpolation to `[B, C, H*s, W*s]`.
 pub fn dense_upsample(tap: &Tap) -> Tensor {
     let s = tap.features.size();
-    tap.features
-        .upsample_bilinear2d([s[2] * tap.scale, s[3] * tap.scale], false, None, None)
+    tap.features.upsample_bilinear2d([s[2] * tap.scale, s[3] * tap.scale], false, None, None)
 }
 
 /// Points as a float tensor from the batch's integer `[B, P, 2]` coordinates.
 pub fn points_tensor(points: &[i64], batch: i64, per_image: i64) -> Tensor {
-    Tensor::from_slice(points)
-        .reshape([batch, per_image, 2])
-        .to_kind(Kind::Float)
+    Tensor::from_slice(points).reshape([batch, per_image, 2]).to_kind(Kind::Float)
 }

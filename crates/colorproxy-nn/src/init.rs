@@ -8,9 +8,7 @@ use crate::config::ModelConfig;
 
 /// A stable 64-bit hash of a name (FNV-1a).
 pub fn name_hash(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    })
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
 }
 
 /// Fills every variable of `vs` from `seed`, by name and shape:
@@ -31,9 +29,7 @@ pub fn initialize(vs: &nn::VarStore, cfg: &ModelConfig, seed: u64) {
             let constant = |v: f64| Some(v);
             let c = if name.ends_with(".bias") || name.ends_with("running_mean") {
                 constant(0.0)
-            } else if name.ends_with("running_var")
-                || (name.ends_with(".weight") && size.len() == 1)
-            {
+            } else if name.ends_with("running_var") || (name.ends_with(".weight") && size.len() == 1) {
                 constant(1.0)
             } else {
                 None
@@ -55,14 +51,9 @@ pub fn initialize(vs: &nn::VarStore, cfg: &ModelConfig, seed: u64) {
             } else {
                 let fan_in: i64 = size[1..].iter().product();
                 let a = (3.0 / fan_in.max(1) as f64).sqrt();
-                (0..n)
-                    .map(|_| ((rng.uniform() * 2.0 - 1.0) * a) as f32)
-                    .collect()
+                (0..n).map(|_| ((rng.uniform() * 2.0 - 1.0) * a) as f32).collect()
             };
-            let t = Tensor::from_slice(&values)
-                .reshape(&size)
-                .to_device(var.device())
-                .to_kind(var.kind());
+            let t = Tensor::from_slice(&values).reshape(&size).to_device(var.device()).to_kind(var.kind());
             var.copy_(&t);
         }
     });
@@ -89,11 +80,7 @@ pub fn keep_mask(size: &[i64], p: f64, key: u64, device: Device) -> Tensor {
     let idx = Tensor::arange(n, (Kind::Int64, device));
     // Each step keeps values below 2^31 and multiplies by constants below 2^31: no overflow.
     let mut h = (idx.remainder(1 << 31) * 1_640_531_527i64 + k1).bitwise_and(M31);
-    for (mul, add) in [
-        (1_103_515_245i64, 12_345i64),
-        (69_069, k2),
-        (1_664_525, 1_013_904_223 & M31),
-    ] {
+    for (mul, add) in [(1_103_515_245i64, 12_345i64), (69_069, k2), (1_664_525, 1_013_904_223 & M31)] {
         h = h.bitwise_xor_tensor(&h.bitwise_right_shift(&Tensor::from(13i64).to_device(device)));
         h = (h * mul + add).bitwise_and(M31);
     }

@@ -56,9 +56,9 @@ pub fn parse_device(s: Option<&str>) -> Result<tch::Device, NnError> {
         Some("cpu") => Ok(tch::Device::Cpu),
         Some(d) if d == "cuda" || d.starts_with("cuda:") => {
             let idx = match d.strip_prefix("cuda:") {
-                Some(n) => n
-                    .parse::<usize>()
-                    .map_err(|_| NnError::Device(d.into(), "expected cuda:N".into()))?,
+                Some(n) => {
+                    n.parse::<usize>().map_err(|_| NnError::Device(d.into(), "expected cuda:N".into()))?
+                }
                 None => 0,
             };
             let n = tch::Cuda::device_count() as usize;
@@ -70,9 +70,6 @@ pub fn parse_device(s: Option<&str>) -> Result<tch::Device, NnError> {
             }
             Ok(tch::Device::Cuda(idx))
         }
-        Some(d) => Err(NnError::Device(
-            d.into(),
-            "expected cpu, cuda or cuda:N".into(),
-        )),
+        Some(d) => Err(NnError::Device(d.into(), "expected cpu, cuda or cuda:N".into())),
     }
 }

@@ -59,13 +59,7 @@ impl ColorizationNet {
         }
         let head = ColorHead::new(vs.root() / "head", cin, cfg, hue_bins, chroma_bins);
         crate::init::initialize(&vs, cfg, seed);
-        Ok(Self {
-            vs,
-            backbone,
-            hypercolumn: SparseHypercolumn::new(layers),
-            head,
-            config: cfg.clone(),
-        })
+        Ok(Self { vs, backbone, hypercolumn: SparseHypercolumn::new(layers), head, config: cfg.clone() })
     }
 
     /// Head outputs at the points: `input` `[B, 1, S, S]`, `points` `[B, P, 2]` (y, x).
@@ -79,28 +73,17 @@ impl ColorizationNet {
     /// The loss of a batch (moved to the network's device).
     pub fn batch_loss(&self, batch: &ColorBatch, train: bool, key: u64) -> LossParts {
         let dev = self.vs.device();
-        let (b, s, p) = (
-            batch.batch as i64,
-            batch.side as i64,
-            batch.points_per_image as i64,
-        );
-        let input = Tensor::from_slice(&batch.input)
-            .reshape([b, 1, s, s])
-            .to_device(dev);
-        let points = points_tensor(&batch.points, b, p).to_device(dev);
+        let (b, s, p) = (batch.batch as i64, batch.side as i64, batch.points_per_image as i64);
+        let input = Tensor::from_slice(&batch.input).reshape([b, 1, s, s]).to_dev(dev);
+        let points = points_tensor(&batch.points, b, p).to_dev(dev);
         match self.forward(&input, &points, train, key) {
             HeadOutput::Histogram { hue, chroma } => {
-                let t = |v: &[f32], k: usize| {
-                    Tensor::from_slice(v)
-                        .reshape([b * p, k as i64])
-                        .to_device(dev)
-                };
+                let t = |v: &[f32], k: usize| Tensor::from_slice(v).reshape([b * p, k as i64]).to_dev(dev);
                 let hue_t = t(&batch.hue_hist, batch.hue_bins);
                 let chroma_t = t(&batch.chroma_hist, batch.chroma_bins);
-                let hw = Tensor::from_slice(&batch.hue_weight).to_device(dev);
-                let cw = Tensor::from_slice(&batch.chroma_weight).to_device(dev);
-                let total = loss::weighted_kl(&hue, &hue_t, &hw)
-                    + loss::weighted_kl(&chroma, &chroma_t, &cw);
+                let hw = Tensor::from_slice(&batch.hue_weight).to_dev(dev);
+                let cw = Tensor::from_slice(&batch.chroma_weight).to_dev(dev);
+                let total = loss::weighted_kl(&hue, &hue_t, &hw) + loss::weighted_kl(&chroma, &chroma_t, &cw);
                 LossParts {
                     total,
                     hue_kl: loss::mean_kl(&hue, &hue_t),
@@ -108,9 +91,7 @@ impl ColorizationNet {
                 }
             }
             HeadOutput::Lab { ab } => {
-                let t = Tensor::from_slice(&batch.lab_ab)
-                    .reshape([b * p, 2])
-                    .to_device(dev);
+                let t = Tensor::from_slice(&batch.lab_ab).reshape([b * p, 2]).to_dev(dev);
                 LossParts {
                     total: loss::lab_regression(&ab, &t, self.config.lab_loss_weight),
                     hue_kl: 0.0,
@@ -127,16 +108,29 @@ impl ColorizationNet {
 
     /// Number of trainable parameters.
     pub fn num_parameters(&self) -> i64 {
-        self.vs
-            .trainable_variables()
-            .iter()
-            .map(|t| t.numel() as i64)
-            .sum()
+        self.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
     }
 
     /// Casts helper for tests: the network in double precision.
     pub fn to_double(&mut self) {
         self.vs.set_kind(Kind::Double);
+    }
+}
+
+/// Host-to-device copies of batch tensors.
+pub trait ToDev {
+    /// Moves a host tensor to `dev`; to a GPU through pinned memory, asynchronously (the copy
+    /// overlaps with the work already queued, and the next batch is being built on CPU threads).
+    fn to_dev(self, dev: Device) -> Tensor;
+}
+
+impl ToDev for Tensor {
+    fn to_dev(self, dev: Device) -> Tensor {
+        if dev.is_cuda() {
+            self.pin_memory(dev).to_device_(dev, self.kind(), true, false)
+        } else {
+            self
+        }
     }
 }
 

@@ -26,12 +26,7 @@ impl Sgd {
     pub fn new(named: BTreeMap<String, Tensor>, config: OptimConfig) -> Self {
         let params = named
             .into_iter()
-            .map(|(name, tensor)| Param {
-                is_bias: name.ends_with(".bias"),
-                name,
-                tensor,
-                momentum: None,
-            })
+            .map(|(name, tensor)| Param { is_bias: name.ends_with(".bias"), name, tensor, momentum: None })
             .collect();
         Self { params, config }
     }
@@ -51,11 +46,7 @@ impl Sgd {
                 if !g.defined() {
                     continue;
                 }
-                let (lr_p, wd) = if p.is_bias {
-                    (lr * c.bias_lr_mult, 0.0)
-                } else {
-                    (lr, c.weight_decay)
-                };
+                let (lr_p, wd) = if p.is_bias { (lr * c.bias_lr_mult, 0.0) } else { (lr, c.weight_decay) };
                 let d = if wd != 0.0 { g + &p.tensor * wd } else { g };
                 let buf = match p.momentum.take() {
                     Some(mut b) => {
@@ -74,11 +65,7 @@ impl Sgd {
     pub fn state(&self) -> Vec<(String, Tensor)> {
         self.params
             .iter()
-            .filter_map(|p| {
-                p.momentum
-                    .as_ref()
-                    .map(|m| (format!("momentum.{}", p.name), m.shallow_clone()))
-            })
+            .filter_map(|p| p.momentum.as_ref().map(|m| (format!("momentum.{}", p.name), m.shallow_clone())))
             .collect()
     }
 

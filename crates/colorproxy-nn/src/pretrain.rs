@@ -57,9 +57,7 @@ pub struct RunPaths {
 
 impl RunPaths {
     pub fn new(root: &Path) -> Self {
-        Self {
-            root: root.to_owned(),
-        }
+        Self { root: root.to_owned() }
     }
     pub fn config(&self) -> PathBuf {
         self.root.join("config.toml")
@@ -80,8 +78,7 @@ impl RunPaths {
         self.checkpoints().join("last.state.json")
     }
     pub fn snapshot(&self, iteration: usize) -> PathBuf {
-        self.checkpoints()
-            .join(format!("iter-{iteration}.safetensors"))
+        self.checkpoints().join(format!("iter-{iteration}.safetensors"))
     }
 }
 
@@ -108,10 +105,7 @@ pub struct PretrainRun<'a> {
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> NnError {
-    NnError::File {
-        path: path.to_owned(),
-        msg: e.to_string(),
-    }
+    NnError::File { path: path.to_owned(), msg: e.to_string() }
 }
 
 /// The scalar results of one step.
@@ -123,13 +117,7 @@ pub struct StepResult {
 
 /// One SGD step on a batch: forward, loss, backward, update (skipped if the loss is not finite).
 /// Dropout masks come from `key`.
-pub fn train_step(
-    net: &ColorizationNet,
-    sgd: &mut Sgd,
-    batch: &ColorBatch,
-    lr: f64,
-    key: u64,
-) -> StepResult {
+pub fn train_step(net: &ColorizationNet, sgd: &mut Sgd, batch: &ColorBatch, lr: f64, key: u64) -> StepResult {
     sgd.zero_grad();
     let parts = net.batch_loss(batch, true, key);
     let loss = parts.total.double_value(&[]);
@@ -137,11 +125,7 @@ pub fn train_step(
         parts.total.backward();
         sgd.step(lr);
     }
-    StepResult {
-        loss,
-        hue_kl: parts.hue_kl,
-        chroma_kl: parts.chroma_kl,
-    }
+    StepResult { loss, hue_kl: parts.hue_kl, chroma_kl: parts.chroma_kl }
 }
 
 /// Builds the network and optimiser for a config (seeded).
@@ -153,12 +137,7 @@ pub fn build(cfg: &PretrainConfig, device: Device) -> Result<(ColorizationNet, S
         device,
         cfg.seed,
     )?;
-    let named: BTreeMap<_, _> = net
-        .vs
-        .variables()
-        .into_iter()
-        .filter(|(_, t)| t.requires_grad())
-        .collect();
+    let named: BTreeMap<_, _> = net.vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
     let sgd = Sgd::new(named, cfg.optim.clone());
     Ok((net, sgd))
 }
@@ -171,10 +150,7 @@ fn save_checkpoint(
 ) -> Result<(), NnError> {
     checkpoint::save_weights(&net.vs, &paths.last_weights())?;
     let mut opt = sgd.state();
-    opt.push((
-        "iteration".into(),
-        tch::Tensor::from(state.iteration as i64),
-    ));
+    opt.push(("iteration".into(), tch::Tensor::from(state.iteration as i64)));
     checkpoint::write_tensors(&paths.last_optim(), &opt)?;
     // The state file is written last: it is what marks the checkpoint complete.
     checkpoint::write_json(&paths.last_state(), state)
@@ -188,11 +164,7 @@ fn truncate_metrics(path: &Path, iteration: usize) -> Result<(), NnError> {
     };
     let kept: Vec<&str> = text
         .lines()
-        .filter(|l| {
-            serde_json::from_str::<Metrics>(l)
-                .map(|m| m.iteration <= iteration)
-                .unwrap_or(false)
-        })
+        .filter(|l| serde_json::from_str::<Metrics>(l).map(|m| m.iteration <= iteration).unwrap_or(false))
         .collect();
     let mut s = kept.join("\n");
     if !s.is_empty() {
@@ -206,18 +178,16 @@ impl PretrainRun<'_> {
         let cfg = &self.config;
         cfg.validate()?;
         let paths = RunPaths::new(&self.out);
-        std::fs::create_dir_all(paths.checkpoints())
-            .map_err(|e| io_err(&paths.checkpoints(), e))?;
+        std::fs::create_dir_all(paths.checkpoints()).map_err(|e| io_err(&paths.checkpoints(), e))?;
+        if self.device.is_cuda() {
+            tch::Cuda::cudnn_set_benchmark(true);
+        }
         if cfg.threads > 0 {
             tch::set_num_threads(cfg.threads as i32);
         }
         let (mut net, mut sgd) = build(cfg, self.device)?;
-        let mut state = TrainState {
-            iteration: 0,
-            data: DataPosition::default(),
-            seed: cfg.seed,
-            skipped_images: 0,
-        };
+        let mut state =
+            TrainState { iteration: 0, data: DataPosition::default(), seed: cfg.seed, skipped_images: 0 };
         if self.resume {
             if !paths.last_state().is_file() {
                 return Err(NnError::File {
@@ -231,9 +201,7 @@ impl PretrainRun<'_> {
             if saved != *cfg {
                 let (a, b) = (saved.clone(), cfg.clone());
                 // Only the iteration count may change on resume.
-                if (PretrainConfig { iterations: 0, ..a })
-                    != (PretrainConfig { iterations: 0, ..b })
-                {
+                if (PretrainConfig { iterations: 0, ..a }) != (PretrainConfig { iterations: 0, ..b }) {
                     return Err(NnError::Config(format!(
                         "--resume with a config that differs from {} (only --iterations may change)",
                         paths.config().display()
@@ -243,10 +211,7 @@ impl PretrainRun<'_> {
             state = checkpoint::read_json(&paths.last_state())?;
             checkpoint::load_weights(&mut net.vs, &paths.last_weights())?;
             let opt = checkpoint::read_tensors(&paths.last_optim())?;
-            let it = opt
-                .iter()
-                .find(|(n, _)| n == "iteration")
-                .map(|(_, t)| t.int64_value(&[]) as usize);
+            let it = opt.iter().find(|(n, _)| n == "iteration").map(|(_, t)| t.int64_value(&[]) as usize);
             if it != Some(state.iteration) {
                 return Err(NnError::File {
                     path: paths.last_optim(),
@@ -256,25 +221,16 @@ impl PretrainRun<'_> {
                     ),
                 });
             }
-            sgd.load_state(opt).map_err(|m| NnError::File {
-                path: paths.last_optim(),
-                msg: m,
-            })?;
+            sgd.load_state(opt).map_err(|m| NnError::File { path: paths.last_optim(), msg: m })?;
             truncate_metrics(&paths.metrics(), state.iteration)?;
-            self.observer
-                .message(&format!("resuming at iteration {}", state.iteration));
+            self.observer.message(&format!("resuming at iteration {}", state.iteration));
         } else {
             let _ = std::fs::remove_file(paths.metrics());
         }
         std::fs::write(paths.config(), cfg.to_toml()).map_err(|e| io_err(&paths.config(), e))?;
 
         let source = ImageSource::open(&self.data_dir)?;
-        let data = Arc::new(PretrainData::new(
-            source,
-            cfg.data.clone(),
-            cfg.targets.clone(),
-            cfg.seed,
-        )?);
+        let data = Arc::new(PretrainData::new(source, cfg.data.clone(), cfg.targets.clone(), cfg.seed)?);
         let mut loader = BatchLoader::new(data.clone(), state.data)?;
         let mut metrics_file = std::fs::OpenOptions::new()
             .create(true)
@@ -293,30 +249,19 @@ impl PretrainRun<'_> {
                 interrupted = true;
                 break;
             }
-            let (pos, batch) = loader
-                .next()
-                .ok_or_else(|| NnError::Config("data loader stopped".into()))?;
+            let (pos, batch) = loader.next().ok_or_else(|| NnError::Config("data loader stopped".into()))?;
             let batch = batch?;
             for (p, r) in &batch.skipped {
-                self.observer
-                    .message(&format!("skipped {}: {r}", p.display()));
+                self.observer.message(&format!("skipped {}: {r}", p.display()));
             }
             state.skipped_images += batch.skipped.len();
             let it = state.iteration;
             let lr = cfg.optim.lr_at(it);
-            let parts = train_step(
-                &net,
-                &mut sgd,
-                &batch,
-                lr,
-                crate::init::dropout_key(cfg.seed, it as u64, 0),
-            );
+            let parts =
+                train_step(&net, &mut sgd, &batch, lr, crate::init::dropout_key(cfg.seed, it as u64, 0));
             let loss = parts.loss;
             if !loss.is_finite() {
-                return Err(NnError::NonFiniteLoss {
-                    iteration: it,
-                    value: loss,
-                });
+                return Err(NnError::NonFiniteLoss { iteration: it, value: loss });
             }
             state.iteration += 1;
             state.data = pos.next(data.batches_per_epoch());
@@ -325,8 +270,7 @@ impl PretrainRun<'_> {
             window.1 += parts.hue_kl;
             window.2 += parts.chroma_kl;
             window.3 += 1;
-            let ips =
-                b * state.iteration.saturating_sub(0) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            let ips = b * state.iteration.saturating_sub(0) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
             self.observer.step(state.iteration, loss, ips);
             let done = state.iteration == cfg.iterations;
             if state.iteration.is_multiple_of(cfg.log_every) || done {
@@ -339,12 +283,8 @@ impl PretrainRun<'_> {
                     lr,
                     images_per_s: b * n / window.4.elapsed().as_secs_f64().max(1e-9),
                 };
-                writeln!(
-                    metrics_file,
-                    "{}",
-                    serde_json::to_string(&m).expect("metrics serialise")
-                )
-                .map_err(|e| io_err(&paths.metrics(), e))?;
+                writeln!(metrics_file, "{}", serde_json::to_string(&m).expect("metrics serialise"))
+                    .map_err(|e| io_err(&paths.metrics(), e))?;
                 self.observer.log(&m);
                 window = (0.0, 0.0, 0.0, 0, Instant::now());
             }
@@ -357,10 +297,8 @@ impl PretrainRun<'_> {
         }
         if interrupted {
             save_checkpoint(&paths, &net, &sgd, &state)?;
-            self.observer.message(&format!(
-                "interrupted: checkpoint written at iteration {}",
-                state.iteration
-            ));
+            self.observer
+                .message(&format!("interrupted: checkpoint written at iteration {}", state.iteration));
         }
         Ok(PretrainSummary {
             iterations_done: state.iteration,
@@ -378,10 +316,65 @@ pub fn read_metrics(path: &Path) -> Result<Vec<Metrics>, NnError> {
     text.lines()
         .enumerate()
         .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| NnError::File {
-                path: path.to_owned(),
-                msg: format!("line {}: {e}", i + 1),
-            })
+            serde_json::from_str(l)
+                .map_err(|e| NnError::File { path: path.to_owned(), msg: format!("line {}: {e}", i + 1) })
         })
         .collect()
+}
+
+/// CPU/GPU agreement of one training step (loss and gradients).
+#[derive(Debug, Clone, Serialize)]
+pub struct StepParity {
+    pub loss_reference: f64,
+    pub loss_device: f64,
+    /// `|loss_device - loss_reference| / |loss_reference|`.
+    pub loss_rel_error: f64,
+    /// Max over parameters of `||g_device - g_reference|| / ||g_reference||`, and where.
+    pub grad_rel_error: f64,
+    pub worst_parameter: String,
+}
+
+/// Runs the same forward/backward (same seed, batch and dropout masks, TF32 off) on `reference`
+/// (normally the CPU) and on `device`, and compares the loss and every parameter's gradient.
+pub fn step_parity(
+    cfg: &PretrainConfig,
+    batch: &ColorBatch,
+    reference: Device,
+    device: Device,
+) -> Result<StepParity, NnError> {
+    crate::backbone::set_allow_tf32(false);
+    let grads = |dev: Device| -> Result<(f64, BTreeMap<String, tch::Tensor>), NnError> {
+        let (net, mut sgd) = build(cfg, dev)?;
+        sgd.zero_grad();
+        let parts = net.batch_loss(batch, true, crate::init::dropout_key(cfg.seed, 0, 0));
+        parts.total.backward();
+        let g = net
+            .vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .map(|(n, t)| (n, t.grad().to_device(Device::Cpu).to_kind(tch::Kind::Double)))
+            .collect();
+        Ok((parts.total.double_value(&[]), g))
+    };
+    let (l0, g0) = grads(reference)?;
+    let (l1, g1) = grads(device)?;
+    crate::backbone::set_allow_tf32(true);
+    let (mut worst, mut name) = (0f64, String::new());
+    for (n, a) in &g0 {
+        let b = &g1[n];
+        let denom = a.norm().double_value(&[]).max(1e-30);
+        let rel = (b - a).norm().double_value(&[]) / denom;
+        if rel > worst {
+            worst = rel;
+            name = n.clone();
+        }
+    }
+    Ok(StepParity {
+        loss_reference: l0,
+        loss_device: l1,
+        loss_rel_error: (l1 - l0).abs() / l0.abs().max(1e-30),
+        grad_rel_error: worst,
+        worst_parameter: name,
+    })
 }

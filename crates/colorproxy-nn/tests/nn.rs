@@ -51,10 +51,7 @@ fn histogram_loss_gradient_matches_finite_differences_and_the_authors_formula() 
     let f = |z: &Tensor| weighted_kl(z, &q, &w).double_value(&[]);
     let num = numeric_grad(&logits.detach(), &f);
     for (a, n) in auto.iter().zip(&num) {
-        assert!(
-            (a - n).abs() < 1e-8,
-            "autograd {a} vs finite difference {n}"
-        );
+        assert!((a - n).abs() < 1e-8, "autograd {a} vs finite difference {n}");
     }
     // (p - q) * w / N, N = 6.
     let p = logits.detach().softmax(-1, Kind::Double);
@@ -77,9 +74,7 @@ fn lab_regression_gradient_matches_finite_differences() {
     let t = Tensor::randn([5, 2], opts) * 0.3;
     lab_regression(&pred, &t, 10.0).backward();
     let auto = to_vec(&pred.grad());
-    let num = numeric_grad(&pred.detach(), &|x| {
-        lab_regression(x, &t, 10.0).double_value(&[])
-    });
+    let num = numeric_grad(&pred.detach(), &|x| lab_regression(x, &t, 10.0).double_value(&[]));
     for (a, n) in auto.iter().zip(&num) {
         assert!((a - n).abs() < 1e-8, "{a} vs {n}");
     }
@@ -90,13 +85,7 @@ fn lab_regression_gradient_matches_finite_differences() {
 }
 
 fn tiny_vgg() -> ModelConfig {
-    ModelConfig {
-        width: 1.0 / 16.0,
-        fc_channels: 8,
-        head_hidden: 8,
-        dropout: 0.0,
-        ..ModelConfig::default()
-    }
+    ModelConfig { width: 1.0 / 16.0, fc_channels: 8, head_hidden: 8, dropout: 0.0, ..ModelConfig::default() }
 }
 
 #[test]
@@ -129,27 +118,12 @@ fn sparse_hypercolumn_equals_dense_bilinear_upsampling_at_the_points() {
 #[test]
 fn vgg16_parameters_have_torchvision_names_and_shapes() {
     let vs = tch::nn::VarStore::new(Device::Cpu);
-    let cfg = ModelConfig {
-        width: 1.0,
-        fc_channels: 4096,
-        ..ModelConfig::default()
-    };
-    let _ = Backbone::new(
-        &vs.root(),
-        &ModelConfig {
-            width: 0.25,
-            fc_channels: 64,
-            ..cfg.clone()
-        },
-    )
-    .unwrap();
+    let cfg = ModelConfig { width: 1.0, fc_channels: 4096, ..ModelConfig::default() };
+    let _ = Backbone::new(&vs.root(), &ModelConfig { width: 0.25, fc_channels: 64, ..cfg.clone() }).unwrap();
     let vars: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
     // torchvision.models.vgg16: features.{0,2,5,7,10,12,14,17,19,21,24,26,28}, classifier.{0,3}.
     for i in [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28] {
-        assert!(
-            vars.contains_key(&format!("features.{i}.weight")),
-            "features.{i}.weight"
-        );
+        assert!(vars.contains_key(&format!("features.{i}.weight")), "features.{i}.weight");
         assert!(vars.contains_key(&format!("features.{i}.bias")));
     }
     assert_eq!(vars["features.0.weight"].size(), [16, 1, 3, 3]);
@@ -185,19 +159,10 @@ fn sgd_matches_hand_computed_momentum_steps() {
     }
     // Step 1: d = 3 + 0.1*1 = 3.1, buf = 3.1, w = 1 - 0.31 = 0.69.
     // Step 2: d = 3 + 0.069 = 3.069, buf = 0.9*3.1 + 3.069 = 5.859, w = 0.69 - 0.5859 = 0.1041.
-    assert!(
-        (w.double_value(&[0]) - 0.1041).abs() < 1e-12,
-        "{}",
-        w.double_value(&[0])
-    );
+    assert!((w.double_value(&[0]) - 0.1041).abs() < 1e-12, "{}", w.double_value(&[0]));
     // Bias: buf 2 then 3.8; lr 0.2: b = 0.5 - 0.4 - 0.76 = -0.66.
     assert!((b.double_value(&[0]) + 0.66).abs() < 1e-12);
-    let sched = OptimConfig {
-        lr: 1.0,
-        lr_drops: vec![10, 20],
-        gamma: 0.1,
-        ..OptimConfig::default()
-    };
+    let sched = OptimConfig { lr: 1.0, lr_drops: vec![10, 20], gamma: 0.1, ..OptimConfig::default() };
     assert_eq!((sched.lr_at(9), sched.lr_at(10)), (1.0, 0.1));
     assert!((sched.lr_at(25) - 0.01).abs() < 1e-15);
 }
@@ -258,14 +223,8 @@ fn resumed_training_reaches_the_same_weights_as_an_uninterrupted_run() {
     run(tiny_run_config(3), &data, &b, false).unwrap();
     let s = run(tiny_run_config(6), &data, &b, true).unwrap();
     assert_eq!(s.iterations_done, 6);
-    let wa: BTreeMap<_, _> = read_tensors(&RunPaths::new(&a).last_weights())
-        .unwrap()
-        .into_iter()
-        .collect();
-    let wb: BTreeMap<_, _> = read_tensors(&RunPaths::new(&b).last_weights())
-        .unwrap()
-        .into_iter()
-        .collect();
+    let wa: BTreeMap<_, _> = read_tensors(&RunPaths::new(&a).last_weights()).unwrap().into_iter().collect();
+    let wb: BTreeMap<_, _> = read_tensors(&RunPaths::new(&b).last_weights()).unwrap().into_iter().collect();
     assert_eq!(wa.keys().collect::<Vec<_>>(), wb.keys().collect::<Vec<_>>());
     let mut max = 0f64;
     for (k, ta) in &wa {
@@ -273,25 +232,13 @@ fn resumed_training_reaches_the_same_weights_as_an_uninterrupted_run() {
     }
     assert!(max <= 1e-6, "max weight difference {max}");
     // The weights changed from the snapshot at 3 (training happened) and metrics are complete.
-    let snap: BTreeMap<_, _> = read_tensors(&RunPaths::new(&a).snapshot(3))
-        .unwrap()
-        .into_iter()
-        .collect();
-    let moved = (&snap["head.fc1.weight"] - &wa["head.fc1.weight"])
-        .abs()
-        .max()
-        .double_value(&[]);
+    let snap: BTreeMap<_, _> = read_tensors(&RunPaths::new(&a).snapshot(3)).unwrap().into_iter().collect();
+    let moved = (&snap["head.fc1.weight"] - &wa["head.fc1.weight"]).abs().max().double_value(&[]);
     assert!(moved > 0.0);
     let ma = read_metrics(&RunPaths::new(&a).metrics()).unwrap();
     let mb = read_metrics(&RunPaths::new(&b).metrics()).unwrap();
-    assert_eq!(
-        ma.iter().map(|m| m.iteration).collect::<Vec<_>>(),
-        (1..=6).collect::<Vec<_>>()
-    );
-    assert_eq!(
-        ma.iter().map(|m| m.loss).collect::<Vec<_>>(),
-        mb.iter().map(|m| m.loss).collect::<Vec<_>>()
-    );
+    assert_eq!(ma.iter().map(|m| m.iteration).collect::<Vec<_>>(), (1..=6).collect::<Vec<_>>());
+    assert_eq!(ma.iter().map(|m| m.loss).collect::<Vec<_>>(), mb.iter().map(|m| m.loss).collect::<Vec<_>>());
     // Resuming with a changed config is refused with a clear message.
     let mut other = tiny_run_config(9);
     other.optim.lr = 0.5;
@@ -328,24 +275,13 @@ fn presets_parse_and_the_small_ones_build() {
     for (name, _) in colorproxy_nn::config::PRESETS {
         let cfg = PretrainConfig::preset(name).unwrap();
         // The saved config round-trips.
-        assert_eq!(
-            PretrainConfig::from_toml(&cfg.to_toml()).unwrap(),
-            cfg,
-            "{name}"
-        );
+        assert_eq!(PretrainConfig::from_toml(&cfg.to_toml()).unwrap(), cfg, "{name}");
         if name.starts_with("cpu") {
             colorproxy_nn::pretrain::build(&cfg, Device::Cpu).unwrap();
         }
     }
     let paper = PretrainConfig::preset("paper-vgg16").unwrap();
-    assert_eq!(
-        (
-            paper.data.batch_size,
-            paper.data.augment.crop,
-            paper.optim.lr
-        ),
-        (8, 352, 1e-3)
-    );
+    assert_eq!((paper.data.batch_size, paper.data.augment.crop, paper.optim.lr), (8, 352, 1e-3));
     assert_eq!(paper.optim.lr_drops, vec![1_000_000, 1_500_000, 1_750_000]);
     assert!(PretrainConfig::preset("nope").is_err());
 }
@@ -362,34 +298,20 @@ fn cpu_small_learns_on_the_shared_photos() {
     cfg.iterations = 300;
     cfg.checkpoint_every = 300;
     cfg.snapshots = vec![];
-    run(
-        cfg,
-        &Path::new(&root).join("photos/train"),
-        tmp.path(),
-        false,
-    )
-    .unwrap();
+    run(cfg, &Path::new(&root).join("photos/train"), tmp.path(), false).unwrap();
     let m = read_metrics(&RunPaths::new(tmp.path()).metrics()).unwrap();
-    let mean = |s: &[colorproxy_nn::pretrain::Metrics]| {
-        s.iter().map(|m| m.loss).sum::<f64>() / s.len() as f64
-    };
+    let mean =
+        |s: &[colorproxy_nn::pretrain::Metrics]| s.iter().map(|m| m.loss).sum::<f64>() / s.len() as f64;
     let (first, last) = (mean(&m[..3]), mean(&m[m.len() - 3..]));
     assert!(last < 0.85 * first, "loss {first:.4} -> {last:.4}");
 
     // The pretrained network colorizes the held-out photos better than leaving them gray.
     use colorproxy_nn::colorize::{gray_rgb, psnr_rmse, ColorizeOptions, Colorizer};
-    let cfg = PretrainConfig::from_toml(
-        &std::fs::read_to_string(RunPaths::new(tmp.path()).config()).unwrap(),
-    )
-    .unwrap();
+    let cfg =
+        PretrainConfig::from_toml(&std::fs::read_to_string(RunPaths::new(tmp.path()).config()).unwrap())
+            .unwrap();
     let opts = ColorizeOptions::for_config(&cfg);
-    let col = Colorizer::load(
-        &RunPaths::new(tmp.path()).last_weights(),
-        cfg,
-        Device::Cpu,
-        opts,
-    )
-    .unwrap();
+    let col = Colorizer::load(&RunPaths::new(tmp.path()).last_weights(), cfg, Device::Cpu, opts).unwrap();
     let val = colorproxy_data::ImageSource::open(&Path::new(&root).join("photos/val")).unwrap();
     let (mut p, mut pg) = (0.0, 0.0);
     for f in &val.files {
@@ -399,12 +321,7 @@ fn cpu_small_learns_on_the_shared_photos() {
         pg += psnr_rmse(&gray_rgb(&img), &img.data).0;
     }
     let n = val.len() as f64;
-    assert!(
-        p / n > pg / n + 0.2,
-        "colorized PSNR {:.2} dB vs gray {:.2} dB",
-        p / n,
-        pg / n
-    );
+    assert!(p / n > pg / n + 0.2, "colorized PSNR {:.2} dB vs gray {:.2} dB", p / n, pg / n);
 }
 
 #[test]
@@ -416,36 +333,19 @@ fn colorized_output_keeps_the_input_size_and_its_gray_at_every_pixel() {
     let (net, _) = colorproxy_nn::pretrain::build(&cfg, Device::Cpu).unwrap();
     let w = tmp.path().join("w.safetensors");
     colorproxy_nn::checkpoint::save_weights(&net.vs, &w).unwrap();
-    let col = Colorizer::load(
-        &w,
-        cfg.clone(),
-        Device::Cpu,
-        ColorizeOptions::for_config(&cfg),
-    )
-    .unwrap();
+    let col = Colorizer::load(&w, cfg.clone(), Device::Cpu, ColorizeOptions::for_config(&cfg)).unwrap();
     // Odd sizes, smaller and larger than the processing size.
     for (wd, ht) in [(77usize, 50usize), (203, 131)] {
-        let data: Vec<u8> = (0..wd * ht)
-            .flat_map(|i| [(i * 7 % 256) as u8, (i / wd * 3 % 256) as u8, 90])
-            .collect();
-        let img = colorproxy_data::RgbImage8 {
-            width: wd,
-            height: ht,
-            data,
-        };
+        let data: Vec<u8> =
+            (0..wd * ht).flat_map(|i| [(i * 7 % 256) as u8, (i / wd * 3 % 256) as u8, 90]).collect();
+        let img = colorproxy_data::RgbImage8 { width: wd, height: ht, data };
         let out = col.colorize(&img);
-        assert_eq!(
-            (out.width, out.height, out.rgb.len()),
-            (wd, ht, wd * ht * 3)
-        );
+        assert_eq!((out.width, out.height, out.rgb.len()), (wd, ht, wd * ht * 3));
         let mut coloured = 0;
         for (o, i) in out.rgb.chunks(3).zip(img.data.chunks(3)) {
             let mo = (o[0] as f64 + o[1] as f64 + o[2] as f64) / 3.0;
             let mi = (i[0] as f64 + i[1] as f64 + i[2] as f64) / 3.0;
-            assert!(
-                (mo - mi).abs() <= 1.0,
-                "channel mean {mo} vs input gray {mi}"
-            );
+            assert!((mo - mi).abs() <= 1.0, "channel mean {mo} vs input gray {mi}");
             coloured += (o[0].max(o[1]).max(o[2]) - o[0].min(o[1]).min(o[2]) > 2) as usize;
         }
         assert!(coloured > 0, "the random network should put some colour in");
@@ -481,14 +381,9 @@ fn init_and_dropout_masks_are_functions_of_the_seed_only() {
     let m2 = keep_mask(&[64, 1000], 0.5, 42, Device::Cpu);
     let m3 = keep_mask(&[64, 1000], 0.5, 43, Device::Cpu);
     assert!(m1.equal(&m2) && !m1.equal(&m3));
-    let rate = m1
-        .to_kind(Kind::Double)
-        .mean(Kind::Double)
-        .double_value(&[]);
+    let rate = m1.to_kind(Kind::Double).mean(Kind::Double).double_value(&[]);
     assert!((rate - 0.5).abs() < 0.01, "keep rate {rate}");
-    let rate = keep_mask(&[100_000], 0.2, 7, Device::Cpu)
-        .to_kind(Kind::Double)
-        .mean(Kind::Double)
-        .double_value(&[]);
+    let rate =
+        keep_mask(&[100_000], 0.2, 7, Device::Cpu).to_kind(Kind::Double).mean(Kind::Double).double_value(&[]);
     assert!((rate - 0.8).abs() < 0.01, "keep rate {rate}");
 }

@@ -6,9 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use colorproxy_color::TargetConfig;
-use colorproxy_data::{
-    AugmentConfig, BatchLoader, DataPosition, ImageSource, PipelineConfig, PretrainData,
-};
+use colorproxy_data::{AugmentConfig, BatchLoader, DataPosition, ImageSource, PipelineConfig, PretrainData};
 
 use crate::cli::BenchDataArgs;
 
@@ -63,12 +61,7 @@ fn rust_rate(src: &ImageSource, a: &BenchDataArgs, threads: usize) -> anyhow::Re
         prefetch: 2,
         ..PipelineConfig::default()
     };
-    let data = Arc::new(PretrainData::new(
-        src.clone(),
-        pipe,
-        TargetConfig::default(),
-        0,
-    )?);
+    let data = Arc::new(PretrainData::new(src.clone(), pipe, TargetConfig::default(), 0)?);
     let batches = a.count.div_ceil(batch);
     let t = Instant::now();
     for (_, b) in BatchLoader::new(data, DataPosition::default())?.take(batches) {
@@ -92,24 +85,9 @@ pub fn data(a: BenchDataArgs) -> anyhow::Result<()> {
             let n = a.count.min(100);
             let out = Command::new(&py)
                 .arg(&script)
-                .args([
-                    "--images",
-                    &a.images.to_string_lossy(),
-                    "--count",
-                    &n.to_string(),
-                ])
-                .args([
-                    "--size",
-                    &a.size.to_string(),
-                    "--short-min",
-                    &a.short_min.to_string(),
-                ])
-                .args([
-                    "--short-max",
-                    &a.short_max.to_string(),
-                    "--points",
-                    &a.points.to_string(),
-                ])
+                .args(["--images", &a.images.to_string_lossy(), "--count", &n.to_string()])
+                .args(["--size", &a.size.to_string(), "--short-min", &a.short_min.to_string()])
+                .args(["--short-max", &a.short_max.to_string(), "--points", &a.points.to_string()])
                 .args(["--border", &a.border.to_string()])
                 .output()
                 .with_context(|| format!("running {} {}", py.display(), script.display()))?;
@@ -123,9 +101,7 @@ pub fn data(a: BenchDataArgs) -> anyhow::Result<()> {
                 serde_json::from_slice(&out.stdout).context("reading the reference's JSON")?;
             py_rate = v["images_per_s"].as_f64();
         } else {
-            eprintln!(
-                "no Python with Pillow and numpy found: reference skipped (run scripts/setup.sh)"
-            );
+            eprintln!("no Python with Pillow and numpy found: reference skipped (run scripts/setup.sh)");
         }
     }
     if a.json {
@@ -164,12 +140,7 @@ fn rust_pretrain_rates(
 ) -> anyhow::Result<(f64, f64)> {
     use colorproxy_nn::pretrain::{build, train_step};
     let source = ImageSource::open(images)?;
-    let data = Arc::new(PretrainData::new(
-        source,
-        cfg.data.clone(),
-        cfg.targets.clone(),
-        cfg.seed,
-    )?);
+    let data = Arc::new(PretrainData::new(source, cfg.data.clone(), cfg.targets.clone(), cfg.seed)?);
     let b = cfg.data.batch_size as f64;
     let lr = cfg.optim.lr;
     // Compute only.
@@ -197,10 +168,7 @@ fn rust_pretrain_rates(
             sync(device);
             t = Instant::now();
         }
-        let batch = loader
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("loader stopped"))?
-            .1?;
+        let batch = loader.next().ok_or_else(|| anyhow::anyhow!("loader stopped"))?.1?;
         train_step(&net, &mut sgd, &batch, lr, i as u64);
     }
     sync(device);
@@ -216,9 +184,13 @@ fn sync(device: tch::Device) {
 
 pub fn pretrain(a: crate::cli::BenchPretrainArgs) -> anyhow::Result<()> {
     let mut cfg = colorproxy_nn::PretrainConfig::preset(&a.preset)?;
-    cfg.data.workers = a.threads;
+    let workers = a.workers.unwrap_or(a.threads);
+    cfg.data.workers = workers;
     tch::set_num_threads(a.threads as i32);
     let device = colorproxy_nn::parse_device(a.device.as_deref())?;
+    if device.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(true);
+    }
     let (compute, e2e) = rust_pretrain_rates(&cfg, &a.images, device, a.steps, a.warmup)?;
     let mut reference = None;
     if !a.no_reference {
@@ -258,6 +230,13 @@ pub fn pretrain(a: crate::cli::BenchPretrainArgs) -> anyhow::Result<()> {
                     cfg.optim.lr.to_string(),
                     "--threads".into(),
                     a.threads.to_string(),
+                    "--workers".into(),
+                    workers.to_string(),
+                    "--device".into(),
+                    match device {
+                        tch::Device::Cuda(i) => format!("cuda:{i}"),
+                        _ => "cpu".into(),
+                    },
                 ];
                 let out = Command::new(&py).args(&args).output().with_context(|| format!("running {}", script.display()))?;
                 anyhow::ensure!(out.status.success(), "{} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr));
@@ -282,9 +261,7 @@ pub fn pretrain(a: crate::cli::BenchPretrainArgs) -> anyhow::Result<()> {
             "pretrain step, preset {} on {device:?}, {} threads, {} timed steps",
             a.preset, a.threads, a.steps
         );
-        println!(
-            "  colorproxy: compute only {compute:8.1} images/s, end to end {e2e:8.1} images/s"
-        );
+        println!("  colorproxy: compute only {compute:8.1} images/s, end to end {e2e:8.1} images/s");
         if let Some((c, e)) = reference {
             println!("  PyTorch   : compute only {c:8.1} images/s, end to end {e:8.1} images/s");
             println!(
@@ -294,5 +271,36 @@ pub fn pretrain(a: crate::cli::BenchPretrainArgs) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+pub fn parity(a: crate::cli::BenchParityArgs) -> anyhow::Result<()> {
+    let cfg = colorproxy_nn::PretrainConfig::preset(&a.preset)?;
+    let device = colorproxy_nn::parse_device(a.device.as_deref())?;
+    let source = ImageSource::open(&a.images)?;
+    let data = Arc::new(PretrainData::new(source, cfg.data.clone(), cfg.targets.clone(), cfg.seed)?);
+    let batch = data.batch(0, 0, &data.epoch_order(0))?;
+    let r = colorproxy_nn::pretrain::step_parity(&cfg, &batch, tch::Device::Cpu, device)?;
+    let ok = r.loss_rel_error <= a.tol && r.grad_rel_error <= a.tol;
+    if a.json {
+        let mut v = serde_json::to_value(&r)?;
+        v["ok"] = serde_json::Value::Bool(ok);
+        v["device"] = serde_json::Value::String(format!("{device:?}"));
+        println!("{v}");
+    } else {
+        println!(
+            "step parity, preset {} (batch {}, {}x{}), cpu vs {device:?}: loss {:.6} vs {:.6} (rel. error {:.2e}), gradients max rel. error {:.2e} ({})",
+            a.preset,
+            cfg.data.batch_size,
+            cfg.data.augment.crop,
+            cfg.data.augment.crop,
+            r.loss_reference,
+            r.loss_device,
+            r.loss_rel_error,
+            r.grad_rel_error,
+            r.worst_parameter
+        );
+    }
+    anyhow::ensure!(ok, "parity above tolerance {}", a.tol);
     Ok(())
 }

@@ -156,6 +156,25 @@ pub enum BenchWhat {
     /// Pretraining images/s (compute only and end to end) against the PyTorch reference
     /// (bench/pretrain_ref.py: same network, loss and batch; DataLoader with 2 workers).
     Pretrain(BenchPretrainArgs),
+    /// One training step on a device against the same step on the CPU (float32, TF32 off):
+    /// relative error of the loss and of every parameter's gradient. Exits non-zero above --tol.
+    Parity(BenchParityArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchParityArgs {
+    #[arg(long, default_value = "cpu-small")]
+    pub preset: String,
+    /// Images for the batch.
+    #[arg(long, default_value = "../shared/data/photos/train")]
+    pub images: PathBuf,
+    /// The device to check (default: cuda if available, else cpu).
+    #[arg(long)]
+    pub device: Option<String>,
+    #[arg(long, default_value_t = 1e-3)]
+    pub tol: f64,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -169,9 +188,12 @@ pub struct BenchPretrainArgs {
     pub steps: usize,
     #[arg(long, default_value_t = 5)]
     pub warmup: usize,
-    /// libtorch threads and data workers, the same on both sides.
+    /// libtorch threads, the same on both sides.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// Data workers (threads here, DataLoader processes in the reference; default: --threads).
+    #[arg(long)]
+    pub workers: Option<usize>,
     #[arg(long)]
     pub device: Option<String>,
     #[arg(long)]
@@ -213,9 +235,8 @@ pub struct BenchDataArgs {
 
 /// Parses `Y,X` into pixel coordinates.
 pub fn parse_point(s: &str) -> anyhow::Result<(usize, usize)> {
-    let (y, x) = s
-        .split_once(',')
-        .ok_or_else(|| anyhow::anyhow!("point {s:?}: expected Y,X (e.g. 120,64)"))?;
+    let (y, x) =
+        s.split_once(',').ok_or_else(|| anyhow::anyhow!("point {s:?}: expected Y,X (e.g. 120,64)"))?;
     let p = |v: &str| -> anyhow::Result<usize> {
         v.trim()
             .parse::<usize>()

@@ -23,8 +23,7 @@ pub fn checkpoint_config(ck: &Path, given: Option<&Path>) -> anyhow::Result<Pret
     };
     for c in &candidates {
         if c.is_file() {
-            let text =
-                std::fs::read_to_string(c).with_context(|| format!("reading {}", c.display()))?;
+            let text = std::fs::read_to_string(c).with_context(|| format!("reading {}", c.display()))?;
             return PretrainConfig::from_toml(&text)
                 .with_context(|| format!("{}: invalid config", c.display()));
         }
@@ -50,11 +49,8 @@ pub fn run(a: ColorizeArgs) -> anyhow::Result<()> {
         o => bail!("--chroma {o:?}: expected median, mode or expectation"),
     };
     let mut options = ColorizeOptions::for_config(&config);
-    options.reconstruct = ReconstructOptions {
-        chroma,
-        chromatic_fading: !a.no_fading,
-        ..ReconstructOptions::default()
-    };
+    options.reconstruct =
+        ReconstructOptions { chroma, chromatic_fading: !a.no_fading, ..ReconstructOptions::default() };
     if let Some(s) = a.short_side {
         options.short_side = s;
         options.max_side = 2 * s;
@@ -67,11 +63,7 @@ pub fn run(a: ColorizeArgs) -> anyhow::Result<()> {
     }
     let colorizer = Colorizer::load(&a.checkpoint, config, device, options)?;
     let input_is_dir = a.input.is_dir();
-    let files = if input_is_dir {
-        ImageSource::open(&a.input)?.files
-    } else {
-        vec![a.input.clone()]
-    };
+    let files = if input_is_dir { ImageSource::open(&a.input)?.files } else { vec![a.input.clone()] };
     if a.output.is_none() && !a.eval {
         bail!("give --output FILE|DIR (or --eval)");
     }
@@ -80,10 +72,7 @@ pub fn run(a: ColorizeArgs) -> anyhow::Result<()> {
             std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
         }
     }
-    let limits = DecodeLimits {
-        min_side: 1,
-        ..DecodeLimits::default()
-    };
+    let limits = DecodeLimits { min_side: 1, ..DecodeLimits::default() };
     let pb = progress::bar(files.len() as u64, "colorize");
     let (mut n, mut skipped) = (0usize, 0usize);
     let (mut psnr, mut rmse, mut psnr_g, mut rmse_g) = (0.0, 0.0, 0.0, 0.0);
@@ -125,33 +114,20 @@ pub fn run(a: ColorizeArgs) -> anyhow::Result<()> {
             image::imageops::replace(&mut canvas, &to_image(w, h, gray_rgb(&img)), 0, 0);
             image::imageops::replace(&mut canvas, &to_image(w, h, out.rgb.clone()), w as i64, 0);
             if colour_input {
-                image::imageops::replace(
-                    &mut canvas,
-                    &to_image(w, h, img.data.clone()),
-                    2 * w as i64,
-                    0,
-                );
+                image::imageops::replace(&mut canvas, &to_image(w, h, img.data.clone()), 2 * w as i64, 0);
             }
-            canvas
-                .save(&target)
-                .with_context(|| format!("writing {}", target.display()))?;
+            canvas.save(&target).with_context(|| format!("writing {}", target.display()))?;
         } else {
             to_image(w, h, out.rgb.clone())
                 .save(&target)
                 .with_context(|| format!("writing {}", target.display()))?;
         }
         if a.uncertainty {
-            let ent: Vec<u8> = out
-                .hue_entropy
-                .iter()
-                .map(|&e| (e.clamp(0.0, 1.0) * 255.0).round() as u8)
-                .collect();
+            let ent: Vec<u8> =
+                out.hue_entropy.iter().map(|&e| (e.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
             let p = target.with_file_name(format!(
                 "{}.hue-entropy.png",
-                target
-                    .file_stem()
-                    .map(|s| s.to_string_lossy())
-                    .unwrap_or_default()
+                target.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default()
             ));
             image::GrayImage::from_raw(w as u32, h as u32, ent)
                 .expect("buffer matches size")

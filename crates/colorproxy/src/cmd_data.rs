@@ -6,10 +6,7 @@ use crate::progress;
 
 pub fn check(a: DataCheckArgs) -> anyhow::Result<()> {
     let src = ImageSource::open(&a.dir)?;
-    let limits = DecodeLimits {
-        min_side: a.min_side,
-        ..DecodeLimits::default()
-    };
+    let limits = DecodeLimits { min_side: a.min_side, ..DecodeLimits::default() };
     let pb = progress::bar(src.len() as u64, "check");
     let rep = check_images(&src, &limits, a.achromatic_threshold, &|| pb.inc(1));
     pb.finish_and_clear();
@@ -17,13 +14,7 @@ pub fn check(a: DataCheckArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&rep)?);
         return Ok(());
     }
-    println!(
-        "{}: {} files, {} decode, {} skipped",
-        a.dir.display(),
-        rep.files,
-        rep.decoded,
-        rep.skipped
-    );
+    println!("{}: {} files, {} decode, {} skipped", a.dir.display(), rep.files, rep.decoded, rep.skipped);
     for (kind, files) in &rep.skipped_by_reason {
         println!("  skipped ({kind}): {}", files.len());
         for f in files.iter().take(20) {

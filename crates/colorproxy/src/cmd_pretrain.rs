@@ -47,8 +47,7 @@ impl TrainObserver for Bar {
     }
     fn step(&mut self, it: usize, loss: f64, ips: f64) {
         self.0.set_position(it as u64);
-        self.0
-            .set_message(format!("loss {loss:.4} | {ips:.1} img/s"));
+        self.0.set_message(format!("loss {loss:.4} | {ips:.1} img/s"));
     }
     fn message(&mut self, msg: &str) {
         self.0.println(msg);

@@ -22,23 +22,15 @@ struct PointJson<'a> {
 
 pub fn run(a: TargetsArgs) -> anyhow::Result<()> {
     let cfg: TargetConfig = match &a.config {
-        Some(p) => toml::from_str(
-            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-        )
-        .with_context(|| format!("{}: invalid target config", p.display()))?,
+        Some(p) => {
+            toml::from_str(&std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)
+                .with_context(|| format!("{}: invalid target config", p.display()))?
+        }
         None => TargetConfig::default(),
     };
-    let points = a
-        .points
-        .iter()
-        .map(|s| parse_point(s))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let limits = DecodeLimits {
-        min_side: 1,
-        ..DecodeLimits::default()
-    };
-    let img = decode_file(&a.image, &limits)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", a.image.display()))?;
+    let points = a.points.iter().map(|s| parse_point(s)).collect::<anyhow::Result<Vec<_>>>()?;
+    let limits = DecodeLimits { min_side: 1, ..DecodeLimits::default() };
+    let img = decode_file(&a.image, &limits).map_err(|e| anyhow::anyhow!("{}: {e}", a.image.display()))?;
     for &(y, x) in &points {
         if y >= img.height || x >= img.width {
             bail!(
@@ -53,9 +45,7 @@ pub fn run(a: TargetsArgs) -> anyhow::Result<()> {
     let view = RgbView::new(&rgb, img.height, img.width)?;
     let targets = HueChromaTargets::new(cfg)?.compute(view, &points)?;
     if let Some(out) = &a.png {
-        picture(&img, &targets)
-            .save(out)
-            .with_context(|| format!("writing {}", out.display()))?;
+        picture(&img, &targets).save(out).with_context(|| format!("writing {}", out.display()))?;
     }
     if a.json {
         let pts: Vec<PointJson> = targets
@@ -75,9 +65,7 @@ pub fn run(a: TargetsArgs) -> anyhow::Result<()> {
     } else {
         for t in &targets {
             let top = |h: &[f32]| {
-                h.iter()
-                    .enumerate()
-                    .fold((0, 0f32), |m, (k, &v)| if v > m.1 { (k, v) } else { m })
+                h.iter().enumerate().fold((0, 0f32), |m, (k, &v)| if v > m.1 { (k, v) } else { m })
             };
             let (hk, hv) = top(&t.hue_hist);
             let (ck, cv) = top(&t.chroma_hist);
@@ -91,25 +79,16 @@ pub fn run(a: TargetsArgs) -> anyhow::Result<()> {
 }
 
 /// Marker colours for the points (cycled).
-const MARKERS: [[u8; 3]; 6] = [
-    [255, 255, 0],
-    [0, 255, 255],
-    [255, 0, 255],
-    [255, 128, 0],
-    [0, 255, 0],
-    [255, 255, 255],
-];
+const MARKERS: [[u8; 3]; 6] =
+    [[255, 255, 0], [0, 255, 255], [255, 0, 255], [255, 128, 0], [0, 255, 0], [255, 255, 255]];
 
 /// Image | gray input, each point marked; below, per point: marker colour, hue histogram (bars in
 /// the bin's hue), chroma histogram (bars from gray to saturated).
 fn picture(img: &colorproxy_data::RgbImage8, targets: &[PointTarget]) -> RgbImage {
     let scale = (320.0 / img.width.max(img.height) as f32).clamp(0.25, 1.0);
-    let (w, h) = (
-        ((img.width as f32 * scale) as u32).max(1),
-        ((img.height as f32 * scale) as u32).max(1),
-    );
-    let src = RgbImage::from_raw(img.width as u32, img.height as u32, img.data.clone())
-        .expect("size matches");
+    let (w, h) = (((img.width as f32 * scale) as u32).max(1), ((img.height as f32 * scale) as u32).max(1));
+    let src =
+        RgbImage::from_raw(img.width as u32, img.height as u32, img.data.clone()).expect("size matches");
     let gray = RgbImage::from_fn(src.width(), src.height(), |x, y| {
         let p = src.get_pixel(x, y);
         let g = ((p[0] as u32 + p[1] as u32 + p[2] as u32) / 3) as u8;
@@ -133,22 +112,10 @@ fn picture(img: &colorproxy_data::RgbImage8, targets: &[PointTarget]) -> RgbImag
             draw::hue_rgb((k as f32 + 0.5) / nb as f32)
         });
         let nc = t.chroma_hist.len();
-        draw::bars(
-            &mut canvas,
-            34 + 6 * nb as i64 + 16,
-            y,
-            6,
-            row_h as i64 - 10,
-            &t.chroma_hist,
-            |k| {
-                let s = (k as f32 + 0.5) / nc as f32;
-                [
-                    (128.0 + 127.0 * s) as u8,
-                    (128.0 - 128.0 * s) as u8,
-                    (128.0 - 128.0 * s) as u8,
-                ]
-            },
-        );
+        draw::bars(&mut canvas, 34 + 6 * nb as i64 + 16, y, 6, row_h as i64 - 10, &t.chroma_hist, |k| {
+            let s = (k as f32 + 0.5) / nc as f32;
+            [(128.0 + 127.0 * s) as u8, (128.0 - 128.0 * s) as u8, (128.0 - 128.0 * s) as u8]
+        });
     }
     canvas
 }

@@ -61,14 +61,7 @@ pub fn bars(
     let max = values.iter().cloned().fold(1e-12f32, f32::max);
     for (k, v) in values.iter().enumerate() {
         let bh = ((v / max) * h as f32).round() as i64;
-        fill_rect(
-            img,
-            x + k as i64 * bar_w,
-            y + h - bh,
-            bar_w - 1,
-            bh,
-            colour(k),
-        );
+        fill_rect(img, x + k as i64 * bar_w, y + h - bh, bar_w - 1, bh, colour(k));
     }
 }
 
@@ -146,19 +139,9 @@ pub fn line_plot(series: &[Series], x_label: &str, width: u32, height: u32) -> R
     fill_rect(&mut img, ml, mt + ph, pw, 1, [0, 0, 0]);
     fill_rect(&mut img, ml, mt, 1, ph, [0, 0, 0]);
     let xl = crate::font::text_width(x_label, 1) as i64;
-    crate::font::text(
-        &mut img,
-        ml + pw / 2 - xl / 2,
-        mt + ph + 22,
-        x_label,
-        1,
-        [0, 0, 0],
-    );
+    crate::font::text(&mut img, ml + pw / 2 - xl / 2, mt + ph + 22, x_label, 1, [0, 0, 0]);
     let map = |(x, y): (f64, f64)| {
-        (
-            ml as f64 + (x - x0) / (x1 - x0) * pw as f64,
-            mt as f64 + (1.0 - (y - y0) / (y1 - y0)) * ph as f64,
-        )
+        (ml as f64 + (x - x0) / (x1 - x0) * pw as f64, mt as f64 + (1.0 - (y - y0) / (y1 - y0)) * ph as f64)
     };
     for s in series {
         for w in s.points.windows(2) {

@@ -73,11 +73,7 @@ pub fn text(img: &mut RgbImage, x: i64, y: i64, text: &str, scale: u32, colour: 
                     for dy in 0..s {
                         for dx in 0..s {
                             let (px, py) = (ox + col * s + dx, y + row as i64 * s + dy);
-                            if px >= 0
-                                && py >= 0
-                                && (px as u32) < img.width()
-                                && (py as u32) < img.height()
-                            {
+                            if px >= 0 && py >= 0 && (px as u32) < img.width() && (py as u32) < img.height() {
                                 img.put_pixel(px as u32, py as u32, Rgb(colour));
                             }
                         }

@@ -29,16 +29,11 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
     use cli::{BenchWhat, Command, DataWhat};
     match args.command {
         Command::Targets(a) => cmd_targets::run(a),
-        Command::Data {
-            what: DataWhat::Check(a),
-        } => cmd_data::check(a),
+        Command::Data { what: DataWhat::Check(a) } => cmd_data::check(a),
         Command::Pretrain(a) => cmd_pretrain::run(a),
         Command::Colorize(a) => cmd_colorize::run(a),
-        Command::Bench {
-            what: BenchWhat::Data(a),
-        } => bench::data(a),
-        Command::Bench {
-            what: BenchWhat::Pretrain(a),
-        } => bench::pretrain(a),
+        Command::Bench { what: BenchWhat::Data(a) } => bench::data(a),
+        Command::Bench { what: BenchWhat::Pretrain(a) } => bench::pretrain(a),
+        Command::Bench { what: BenchWhat::Parity(a) } => bench::parity(a),
     }
 }
