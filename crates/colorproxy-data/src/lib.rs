@@ -11,6 +11,7 @@ pub mod batch;
 pub mod check;
 pub mod decode;
 pub mod loader;
+pub mod metrics;
 pub mod rng;
 pub mod source;
 
