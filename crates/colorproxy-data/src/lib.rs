@@ -14,6 +14,7 @@ pub mod loader;
 pub mod metrics;
 pub mod rng;
 pub mod source;
+pub mod voc;
 
 pub use augment::{AugmentConfig, Augmented};
 pub use batch::{ColorBatch, PipelineConfig, PretrainData};
@@ -38,6 +39,8 @@ pub enum DataError {
     BadConfig(String),
     #[error("{attempts} images in a row could not be used for batch slot {slot} (last: {last}); check the data with `colorproxy data check`")]
     TooManyBad { attempts: usize, slot: usize, last: String },
+    #[error("{path}: {msg}")]
+    Malformed { path: PathBuf, msg: String },
     #[error(transparent)]
     Color(#[from] colorproxy_color::ColorError),
 }

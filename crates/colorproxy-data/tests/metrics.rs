@@ -11,8 +11,10 @@ fn average_precision_matches_sklearn_and_the_voc07_devkit() {
     let cases = v["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 12);
     for (i, c) in cases.iter().enumerate() {
-        let scores: Vec<f32> = c["scores"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
-        let labels: Vec<i8> = c["labels"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap() as i8).collect();
+        let scores: Vec<f32> =
+            c["scores"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        let labels: Vec<i8> =
+            c["labels"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap() as i8).collect();
         let ap = average_precision(&scores, &labels).unwrap();
         let voc = average_precision_voc07(&scores, &labels).unwrap();
         let (want_ap, want_voc) = (c["sklearn_ap"].as_f64().unwrap(), c["voc07_ap"].as_f64().unwrap());

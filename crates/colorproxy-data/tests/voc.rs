@@ -1,0 +1,98 @@
+//! VOC devkit loaders: the shared voc-mini set (facts from its README) and generated malformed
+//! sets.
+use std::path::Path;
+
+use colorproxy_data::voc::{labels_from_xml, read_mask, split_held_out, VocClassification, VocSegmentation};
+
+fn write_palette_png(path: &Path, w: u32, h: u32, idx: &[u8]) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(f), w, h);
+    enc.set_color(png::ColorType::Indexed);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.set_palette((0..256).flat_map(|i| [i as u8, (i * 3) as u8, (i * 7) as u8]).collect::<Vec<u8>>());
+    enc.write_header().unwrap().write_image_data(idx).unwrap();
+}
+
+fn make_voc(root: &Path, masks: &[(&str, u32, u32, Vec<u8>)], image_size: (u32, u32)) {
+    for d in ["JPEGImages", "SegmentationClass", "ImageSets/Segmentation", "ImageSets/Main"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let mut list = String::new();
+    for (id, w, h, m) in masks {
+        image::RgbImage::from_pixel(image_size.0, image_size.1, image::Rgb([10, 200, 30]))
+            .save(root.join(format!("JPEGImages/{id}.jpg")))
+            .unwrap();
+        write_palette_png(&root.join(format!("SegmentationClass/{id}.png")), *w, *h, m);
+        list.push_str(id);
+        list.push('\n');
+    }
+    std::fs::write(root.join("ImageSets/Segmentation/train.txt"), list).unwrap();
+}
+
+#[test]
+fn masks_are_read_as_raw_indices_and_malformed_sets_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ok: Vec<u8> = vec![0, 15, 255, 5, 0, 0];
+    make_voc(tmp.path(), &[("a", 3, 2, ok.clone())], (3, 2));
+    let (w, h, m) = read_mask(&tmp.path().join("SegmentationClass/a.png")).unwrap();
+    assert_eq!((w, h, m.clone()), (3, 2, ok));
+    let set = VocSegmentation::open(tmp.path(), "train").unwrap();
+    assert_eq!(set.load(0).unwrap().1, m);
+
+    // Mask size differs from the image.
+    let t2 = tempfile::tempdir().unwrap();
+    make_voc(t2.path(), &[("b", 2, 2, vec![0; 4])], (3, 2));
+    let e = VocSegmentation::open(t2.path(), "train").unwrap().load(0).unwrap_err().to_string();
+    assert!(e.contains("b.png") && e.contains("2x2"), "{e}");
+    // Class index out of range.
+    let t3 = tempfile::tempdir().unwrap();
+    make_voc(t3.path(), &[("c", 2, 1, vec![0, 42])], (2, 1));
+    let e = VocSegmentation::open(t3.path(), "train").unwrap().load(0).unwrap_err().to_string();
+    assert!(e.contains("c.png") && e.contains("42"), "{e}");
+    // A listed image that is missing.
+    std::fs::write(t3.path().join("ImageSets/Segmentation/train.txt"), "c\nghost\n").unwrap();
+    let e = VocSegmentation::open(t3.path(), "train").unwrap_err().to_string();
+    assert!(e.contains("ghost") && e.contains("train.txt"), "{e}");
+
+    // Annotations: difficult-only classes are 0, others 1, absent -1.
+    let xml = tmp.path().join("x.xml");
+    std::fs::write(
+        &xml,
+        "<annotation><object><name>dog</name><difficult>0</difficult></object>\
+         <object><name>cat</name><difficult>1</difficult></object></annotation>",
+    )
+    .unwrap();
+    let l = labels_from_xml(&xml).unwrap();
+    assert_eq!((l[11], l[7], l[0]), (1, 0, -1));
+}
+
+#[test]
+fn held_out_split_is_deterministic_and_about_ten_percent() {
+    let ids: Vec<String> = (0..1000).map(|i| format!("2008_{i:06}")).collect();
+    let (a, b) = split_held_out(&ids, 0.1, 0);
+    let (a2, b2) = split_held_out(&ids, 0.1, 0);
+    assert_eq!((&a, &b), (&a2, &b2));
+    assert!((70..130).contains(&b.len()), "{}", b.len());
+    assert_eq!(a.len() + b.len(), 1000);
+}
+
+#[test]
+fn shared_voc_mini_matches_its_readme() {
+    let Some(root) = std::env::var_os("COLORPROXY_SHARED_DATA") else { return };
+    let root = Path::new(&root).join("voc-mini");
+    let val = VocSegmentation::open(&root, "val").unwrap();
+    assert_eq!(val.ids, vec!["2011_000003"]);
+    let (img, mask) = val.load(0).unwrap();
+    assert_eq!((img.width, img.height), (500, 338));
+    assert_eq!(mask.iter().filter(|&&v| v == 255).count(), 9460);
+    let mut classes: Vec<u8> = mask.iter().cloned().filter(|&v| v != 255).collect();
+    classes.sort();
+    classes.dedup();
+    assert_eq!(classes, vec![0, 5, 15]);
+    assert_eq!(VocSegmentation::open(&root, "train").unwrap().ids.len(), 3);
+    let cls = VocClassification::open(&root, "trainval").unwrap();
+    assert_eq!(cls.ids.len(), 4);
+    let i = cls.ids.iter().position(|x| x == "2011_000025").unwrap();
+    // bus (5) and car (6) positive, person (14) negative.
+    assert_eq!((cls.labels[i][5], cls.labels[i][6], cls.labels[i][14]), (1, 1, -1));
+}
