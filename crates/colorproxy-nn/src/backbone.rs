@@ -96,6 +96,8 @@ pub struct Vgg16 {
     pub fc6: (Conv, ParamFreeBatchNorm),
     pub fc7: (Conv, ParamFreeBatchNorm),
     pub dropout: f64,
+    /// False once BN has been absorbed into the convolutions (transfer).
+    pub use_bn: bool,
 }
 
 /// VGG-16 conv layers: (name, torchvision index, base channels, scale after the layer).
@@ -117,7 +119,7 @@ pub const VGG16_CONVS: [(&str, usize, i64, i64); 13] = [
 
 impl Vgg16 {
     pub fn new(vs: &nn::Path, cfg: &ModelConfig) -> Self {
-        let mut cin = 1;
+        let mut cin = cfg.in_channels;
         let mut convs = Vec::new();
         for (name, idx, c, _) in VGG16_CONVS {
             let cout = scaled(c, cfg.width);
@@ -141,7 +143,38 @@ impl Vgg16 {
             conv(vs / "classifier" / 3, fc, fc, 1, 0),
             ParamFreeBatchNorm::new(vs / "bn" / "classifier" / 3, fc, cfg.bn_momentum),
         );
-        Self { convs, fc6, fc7, dropout: cfg.dropout }
+        Self { convs, fc6, fc7, dropout: cfg.dropout, use_bn: true }
+    }
+
+    /// Absorbs the parameter-free BN into the preceding convolutions, using the running
+    /// statistics: `sigma = sqrt(var + eps)`, `W <- W / sigma`, `b <- (b - mean) / sigma` (per
+    /// output channel). Afterwards the network computes, in eval mode, what it computed with BN.
+    pub fn absorb_bn(&mut self) {
+        tch::no_grad(|| {
+            let layers = self
+                .convs
+                .iter_mut()
+                .map(|(_, c, b)| (c, b))
+                .chain([(&mut self.fc6.0, &mut self.fc6.1), (&mut self.fc7.0, &mut self.fc7.1)]);
+            for (conv, bn) in layers {
+                let sigma = (&bn.running_var + bn.eps).sqrt();
+                let w = &conv.weight / sigma.view([-1, 1, 1, 1]);
+                conv.weight.copy_(&w);
+                if let Some(b) = conv.bias.as_mut() {
+                    let nb = (&*b - &bn.running_mean) / &sigma;
+                    b.copy_(&nb);
+                }
+            }
+        });
+        self.use_bn = false;
+    }
+
+    fn norm(&self, bn: &ParamFreeBatchNorm, x: Tensor, train: bool) -> Tensor {
+        if self.use_bn {
+            bn.forward(&x, train)
+        } else {
+            x
+        }
     }
 
     /// Channels and scale of every tap, in order (data first).
@@ -161,7 +194,7 @@ impl Vgg16 {
         let mut taps = vec![Tap { name: "data", features: x.shallow_clone(), scale: 1 }];
         let mut h = x.shallow_clone();
         for (i, ((name, conv, bn), (_, _, _, scale))) in self.convs.iter().zip(VGG16_CONVS).enumerate() {
-            h = bn.forward(&conv.forward(&h), train).relu();
+            h = self.norm(bn, conv.forward(&h), train).relu();
             taps.push(Tap { name, features: h.shallow_clone(), scale });
             // Max-pool after conv1_2, conv2_2, conv3_3, conv4_3, conv5_3.
             if matches!(i, 1 | 3 | 6 | 9 | 12) {
@@ -169,10 +202,10 @@ impl Vgg16 {
             }
         }
         // Dropout after fc6 and fc7; as Caffe's in-place dropout, the hypercolumn sees it too.
-        let f6 = self.fc6.1.forward(&self.fc6.0.forward(&h), train).relu();
+        let f6 = self.norm(&self.fc6.1, self.fc6.0.forward(&h), train).relu();
         let f6 = keyed_dropout(&f6, self.dropout, key ^ 0x6, train);
         taps.push(Tap { name: "fc6", features: f6.shallow_clone(), scale: 32 });
-        let f7 = self.fc7.1.forward(&self.fc7.0.forward(&f6), train).relu();
+        let f7 = self.norm(&self.fc7.1, self.fc7.0.forward(&f6), train).relu();
         let f7 = keyed_dropout(&f7, self.dropout, key ^ 0x7, train);
         taps.push(Tap { name: "fc7", features: f7, scale: 32 });
         taps
@@ -236,7 +269,7 @@ impl ResNet {
             a => return Err(NnError::Config(format!("unknown arch {a:?}"))),
         };
         let w = |c| scaled(c, cfg.width);
-        let conv1 = Conv::new(vs / "conv1", 1, w(64), 7, 2, 3, false);
+        let conv1 = Conv::new(vs / "conv1", cfg.in_channels, w(64), 7, 2, 3, false);
         let bn1 = Bn2d::new(vs / "bn1", w(64));
         let mut cin = w(64);
         let mut layers = Vec::new();

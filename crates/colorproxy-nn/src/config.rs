@@ -43,6 +43,8 @@ pub struct ModelConfig {
     pub lab_loss_weight: f64,
     /// Run the VGG convolutions in bfloat16 (off by default; float32 is the reference).
     pub conv_bf16: bool,
+    /// Input channels: 1 (gray, the default) or 3 (colour input after lifting conv1 to RGB).
+    pub in_channels: i64,
 }
 
 pub const VGG16_LAYERS: [&str; 16] = [
@@ -64,6 +66,7 @@ impl Default for ModelConfig {
             loss: ColorLoss::Histogram,
             lab_loss_weight: 10.0,
             conv_bf16: false,
+            in_channels: 1,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod bn;
 pub mod checkpoint;
 pub mod colorize;
 pub mod config;
+pub mod early_stop;
 pub mod head;
 pub mod hypercolumn;
 pub mod init;
@@ -21,6 +22,7 @@ pub mod loss;
 pub mod model;
 pub mod optim;
 pub mod pretrain;
+pub mod transfer;
 
 pub use bn::ParamFreeBatchNorm;
 pub use config::{ColorLoss, ModelConfig, OptimConfig, PretrainConfig};

@@ -27,6 +27,10 @@ pub enum Command {
     Pretrain(PretrainArgs),
     /// Colorize images with a pretrained network (or measure how well it colorizes: --eval).
     Colorize(ColorizeArgs),
+    /// Fine-tune for VOC classification or segmentation with the paper's protocol.
+    Finetune(FinetuneArgs),
+    /// Evaluate a fine-tuned network (mAP or mIoU).
+    Eval(EvalArgs),
     /// Benchmarks against reference implementations, run in the same command.
     Bench {
         #[command(subcommand)]
@@ -126,6 +130,81 @@ pub struct ColorizeArgs {
     pub short_side: Option<usize>,
     #[arg(long)]
     pub max_side: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum TaskArg {
+    /// VOC2007 multi-label classification (mAP).
+    Cls,
+    /// VOC2012 semantic segmentation (mIoU).
+    Seg,
+}
+
+#[derive(Debug, Args)]
+pub struct FinetuneArgs {
+    pub task: TaskArg,
+    /// VOC devkit folder (e.g. VOCdevkit/VOC2012).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// `random` (Xavier) or a checkpoint: colorization (RUN_DIR/checkpoints/last.safetensors) or
+    /// supervised (torchvision names).
+    #[arg(long)]
+    pub init: String,
+    #[arg(long)]
+    pub out: PathBuf,
+    /// cls-paper, seg-paper, cls-cpu, seg-cpu (default: <task>-cpu).
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// A fine-tuning config TOML (e.g. a run's config.toml) instead of a preset.
+    #[arg(long, conflicts_with = "preset")]
+    pub config: Option<PathBuf>,
+    /// Train only the layers above this one (conv1_1 ... fc7).
+    #[arg(long)]
+    pub freeze_until: Option<String>,
+    /// Retrain on 100% of the training split with the schedule found by the early-stopping run
+    /// in --out (written to OUT/full).
+    #[arg(long)]
+    pub retrain_full: bool,
+    /// Lift conv1 to RGB and train on colour images.
+    #[arg(long)]
+    pub color: bool,
+    #[arg(long, default_value = "train")]
+    pub train_split: String,
+    #[arg(long, default_value = "val")]
+    pub eval_split: String,
+    /// Skip (and report) malformed samples instead of stopping.
+    #[arg(long)]
+    pub skip_bad: bool,
+    #[arg(long)]
+    pub max_iterations: Option<usize>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    pub task: TaskArg,
+    /// Weights of a fine-tuning run (RUN_DIR/checkpoints/last.safetensors).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// The run's config (default: RUN_DIR/config.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub data: PathBuf,
+    #[arg(long, default_value = "val")]
+    pub split: String,
+    #[arg(long)]
+    pub json: bool,
+    /// Segmentation: write one class-index PNG per image (same size as the image).
+    #[arg(long)]
+    pub save_predictions: Option<PathBuf>,
+    #[arg(long)]
+    pub skip_bad: bool,
+    #[arg(long)]
+    pub device: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,7 @@ mod cmd_colorize;
 mod cmd_data;
 mod cmd_pretrain;
 mod cmd_targets;
+mod cmd_transfer;
 mod draw;
 mod font;
 mod progress;
@@ -32,6 +33,8 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         Command::Data { what: DataWhat::Check(a) } => cmd_data::check(a),
         Command::Pretrain(a) => cmd_pretrain::run(a),
         Command::Colorize(a) => cmd_colorize::run(a),
+        Command::Finetune(a) => cmd_transfer::finetune(a),
+        Command::Eval(a) => cmd_transfer::eval(a),
         Command::Bench { what: BenchWhat::Data(a) } => bench::data(a),
         Command::Bench { what: BenchWhat::Pretrain(a) } => bench::pretrain(a),
         Command::Bench { what: BenchWhat::Parity(a) } => bench::parity(a),

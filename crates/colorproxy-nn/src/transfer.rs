@@ -1,0 +1,889 @@
+//! Transfer (the paper's section 4): fine-tuning a pretrained backbone for VOC multi-label
+//! classification and semantic segmentation, with the paper's protocol.
+//!
+//! - Initialisation: random (Xavier), a colorization checkpoint, or a supervised checkpoint with
+//!   torchvision names (fc6/fc7 given as `Linear` are reshaped to convolutions; RGB conv1 filters
+//!   are summed for gray input).
+//! - After loading, the parameter-free BN is absorbed into the convolutions (`absorb_bn`).
+//! - `color`: conv1 lifted to RGB by replicating the gray filter over 3 channels, divided by 3.
+//! - Classification: fc7 -> global average pool -> fc 20, sigmoid cross-entropy that ignores
+//!   "difficult" labels. Segmentation: the hypercolumn plus the +FoV blocks (2x2 max-pool ->
+//!   3x3 conv 1024 -> ReLU, twice), sparse training at points, fc hidden -> ReLU -> dropout ->
+//!   classes, cross-entropy ignoring 255; dense inference at full resolution.
+//! - `freeze_until`: only layers above it are trained (the paper's Table 6).
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use colorproxy_data::metrics::{ap_report, ConfusionMatrix, VOID};
+use colorproxy_data::transfer_data::{random_view, ten_crops, ViewSpec};
+use colorproxy_data::voc::{split_held_out, VocClassification, VocSegmentation};
+use colorproxy_data::{decode_file, DecodeLimits, RgbImage8, Rng};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, Init};
+use tch::{Device, Kind, Tensor};
+
+use crate::backbone::{Backbone, Conv, Tap};
+use crate::checkpoint::{self, read_tensors};
+use crate::config::{ModelConfig, OptimConfig, VGG16_LAYERS};
+use crate::early_stop::{Decision, EarlyStopConfig, EarlyStopping, FoundSchedule};
+use crate::head::Fc;
+use crate::hypercolumn::SparseHypercolumn;
+use crate::model::ToDev;
+use crate::optim::Sgd;
+use crate::pretrain::{Metrics, RunPaths, TrainObserver};
+use crate::NnError;
+
+/// The downstream task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    Cls,
+    Seg,
+}
+
+/// Everything a fine-tuning run needs; saved as RUN_DIR/config.toml.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferConfig {
+    pub task: Task,
+    /// `random` or the path of a checkpoint (colorization or supervised safetensors).
+    pub init: String,
+    /// The backbone (must match the checkpoint's architecture and widths).
+    pub model: ModelConfig,
+    /// Lift conv1 to RGB and feed colour images.
+    pub color: bool,
+    pub absorb_bn: bool,
+    /// Train only the layers above this one (e.g. `fc7`: only the new head and +FoV blocks).
+    pub freeze_until: Option<String>,
+    /// Shorter side of training images before the random scale (0: keep).
+    pub short_side: f64,
+    pub scale_min: f64,
+    pub scale_max: f64,
+    pub crop: usize,
+    pub batch_size: usize,
+    /// Segmentation: points per image and their border.
+    pub points: usize,
+    pub border: usize,
+    /// Segmentation: hypercolumn layers (VGG layers plus `fov1`, `fov2`).
+    pub hypercolumn: Vec<String>,
+    /// Segmentation: add the +FoV blocks.
+    pub fov: bool,
+    pub fov_channels: i64,
+    pub head_hidden: i64,
+    pub head_init_std: f64,
+    pub dropout: f64,
+    pub optim: OptimConfig,
+    /// Clip the gradient norm to this (0: off; the classification code uses 10).
+    pub grad_clip: f64,
+    pub early_stop: EarlyStopConfig,
+    /// Fraction of the training split held out for early stopping.
+    pub held_out: f64,
+    /// Classification test: shorter side before the 10 crops.
+    pub test_short_side: f64,
+    /// Segmentation test: images larger than this (longer side) are downscaled for inference
+    /// and the prediction upsampled back (0: always full resolution).
+    pub test_max_side: usize,
+    pub seed: u64,
+    pub threads: usize,
+    pub log_every: usize,
+}
+
+impl TransferConfig {
+    /// The paper's protocol for a task.
+    pub fn paper(task: Task) -> Self {
+        let mut model = ModelConfig { fc_channels: 4096, ..ModelConfig::default() };
+        model.hypercolumn = vec![];
+        let mut layers: Vec<String> = VGG16_LAYERS.iter().map(|s| s.to_string()).collect();
+        layers.extend(["fov1".to_string(), "fov2".to_string()]);
+        let (crop, batch, lr) = match task {
+            Task::Cls => (224, 16, 1e-3),
+            Task::Seg => (448, 10, 1e-3),
+        };
+        Self {
+            task,
+            init: "random".into(),
+            model,
+            color: false,
+            absorb_bn: true,
+            freeze_until: None,
+            short_side: if task == Task::Cls { 256.0 } else { 0.0 },
+            scale_min: if task == Task::Cls { 0.5 } else { 1.0 },
+            scale_max: if task == Task::Cls { 2.0 } else { 1.0 },
+            crop,
+            batch_size: batch,
+            points: 128,
+            border: 32,
+            hypercolumn: layers,
+            fov: true,
+            fov_channels: 1024,
+            head_hidden: 1024,
+            head_init_std: 1e-4,
+            dropout: 0.5,
+            optim: OptimConfig {
+                lr,
+                weight_decay: if task == Task::Cls { 1e-6 } else { 5e-4 },
+                bias_lr_mult: 1.0,
+                ..OptimConfig::default()
+            },
+            grad_clip: if task == Task::Cls { 10.0 } else { 0.0 },
+            early_stop: EarlyStopConfig {
+                eval_every: 500,
+                window: 10,
+                min_stage_iterations: 10_000,
+                max_iterations: if task == Task::Cls { 80_000 } else { 40_000 },
+                ..EarlyStopConfig::default()
+            },
+            held_out: 0.1,
+            test_short_side: 256.0,
+            test_max_side: 0,
+            seed: 0,
+            threads: 0,
+            log_every: 20,
+        }
+    }
+
+    /// The same protocol at CPU scale (the cpu-small backbone: 1/8 width, 128-wide fc).
+    pub fn cpu(task: Task) -> Self {
+        let mut c = Self::paper(task);
+        c.model.width = 0.125;
+        c.model.fc_channels = 128;
+        c.fov_channels = 128;
+        c.head_hidden = 128;
+        c.head_init_std = 1e-2;
+        c.optim.lr = 1e-2;
+        c.batch_size = 8;
+        c.points = 64;
+        c.border = 4;
+        match task {
+            Task::Cls => {
+                c.short_side = 96.0;
+                c.crop = 64;
+                c.test_short_side = 72.0;
+            }
+            Task::Seg => {
+                c.short_side = 96.0;
+                c.crop = 96;
+                c.test_max_side = 160;
+            }
+        }
+        c.early_stop = EarlyStopConfig {
+            eval_every: 20,
+            window: 3,
+            min_stage_iterations: 120,
+            max_iterations: 600,
+            ..c.early_stop
+        };
+        c.log_every = 10;
+        c
+    }
+
+    /// A preset by name: `cls-paper`, `seg-paper`, `cls-cpu`, `seg-cpu`.
+    pub fn preset(name: &str) -> Result<Self, NnError> {
+        Ok(match name {
+            "cls-paper" => Self::paper(Task::Cls),
+            "seg-paper" => Self::paper(Task::Seg),
+            "cls-cpu" => Self::cpu(Task::Cls),
+            "seg-cpu" => Self::cpu(Task::Seg),
+            o => {
+                return Err(NnError::UnknownPreset(o.into(), "cls-paper, seg-paper, cls-cpu, seg-cpu".into()))
+            }
+        })
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serialises")
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, NnError> {
+        toml::from_str(text).map_err(|e| NnError::Config(e.to_string()))
+    }
+
+    pub fn classes(&self) -> i64 {
+        match self.task {
+            Task::Cls => 20,
+            Task::Seg => 21,
+        }
+    }
+}
+
+/// The +FoV blocks on top of fc7.
+pub struct FovBlocks {
+    pub conv8: Conv,
+    pub conv9: Conv,
+}
+
+impl FovBlocks {
+    fn forward(&self, fc7: &Tensor) -> Vec<Tap> {
+        let h = fc7.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], true);
+        let f1 = self.conv8.forward(&h).relu();
+        let h = f1.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], true);
+        let f2 = self.conv9.forward(&h).relu();
+        vec![Tap { name: "fov1", features: f1, scale: 64 }, Tap { name: "fov2", features: f2, scale: 128 }]
+    }
+}
+
+/// The fine-tuning network.
+pub struct TransferNet {
+    pub vs: nn::VarStore,
+    pub backbone: Backbone,
+    pub fov: Option<FovBlocks>,
+    pub hypercolumn: SparseHypercolumn,
+    pub fc1: Option<Fc>,
+    pub out: Fc,
+    pub config: TransferConfig,
+}
+
+/// The backbone's layer order, for `freeze_until`.
+fn layer_of(name: &str) -> Option<usize> {
+    let idx = |i: usize| crate::backbone::VGG16_CONVS.iter().position(|c| c.1 == i);
+    let rest = name.strip_prefix("features.").or_else(|| name.strip_prefix("bn.features."));
+    if let Some(r) = rest {
+        return r.split('.').next()?.parse().ok().and_then(idx).map(|p| p + 1);
+    }
+    if name.starts_with("classifier.0.") || name.starts_with("bn.classifier.0.") {
+        return Some(14);
+    }
+    if name.starts_with("classifier.3.") || name.starts_with("bn.classifier.3.") {
+        return Some(15);
+    }
+    None
+}
+
+impl TransferNet {
+    pub fn new(cfg: &TransferConfig, device: Device) -> Result<Self, NnError> {
+        let mut mc = cfg.model.clone();
+        mc.in_channels = if cfg.color { 3 } else { 1 };
+        mc.dropout = cfg.dropout;
+        let vs = nn::VarStore::new(device);
+        let backbone = Backbone::new(&vs.root(), &mc)?;
+        if !matches!(backbone, Backbone::Vgg16(_)) {
+            return Err(NnError::Config("transfer is implemented for vgg16 backbones".into()));
+        }
+        let specs = backbone.tap_specs();
+        let fc = cfg.model.fc_channels;
+        let fov = (cfg.task == Task::Seg && cfg.fov).then(|| FovBlocks {
+            conv8: Conv::new(vs.root() / "fov" / "conv8", fc, cfg.fov_channels, 3, 1, 1, true),
+            conv9: Conv::new(vs.root() / "fov" / "conv9", cfg.fov_channels, cfg.fov_channels, 3, 1, 1, true),
+        });
+        let (fc1, out, layers) = match cfg.task {
+            Task::Cls => {
+                let out = Fc::new(vs.root() / "head" / "fc", fc, 20, Init::Const(0.0));
+                (None, out, vec!["fc7".to_string()])
+            }
+            Task::Seg => {
+                let mut cin = 0;
+                for l in &cfg.hypercolumn {
+                    cin += match l.as_str() {
+                        "fov1" | "fov2" if fov.is_some() => cfg.fov_channels,
+                        _ => specs.iter().find(|s| s.0 == l).map(|s| s.1).ok_or_else(|| {
+                            NnError::Config(format!("hypercolumn layer {l:?} unknown (or +FoV off)"))
+                        })?,
+                    };
+                }
+                let fc1 = Fc::new(vs.root() / "head" / "fc1", cin, cfg.head_hidden, Init::Const(0.0));
+                let out = Fc::new(vs.root() / "head" / "fc2", cfg.head_hidden, 21, Init::Const(0.0));
+                (Some(fc1), out, cfg.hypercolumn.clone())
+            }
+        };
+        let mc_init = ModelConfig { head_init_std: cfg.head_init_std, ..mc };
+        crate::init::initialize(&vs, &mc_init, cfg.seed);
+        Ok(Self {
+            vs,
+            backbone,
+            fov,
+            hypercolumn: SparseHypercolumn::new(layers),
+            fc1,
+            out,
+            config: cfg.clone(),
+        })
+    }
+
+    /// Loads the backbone from a checkpoint (converting shapes where needed), then absorbs BN if
+    /// configured. Head and +FoV keep their fresh initialisation.
+    pub fn load_backbone(&mut self, path: &Path) -> Result<(), NnError> {
+        let file: BTreeMap<String, Tensor> = read_tensors(path)?.into_iter().collect();
+        let ferr = |m: String| NnError::File { path: path.to_owned(), msg: m };
+        tch::no_grad(|| {
+            for (name, mut var) in self.vs.variables() {
+                if name.starts_with("head.") || name.starts_with("fov.") {
+                    continue;
+                }
+                let Some(src) = file.get(&name) else {
+                    if name.starts_with("bn.") {
+                        continue; // a supervised checkpoint has no parameter-free BN statistics
+                    }
+                    return Err(ferr(format!("has no tensor {name:?} (same architecture and width?)")));
+                };
+                let want = var.size();
+                let mut t = src.to_kind(var.kind());
+                if t.size() != want && t.numel() == var.numel() as usize {
+                    t = t.reshape(&want); // torchvision Linear fc6/fc7 -> convolution
+                } else if t.size() != want && t.dim() == 4 && want.len() == 4 && t.size()[0] == want[0] {
+                    t = match (t.size()[1], want[1]) {
+                        (1, 3) => t.repeat([1, 3, 1, 1]) / 3.0, // lift gray conv1 to RGB
+                        (3, 1) => t.sum_dim_intlist([1i64].as_slice(), true, t.kind()), // RGB filters on gray input
+                        _ => t,
+                    };
+                }
+                if t.size() != want {
+                    return Err(ferr(format!(
+                        "tensor {name:?} has shape {:?}, the network expects {want:?}",
+                        src.size()
+                    )));
+                }
+                var.copy_(&t);
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    pub fn absorb_bn(&mut self) {
+        if let Backbone::Vgg16(v) = &mut self.backbone {
+            v.absorb_bn();
+        }
+    }
+
+    /// Trainable parameters after `freeze_until`.
+    pub fn trainable(&self) -> Result<BTreeMap<String, Tensor>, NnError> {
+        let limit = match &self.config.freeze_until {
+            None => 0,
+            Some(l) => {
+                let pos = VGG16_LAYERS.iter().position(|x| x == l).ok_or_else(|| {
+                    NnError::Config(format!(
+                        "--freeze-until {l:?}: expected one of {}",
+                        VGG16_LAYERS[1..].join(", ")
+                    ))
+                })?;
+                pos
+            }
+        };
+        let mut out = BTreeMap::new();
+        for (name, t) in self.vs.variables() {
+            if !t.requires_grad() {
+                continue;
+            }
+            let frozen = layer_of(&name).map(|k| k <= limit).unwrap_or(false);
+            if !frozen {
+                out.insert(name, t);
+            }
+        }
+        Ok(out)
+    }
+
+    fn taps(&self, x: &Tensor, train: bool, key: u64) -> Vec<Tap> {
+        let mut taps = self.backbone.forward_taps(x, train, key);
+        if let Some(f) = &self.fov {
+            let fc7 = taps.iter().find(|t| t.name == "fc7").expect("vgg has fc7").features.shallow_clone();
+            taps.extend(f.forward(&fc7));
+        }
+        taps
+    }
+
+    /// Classification logits `[B, 20]`.
+    pub fn cls_logits(&self, x: &Tensor, train: bool, key: u64) -> Tensor {
+        let taps = self.taps(x, train, key);
+        let fc7 = &taps.iter().find(|t| t.name == "fc7").expect("vgg has fc7").features;
+        self.out.forward(&fc7.mean_dim([2i64, 3].as_slice(), false, Kind::Float))
+    }
+
+    fn seg_head(&self, hc: &Tensor, train: bool, key: u64) -> Tensor {
+        let fc1 = self.fc1.as_ref().expect("segmentation head");
+        let h = crate::init::keyed_dropout(&fc1.forward(hc).relu(), self.config.dropout, key ^ 0x5E, train);
+        self.out.forward(&h)
+    }
+
+    /// Segmentation logits at points: `[B * P, 21]`.
+    pub fn seg_logits_sparse(&self, x: &Tensor, points: &Tensor, train: bool, key: u64) -> Tensor {
+        let taps = self.taps(x, train, key);
+        let hc = self.hypercolumn.forward(&taps, points);
+        self.seg_head(&hc, train, key)
+    }
+
+    /// Dense segmentation logits at the input's resolution, `[1, 21, H, W]`, for an input
+    /// `[1, C, H, W]` with H, W multiples of 32: the hypercolumn at 1/4 resolution, the head as
+    /// 1x1 convolutions, bilinear x4 upsampling.
+    pub fn seg_logits_dense(&self, x: &Tensor) -> Tensor {
+        let s = x.size();
+        let (h4, w4) = (s[2] / 4, s[3] / 4);
+        let taps = self.taps(x, false, 0);
+        let parts: Vec<Tensor> = self
+            .hypercolumn
+            .layers
+            .iter()
+            .map(|name| {
+                let t = taps.iter().find(|t| &t.name == name).expect("layers validated");
+                match t.scale {
+                    k if k < 4 => {
+                        t.features.avg_pool2d([4 / k, 4 / k], [4 / k, 4 / k], [0, 0], false, true, None)
+                    }
+                    4 => t.features.shallow_clone(),
+                    _ => t.features.upsample_bilinear2d([h4, w4], false, None, None),
+                }
+            })
+            .collect();
+        let hc = Tensor::cat(&parts, 1);
+        let c = hc.size()[1];
+        let logits = self.seg_head(&hc.permute([0, 2, 3, 1]).reshape([-1, c]), false, 0);
+        logits.reshape([1, h4, w4, 21]).permute([0, 3, 1, 2]).upsample_bilinear2d(
+            [s[2], s[3]],
+            false,
+            None,
+            None,
+        )
+    }
+
+    /// The network input for images `[H, W, 3]` 8-bit: gray `(R+G+B)/3 - mean` or, with `color`,
+    /// each channel minus the mean. Returns `[B, C, H, W]` on the device.
+    pub fn input(&self, imgs: &[&RgbImage8], gray_mean: f32) -> Tensor {
+        let (w, h) = (imgs[0].width as i64, imgs[0].height as i64);
+        let c = if self.config.color { 3 } else { 1 };
+        let mut v = Vec::with_capacity(imgs.len() * (c * h * w) as usize);
+        for img in imgs {
+            if self.config.color {
+                for ch in 0..3 {
+                    v.extend(img.data.chunks_exact(3).map(|p| p[ch] as f32 / 255.0 - gray_mean));
+                }
+            } else {
+                v.extend(
+                    img.data
+                        .chunks_exact(3)
+                        .map(|p| (p[0] as f32 + p[1] as f32 + p[2] as f32) / 765.0 - gray_mean),
+                );
+            }
+        }
+        Tensor::from_slice(&v).reshape([imgs.len() as i64, c, h, w]).to_dev(self.vs.device())
+    }
+}
+
+/// The gray mean of the network input (the authors' 0.4488; 114.451/255 for segmentation).
+pub const GRAY_MEAN: f32 = 0.4488;
+
+/// A labelled transfer set in memory: decoded images (and masks), with their labels.
+pub struct LabelledSet {
+    pub ids: Vec<String>,
+    pub images: Vec<RgbImage8>,
+    pub masks: Vec<Vec<u8>>,
+    pub labels: Vec<Vec<i8>>,
+}
+
+/// Whether bad samples stop the run or are skipped (and counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnBad {
+    Skip,
+    Stop,
+}
+
+/// Loads a VOC split for `task` (images decoded once; the sets the transfer experiments use fit
+/// in memory on the machines they run on).
+pub fn load_split(
+    task: Task,
+    root: &Path,
+    split: &str,
+    on_bad: OnBad,
+    log: &mut dyn FnMut(&str),
+) -> Result<LabelledSet, NnError> {
+    let mut set = LabelledSet { ids: vec![], images: vec![], masks: vec![], labels: vec![] };
+    match task {
+        Task::Seg => {
+            let voc = VocSegmentation::open(root, split)?;
+            let loaded: Vec<_> = (0..voc.ids.len()).into_par_iter().map(|i| voc.load(i)).collect();
+            for (i, r) in loaded.into_iter().enumerate() {
+                match r {
+                    Ok((img, mask)) => {
+                        set.ids.push(voc.ids[i].clone());
+                        set.images.push(img);
+                        set.masks.push(mask);
+                    }
+                    Err(e) if on_bad == OnBad::Skip => log(&format!("skipped: {e}")),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Task::Cls => {
+            let voc = VocClassification::open(root, split)?;
+            let limits = DecodeLimits { min_side: 1, ..DecodeLimits::default() };
+            let loaded: Vec<_> = (0..voc.ids.len())
+                .into_par_iter()
+                .map(|i| decode_file(&voc.image_path(i), &limits))
+                .collect();
+            for (i, r) in loaded.into_iter().enumerate() {
+                match r {
+                    Ok(img) => {
+                        set.ids.push(voc.ids[i].clone());
+                        set.images.push(img);
+                        set.labels.push(voc.labels[i].clone());
+                    }
+                    Err(e) if on_bad == OnBad::Skip => {
+                        log(&format!("skipped {}: {e}", voc.image_path(i).display()))
+                    }
+                    Err(e) => {
+                        return Err(NnError::File { path: voc.image_path(i), msg: e.to_string() });
+                    }
+                }
+            }
+        }
+    }
+    if set.images.is_empty() {
+        return Err(NnError::Config(format!("{}: split {split:?} has no usable images", root.display())));
+    }
+    Ok(set)
+}
+
+/// Evaluation result: the metric, its value and per-class values.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EvalResult {
+    /// `miou` or `map`.
+    pub metric: String,
+    pub value: f64,
+    pub per_class: BTreeMap<String, Option<f64>>,
+    /// Extra figures: pixel accuracy, mAP VOC07 11-point.
+    pub extra: BTreeMap<String, f64>,
+}
+
+/// Dense segmentation of one image at full resolution (or downscaled to `test_max_side` and
+/// the logits upsampled back): class indices `[H * W]`.
+pub fn segment(net: &TransferNet, img: &RgbImage8) -> Vec<u8> {
+    use colorproxy_data::transfer_data::resize_image;
+    let max = net.config.test_max_side;
+    let (w, h) = (img.width, img.height);
+    let work = if max > 0 && w.max(h) > max {
+        let s = max as f64 / w.max(h) as f64;
+        resize_image(img, ((w as f64 * s).round() as usize).max(1), ((h as f64 * s).round() as usize).max(1))
+    } else {
+        img.clone()
+    };
+    tch::no_grad(|| {
+        let x = net.input(&[&work], GRAY_MEAN);
+        let (ph, pw) = (work.height as i64, work.width as i64);
+        let (padh, padw) = ((32 - ph % 32) % 32, (32 - pw % 32) % 32);
+        let x = x.replication_pad2d([0, padw, 0, padh]);
+        let logits = net.seg_logits_dense(&x).narrow(2, 0, ph).narrow(3, 0, pw);
+        let logits = if (work.width, work.height) != (w, h) {
+            logits.upsample_bilinear2d([h as i64, w as i64], false, None, None)
+        } else {
+            logits
+        };
+        let pred = logits.argmax(1, false).to_kind(Kind::Uint8).to_device(Device::Cpu).flatten(0, -1);
+        Vec::<u8>::try_from(pred).expect("u8 tensor")
+    })
+}
+
+/// 10-crop classification scores (sigmoid, averaged) of one image: `[20]`.
+pub fn classify(net: &TransferNet, img: &RgbImage8) -> Vec<f32> {
+    let cfg = &net.config;
+    let crops = ten_crops(img, cfg.test_short_side, cfg.crop);
+    tch::no_grad(|| {
+        let refs: Vec<&RgbImage8> = crops.iter().collect();
+        let x = net.input(&refs, GRAY_MEAN);
+        let p = net.cls_logits(&x, false, 0).sigmoid().mean_dim([0i64].as_slice(), false, Kind::Float);
+        Vec::<f32>::try_from(p.to_device(Device::Cpu)).expect("float tensor")
+    })
+}
+
+/// Scores a subset of a labelled set; `save` receives each segmentation prediction.
+pub fn evaluate(
+    net: &TransferNet,
+    set: &LabelledSet,
+    subset: &[usize],
+    save: &mut dyn FnMut(usize, &[u8]),
+) -> Result<EvalResult, NnError> {
+    match net.config.task {
+        Task::Seg => {
+            let mut cm = ConfusionMatrix::new(21);
+            for &i in subset {
+                let pred = segment(net, &set.images[i]);
+                save(i, &pred);
+                cm.add(&set.masks[i], &pred).map_err(|m| NnError::Config(format!("{}: {m}", set.ids[i])))?;
+            }
+            let r = cm.report();
+            let mut names = vec!["background".to_string()];
+            names.extend(colorproxy_data::voc::VOC_CLASSES.iter().map(|s| s.to_string()));
+            Ok(EvalResult {
+                metric: "miou".into(),
+                value: r.miou,
+                per_class: names.into_iter().zip(r.per_class_iou).collect(),
+                extra: BTreeMap::from([("pixel_accuracy".into(), r.pixel_accuracy)]),
+            })
+        }
+        Task::Cls => {
+            let scores: Vec<Vec<f32>> = subset.iter().map(|&i| classify(net, &set.images[i])).collect();
+            let labels: Vec<Vec<i8>> = subset.iter().map(|&i| set.labels[i].clone()).collect();
+            let names: Vec<String> =
+                colorproxy_data::voc::VOC_CLASSES.iter().map(|s| s.to_string()).collect();
+            let r = ap_report(&scores, &labels, &names);
+            Ok(EvalResult {
+                metric: "map".into(),
+                value: r.map,
+                per_class: r.per_class.into_iter().collect(),
+                extra: BTreeMap::from([("map_voc07_11point".into(), r.map_voc07)]),
+            })
+        }
+    }
+}
+
+/// Options of a fine-tuning run that are not part of the saved config.
+pub struct FinetuneRun<'a> {
+    pub config: TransferConfig,
+    pub data: PathBuf,
+    pub train_split: String,
+    pub out: PathBuf,
+    pub device: Device,
+    /// Retrain on 100% of the training split with this schedule (from a previous run).
+    pub fixed_schedule: Option<FoundSchedule>,
+    pub on_bad: OnBad,
+    pub observer: &'a mut dyn TrainObserver,
+}
+
+/// How the run ended.
+pub struct FinetuneSummary {
+    pub iterations: usize,
+    pub schedule: FoundSchedule,
+    pub best_held_out: Option<f64>,
+}
+
+fn build_batch(
+    cfg: &TransferConfig,
+    set: &LabelledSet,
+    idx: &[usize],
+    it: usize,
+) -> (Vec<RgbImage8>, Vec<Vec<u8>>, Vec<i64>, Vec<Vec<i8>>) {
+    let spec = ViewSpec {
+        short_side: cfg.short_side,
+        scale_min: cfg.scale_min,
+        scale_max: cfg.scale_max,
+        crop: cfg.crop,
+        mirror: true,
+    };
+    let views: Vec<_> = (0..cfg.batch_size)
+        .into_par_iter()
+        .map(|slot| {
+            let mut rng = Rng::derive(cfg.seed, &[0x7A, it as u64, slot as u64]);
+            let i = idx[rng.below(idx.len() as u64) as usize];
+            let mask = set.masks.get(i).map(|m| m.as_slice());
+            let (img, m) = random_view(&set.images[i], mask, &spec, &mut rng);
+            let span = (cfg.crop - 2 * cfg.border.min(cfg.crop / 2 - 1)) as u64;
+            let b = cfg.border.min(cfg.crop / 2 - 1);
+            let pts: Vec<i64> = (0..cfg.points)
+                .flat_map(|_| [b as i64 + rng.below(span) as i64, b as i64 + rng.below(span) as i64])
+                .collect();
+            (img, m.unwrap_or_default(), pts, set.labels.get(i).cloned().unwrap_or_default())
+        })
+        .collect();
+    let mut out = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (a, b, c, d) in views {
+        out.0.push(a);
+        out.1.push(b);
+        out.2.extend(c);
+        out.3.push(d);
+    }
+    out
+}
+
+/// The loss of one training batch.
+fn batch_loss(
+    net: &TransferNet,
+    cfg: &TransferConfig,
+    set: &LabelledSet,
+    idx: &[usize],
+    it: usize,
+) -> Tensor {
+    let (imgs, masks, pts, labels) = build_batch(cfg, set, idx, it);
+    let refs: Vec<&RgbImage8> = imgs.iter().collect();
+    let x = net.input(&refs, GRAY_MEAN);
+    let dev = net.vs.device();
+    let key = crate::init::dropout_key(cfg.seed, it as u64, 1);
+    match cfg.task {
+        Task::Seg => {
+            let b = imgs.len() as i64;
+            let p = cfg.points as i64;
+            let points = Tensor::from_slice(&pts).reshape([b, p, 2]);
+            let targets: Vec<i64> = (0..imgs.len())
+                .flat_map(|k| {
+                    let m = &masks[k];
+                    let pts = &pts;
+                    (0..cfg.points).map(move |j| {
+                        let (y, xx) = (
+                            pts[(k * cfg.points + j) * 2] as usize,
+                            pts[(k * cfg.points + j) * 2 + 1] as usize,
+                        );
+                        let v = m[y * cfg.crop + xx];
+                        if v == VOID {
+                            -100
+                        } else {
+                            v as i64
+                        }
+                    })
+                })
+                .collect();
+            let logits = net.seg_logits_sparse(&x, &points.to_kind(Kind::Float).to_dev(dev), true, key);
+            let t = Tensor::from_slice(&targets).to_dev(dev);
+            // Mean over non-void points; a batch of only void points gives 0.
+            let valid = t.ne(-100).sum(Kind::Float).clamp_min(1.0);
+            logits.cross_entropy_loss::<Tensor>(&t, None, tch::Reduction::Sum, -100, 0.0) / valid
+        }
+        Task::Cls => {
+            let l: Vec<f32> = labels.iter().flatten().map(|&v| if v > 0 { 1.0 } else { 0.0 }).collect();
+            let m: Vec<f32> = labels.iter().flatten().map(|&v| if v != 0 { 1.0 } else { 0.0 }).collect();
+            let n = labels.len() as i64;
+            let target = Tensor::from_slice(&l).reshape([n, 20]).to_dev(dev);
+            let mask = Tensor::from_slice(&m).reshape([n, 20]).to_dev(dev);
+            let logits = net.cls_logits(&x, true, key);
+            let per =
+                logits.binary_cross_entropy_with_logits::<Tensor>(&target, None, None, tch::Reduction::None);
+            (per * &mask).sum(Kind::Float) / mask.sum(Kind::Float).clamp_min(1.0)
+        }
+    }
+}
+
+fn clip_grad_norm(params: &BTreeMap<String, Tensor>, max: f64) {
+    if max <= 0.0 {
+        return;
+    }
+    tch::no_grad(|| {
+        let total: f64 = params
+            .values()
+            .filter(|t| t.grad().defined())
+            .map(|t| t.grad().square().sum(Kind::Double).double_value(&[]))
+            .sum();
+        let norm = total.sqrt();
+        if norm > max {
+            for t in params.values() {
+                let mut g = t.grad();
+                if g.defined() {
+                    let _ = g.g_mul_scalar_(max / norm);
+                }
+            }
+        }
+    });
+}
+
+impl FinetuneRun<'_> {
+    pub fn run(self) -> Result<FinetuneSummary, NnError> {
+        let cfg = self.config.clone();
+        let paths = RunPaths::new(&self.out);
+        std::fs::create_dir_all(paths.checkpoints())
+            .map_err(|e| NnError::File { path: paths.checkpoints(), msg: e.to_string() })?;
+        std::fs::write(paths.config(), cfg.to_toml())
+            .map_err(|e| NnError::File { path: paths.config(), msg: e.to_string() })?;
+        if cfg.threads > 0 {
+            tch::set_num_threads(cfg.threads as i32);
+        }
+        let obs = self.observer;
+        let set = load_split(cfg.task, &self.data, &self.train_split, self.on_bad, &mut |m| obs.message(m))?;
+        let mut net = TransferNet::new(&cfg, self.device)?;
+        if cfg.init != "random" {
+            net.load_backbone(Path::new(&cfg.init))?;
+        }
+        if cfg.absorb_bn {
+            net.absorb_bn();
+        }
+        let params = net.trainable()?;
+        let mut sgd =
+            Sgd::new(params.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect(), cfg.optim.clone());
+        let all: Vec<usize> = (0..set.images.len()).collect();
+        let (train_idx, held_idx) = match &self.fixed_schedule {
+            Some(_) => (all.clone(), vec![]),
+            None => {
+                let (t, h) = split_held_out(&set.ids, cfg.held_out, cfg.seed);
+                if h.is_empty() {
+                    // Tiny sets: score on the training images themselves.
+                    (t.clone(), t)
+                } else {
+                    (t, h)
+                }
+            }
+        };
+        let (max_iters, mut drops) = match &self.fixed_schedule {
+            Some(s) => (s.stop, s.drops.clone()),
+            None => (cfg.early_stop.max_iterations, vec![]),
+        };
+        let mut es = EarlyStopping::new(cfg.early_stop.clone());
+        let mut metrics_file = std::fs::File::create(paths.metrics())
+            .map_err(|e| NnError::File { path: paths.metrics(), msg: e.to_string() })?;
+        obs.start(0, max_iters);
+        let mut best: Option<f64> = None;
+        let (mut window_loss, mut window_n) = (0.0, 0usize);
+        let t0 = std::time::Instant::now();
+        let mut it = 0;
+        while it < max_iters {
+            let lr = cfg.optim.lr * cfg.optim.gamma.powi(drops.iter().filter(|&&d| it >= d).count() as i32);
+            sgd.zero_grad();
+            let loss = batch_loss(&net, &cfg, &set, &train_idx, it);
+            let lv = loss.double_value(&[]);
+            if !lv.is_finite() {
+                return Err(NnError::NonFiniteLoss { iteration: it, value: lv });
+            }
+            loss.backward();
+            clip_grad_norm(&params, cfg.grad_clip);
+            sgd.step(lr);
+            it += 1;
+            window_loss += lv;
+            window_n += 1;
+            let ips = (cfg.batch_size * it) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            obs.step(it, lv, ips);
+            let mut score = None;
+            if self.fixed_schedule.is_none() && it % cfg.early_stop.eval_every == 0 {
+                let r = evaluate(&net, &set, &held_idx, &mut |_, _| {})?;
+                score = Some(r.value);
+                best = Some(best.map_or(r.value, |b: f64| b.max(r.value)));
+                match es.observe(it, r.value) {
+                    Decision::Continue => {}
+                    Decision::DropLr => {
+                        drops.push(it);
+                        obs.message(&format!(
+                            "held-out {} plateaued: learning rate x0.1 at iteration {it}",
+                            r.metric
+                        ));
+                    }
+                    Decision::Stop => {
+                        obs.message(&format!(
+                            "held-out {} plateaued again: stopping at iteration {it}",
+                            r.metric
+                        ));
+                        break;
+                    }
+                }
+            }
+            if it % cfg.log_every == 0 || score.is_some() {
+                let line = serde_json::json!({
+                    "iteration": it, "loss": window_loss / window_n.max(1) as f64, "lr": lr,
+                    "held_out_score": score, "images_per_s": ips,
+                });
+                use std::io::Write;
+                writeln!(metrics_file, "{line}")
+                    .map_err(|e| NnError::File { path: paths.metrics(), msg: e.to_string() })?;
+                window_loss = 0.0;
+                window_n = 0;
+            }
+        }
+        let schedule = match &self.fixed_schedule {
+            Some(s) => s.clone(),
+            None => FoundSchedule { drops: drops.clone(), stop: it, windows: es.found.windows.clone() },
+        };
+        checkpoint::write_json(&self.out.join("schedule.json"), &schedule)?;
+        checkpoint::save_weights(&net.vs, &paths.last_weights())?;
+        let _ = Metrics { iteration: it, loss: 0.0, hue_kl: 0.0, chroma_kl: 0.0, lr: 0.0, images_per_s: 0.0 };
+        Ok(FinetuneSummary { iterations: it, schedule, best_held_out: best })
+    }
+}
+
+/// Loads a fine-tuned network from its weights and the run's config.toml.
+pub fn load_finetuned(
+    weights: &Path,
+    config: TransferConfig,
+    device: Device,
+) -> Result<TransferNet, NnError> {
+    let mut cfg = config;
+    // The saved weights already have BN absorbed and the trained head.
+    cfg.init = "random".into();
+    let mut net = TransferNet::new(&cfg, device)?;
+    if cfg.absorb_bn {
+        if let Backbone::Vgg16(v) = &mut net.backbone {
+            v.use_bn = false;
+        }
+    }
+    checkpoint::load_weights(&mut net.vs, weights)?;
+    Ok(net)
+}

