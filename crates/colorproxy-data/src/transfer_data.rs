@@ -44,19 +44,19 @@ pub fn short_side_size(w: usize, h: usize, short: f64) -> (usize, usize) {
     (((w as f64 * s).round() as usize).max(1), ((h as f64 * s).round() as usize).max(1))
 }
 
-/// A `crop x crop` window at `(x0, y0)` (may extend past the image: padded with `fill`), mirrored
-/// if asked. Works on `[H, W, C]` buffers of any channel count.
-pub fn crop_pad<T: Copy>(
-    data: &[T],
-    w: usize,
-    h: usize,
-    c: usize,
-    x0: i64,
-    y0: i64,
-    crop: usize,
-    fill: T,
-    mirror: bool,
-) -> Vec<T> {
+/// A square window of `side` pixels at `(x0, y0)`, optionally mirrored.
+#[derive(Debug, Clone, Copy)]
+pub struct CropWindow {
+    pub x0: i64,
+    pub y0: i64,
+    pub side: usize,
+    pub mirror: bool,
+}
+
+/// The window's pixels (where it extends past the image: `fill`). Works on `[H, W, C]` buffers of
+/// any channel count.
+pub fn crop_pad<T: Copy>(data: &[T], w: usize, h: usize, c: usize, win: CropWindow, fill: T) -> Vec<T> {
+    let CropWindow { x0, y0, side: crop, mirror } = win;
     let mut out = Vec::with_capacity(crop * crop * c);
     for y in 0..crop as i64 {
         for xo in 0..crop as i64 {
@@ -109,8 +109,8 @@ pub fn random_view(
         -(rng.below((spec.crop - h + 1) as u64) as i64)
     };
     let mirror = spec.mirror && rng.coin();
-    let data = crop_pad(&im.data, w, h, 3, x0, y0, spec.crop, PAD_GRAY, mirror);
-    let mask = m.map(|m| crop_pad(&m, w, h, 1, x0, y0, spec.crop, VOID, mirror));
+    let data = crop_pad(&im.data, w, h, 3, CropWindow { x0, y0, side: spec.crop, mirror }, PAD_GRAY);
+    let mask = m.map(|m| crop_pad(&m, w, h, 1, CropWindow { x0, y0, side: spec.crop, mirror }, VOID));
     (RgbImage8 { width: spec.crop, height: spec.crop, data }, mask)
 }
 
@@ -124,7 +124,7 @@ pub fn ten_crops(img: &RgbImage8, short_side: f64, crop: usize) -> Vec<RgbImage8
     let mut out = Vec::with_capacity(10);
     for mirror in [false, true] {
         for &(x0, y0) in &corners {
-            let data = crop_pad(&im.data, w, h, 3, x0, y0, crop, PAD_GRAY, mirror);
+            let data = crop_pad(&im.data, w, h, 3, CropWindow { x0, y0, side: crop, mirror }, PAD_GRAY);
             out.push(RgbImage8 { width: crop, height: crop, data });
         }
     }

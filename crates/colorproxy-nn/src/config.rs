@@ -20,7 +20,7 @@ pub enum ColorLoss {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
-    /// `vgg16`, `resnet18`, `resnet50` or `resnet152`.
+    /// `vgg16`, `alexnet`, `resnet18`, `resnet50` or `resnet152`.
     pub arch: String,
     /// Channel multiplier of every convolution (1.0: the paper's widths).
     pub width: f64,
@@ -139,12 +139,14 @@ impl Default for PretrainConfig {
 }
 
 /// The presets shipped in `presets/`, compiled into the binary.
-pub const PRESETS: [(&str, &str); 5] = [
+pub const PRESETS: [(&str, &str); 7] = [
     ("paper-vgg16", include_str!("../../../presets/paper-vgg16.toml")),
     ("cpu-small", include_str!("../../../presets/cpu-small.toml")),
     ("cpu-small-lab", include_str!("../../../presets/cpu-small-lab.toml")),
     ("paper-resnet152", include_str!("../../../presets/paper-resnet152.toml")),
     ("cpu-resnet18", include_str!("../../../presets/cpu-resnet18.toml")),
+    ("paper-alexnet", include_str!("../../../presets/paper-alexnet.toml")),
+    ("cpu-alexnet", include_str!("../../../presets/cpu-alexnet.toml")),
 ];
 
 impl PretrainConfig {

@@ -42,7 +42,9 @@ impl ColorizationNet {
         let backbone = Backbone::new(&vs.root(), cfg)?;
         let specs = backbone.tap_specs();
         let layers: Vec<String> = match &backbone {
-            Backbone::Vgg16(_) if !cfg.hypercolumn.is_empty() => cfg.hypercolumn.clone(),
+            Backbone::Vgg16(_) | Backbone::AlexNet(_) if !cfg.hypercolumn.is_empty() => {
+                cfg.hypercolumn.clone()
+            }
             // No hypercolumn: the head reads the top layer only.
             _ => vec![specs.last().expect("a backbone has taps").0.to_string()],
         };

@@ -317,7 +317,7 @@ impl TransferNet {
                 };
                 let want = var.size();
                 let mut t = src.to_kind(var.kind());
-                if t.size() != want && t.numel() == var.numel() as usize {
+                if t.size() != want && t.numel() == var.numel() {
                     t = t.reshape(&want); // torchvision Linear fc6/fc7 -> convolution
                 } else if t.size() != want && t.dim() == 4 && want.len() == 4 && t.size()[0] == want[0] {
                     t = match (t.size()[1], want[1]) {
@@ -413,7 +413,7 @@ impl TransferNet {
             .layers
             .iter()
             .map(|name| {
-                let t = taps.iter().find(|t| &t.name == name).expect("layers validated");
+                let t = taps.iter().find(|t| t.name == name).expect("layers validated");
                 match t.scale {
                     k if k < 4 => {
                         t.features.avg_pool2d([4 / k, 4 / k], [4 / k, 4 / k], [0, 0], false, true, None)
@@ -643,12 +643,10 @@ pub struct FinetuneSummary {
     pub best_held_out: Option<f64>,
 }
 
-fn build_batch(
-    cfg: &TransferConfig,
-    set: &LabelledSet,
-    idx: &[usize],
-    it: usize,
-) -> (Vec<RgbImage8>, Vec<Vec<u8>>, Vec<i64>, Vec<Vec<i8>>) {
+/// Views, masks, points `[B * P * 2]` and labels of one training batch.
+type TrainBatch = (Vec<RgbImage8>, Vec<Vec<u8>>, Vec<i64>, Vec<Vec<i8>>);
+
+fn build_batch(cfg: &TransferConfig, set: &LabelledSet, idx: &[usize], it: usize) -> TrainBatch {
     let spec = ViewSpec {
         short_side: cfg.short_side,
         scale_min: cfg.scale_min,

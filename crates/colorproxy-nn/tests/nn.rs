@@ -387,3 +387,28 @@ fn init_and_dropout_masks_are_functions_of_the_seed_only() {
         keep_mask(&[100_000], 0.2, 7, Device::Cpu).to_kind(Kind::Double).mean(Kind::Double).double_value(&[]);
     assert!((rate - 0.8).abs() < 0.01, "keep rate {rate}");
 }
+
+#[test]
+fn alexnet_has_torchvision_names_and_trains_a_step() {
+    let cfg = PretrainConfig::preset("cpu-alexnet").unwrap();
+    let (net, mut sgd) = colorproxy_nn::pretrain::build(&cfg, Device::Cpu).unwrap();
+    let vars: BTreeMap<String, Tensor> = net.vs.variables().into_iter().collect();
+    // torchvision.models.alexnet: features.{0,3,6,8,10}, classifier.{1,4} (here as convolutions).
+    assert_eq!(vars["features.0.weight"].size(), [16, 1, 11, 11]);
+    assert_eq!(vars["features.3.weight"].size(), [48, 16, 5, 5]);
+    assert_eq!(vars["features.10.weight"].size(), [64, 64, 3, 3]);
+    assert_eq!(vars["classifier.1.weight"].size(), [128, 64, 6, 6]);
+    assert_eq!(vars["classifier.4.weight"].size(), [128, 128, 1, 1]);
+    // One step on a generated batch lowers nothing to NaN and moves the weights.
+    let tmp = tempfile::tempdir().unwrap();
+    make_images(tmp.path(), 4);
+    let src = colorproxy_data::ImageSource::open(tmp.path()).unwrap();
+    let mut pipe = cfg.data.clone();
+    pipe.batch_size = 4;
+    let data = colorproxy_data::PretrainData::new(src, pipe, cfg.targets.clone(), 0).unwrap();
+    let batch = data.batch(0, 0, &data.epoch_order(0)).unwrap();
+    let before = vars["features.0.weight"].copy();
+    let r = colorproxy_nn::pretrain::train_step(&net, &mut sgd, &batch, 0.01, 0);
+    assert!(r.loss.is_finite() && r.loss > 0.0);
+    assert!(!before.equal(&vars["features.0.weight"]));
+}
