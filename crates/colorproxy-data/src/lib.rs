@@ -14,6 +14,7 @@ pub mod loader;
 pub mod metrics;
 pub mod rng;
 pub mod source;
+pub mod synth;
 pub mod transfer_data;
 pub mod voc;
 

@@ -96,3 +96,43 @@ fn shared_voc_mini_matches_its_readme() {
     // bus (5) and car (6) positive, person (14) negative.
     assert_eq!((cls.labels[i][5], cls.labels[i][6], cls.labels[i][14]), (1, 1, -1));
 }
+
+#[test]
+fn generated_scenes_are_deterministic_and_colour_is_not_the_label() {
+    use colorproxy_data::synth::{scene, write_voc, SYNTH_CLASSES};
+    let (a, ma) = scene(7, 3, 64);
+    let (b, mb) = scene(7, 3, 64);
+    assert_eq!((a.data.clone(), ma.clone()), (b.data, mb));
+    assert_ne!(scene(8, 3, 64).0.data, a.data);
+    // Over many scenes: every class appears, and each class shows more than one dominant hue
+    // while some hue is shared by two classes.
+    let mut hues: Vec<std::collections::BTreeSet<u8>> = vec![Default::default(); 6];
+    for i in 0..200 {
+        let (img, m) = scene(1, i, 64);
+        for (p, &c) in img.data.chunks(3).zip(&m) {
+            if c > 0 {
+                let (h, ch) = colorproxy_color::hue_chroma(
+                    p[0] as f32 / 255.0,
+                    p[1] as f32 / 255.0,
+                    p[2] as f32 / 255.0,
+                );
+                if ch > 0.3 {
+                    hues[c as usize].insert((h * 12.0) as u8);
+                }
+            }
+        }
+    }
+    for &c in &SYNTH_CLASSES {
+        assert!(hues[c].len() >= 2, "class {c} hues {:?}", hues[c]);
+    }
+    let shared = (1..6).any(|i| (i + 1..6).any(|j| !hues[i].is_disjoint(&hues[j])));
+    assert!(shared);
+    // The VOC-style set goes through the VOC loaders.
+    let tmp = tempfile::tempdir().unwrap();
+    write_voc(tmp.path(), 0, 0, 6, 3, 64).unwrap();
+    let seg = VocSegmentation::open(tmp.path(), "train").unwrap();
+    let (img, mask) = seg.load(0).unwrap();
+    assert_eq!((img.width, mask.len()), (64, 64 * 64));
+    let cls = VocClassification::open(tmp.path(), "val").unwrap();
+    assert_eq!(cls.ids.len(), 3);
+}

@@ -23,6 +23,9 @@ pub enum Command {
         #[command(subcommand)]
         what: DataWhat,
     },
+    /// The built-in demo: generate scenes, pretrain a colorizer, fine-tune from random and from
+    /// colorization, report (the paper's Table 3 in minutes on a CPU).
+    Demo(DemoArgs),
     /// Pretrain a network from scratch to predict colour from grayscale.
     Pretrain(PretrainArgs),
     /// Colorize images with a pretrained network (or measure how well it colorizes: --eval).
@@ -211,6 +214,31 @@ pub struct EvalArgs {
 pub enum DataWhat {
     /// Decode every image: how many are usable, what was skipped and why, sizes, achromatic share.
     Check(DataCheckArgs),
+    /// Generate procedural scenes: DIR/unlabelled (pretraining) and DIR/voc (a VOC-style set).
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Unlabelled scenes (the labelled set gets a quarter as many training and a tenth as many
+    /// validation scenes).
+    #[arg(long, default_value_t = 2000)]
+    pub images: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[arg(long, default_value = "out/demo")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// A shortened run (same code path, far fewer images and iterations), for tests.
+    #[arg(long)]
+    pub quick: bool,
 }
 
 #[derive(Debug, Args)]

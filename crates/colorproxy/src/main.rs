@@ -6,6 +6,7 @@ mod bench;
 mod cli;
 mod cmd_colorize;
 mod cmd_data;
+mod cmd_demo;
 mod cmd_pretrain;
 mod cmd_targets;
 mod cmd_transfer;
@@ -31,6 +32,8 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
     match args.command {
         Command::Targets(a) => cmd_targets::run(a),
         Command::Data { what: DataWhat::Check(a) } => cmd_data::check(a),
+        Command::Data { what: DataWhat::Generate(a) } => cmd_demo::generate(a),
+        Command::Demo(a) => cmd_demo::run(a),
         Command::Pretrain(a) => cmd_pretrain::run(a),
         Command::Colorize(a) => cmd_colorize::run(a),
         Command::Finetune(a) => cmd_transfer::finetune(a),
