@@ -136,3 +136,13 @@ fn generated_scenes_are_deterministic_and_colour_is_not_the_label() {
     let cls = VocClassification::open(tmp.path(), "val").unwrap();
     assert_eq!(cls.ids.len(), 3);
 }
+
+#[test]
+fn voc_palette_matches_the_devkit_colours() {
+    use colorproxy_data::synth::voc_colour;
+    // From the VOC devkit colour map (and ../shared/data/voc-mini's README for 255).
+    assert_eq!(voc_colour(0), [0, 0, 0]);
+    assert_eq!(voc_colour(1), [128, 0, 0]);
+    assert_eq!(voc_colour(15), [192, 128, 128]);
+    assert_eq!(voc_colour(255), [224, 224, 192]);
+}
