@@ -169,6 +169,42 @@ impl Vgg16 {
         self.use_bn = false;
     }
 
+    /// Data-dependent rebalancing (the paper's "each layer's activation has unit variance", after
+    /// Kraehenbuehl et al.): layer by layer, each convolution's output channels are divided by
+    /// their standard deviation on `x` (`[N, C, H, W]`), weights and bias alike, so every
+    /// pre-ReLU activation has unit variance on the sample. Run after BN absorption. Returns, per
+    /// layer, the largest deviation of a channel's standard deviation from 1 before rescaling.
+    pub fn rebalance(&mut self, x: &Tensor) -> Vec<f64> {
+        tch::no_grad(|| {
+            let mut deviations = Vec::new();
+            let mut h = x.shallow_clone();
+            let mut fix = |conv: &mut Conv, h: &Tensor| -> Tensor {
+                let z = conv.forward(h);
+                let c = z.size()[1];
+                let std = z.transpose(0, 1).reshape([c, -1]).std_dim(1, true, false);
+                // Channels that are constant on the sample are left as they are.
+                let std = std.where_self(&std.ge(1e-4), &std.ones_like());
+                deviations.push((&std - 1.0).abs().max().double_value(&[]));
+                let w = &conv.weight / std.view([-1, 1, 1, 1]);
+                conv.weight.copy_(&w);
+                if let Some(b) = conv.bias.as_mut() {
+                    let nb = &*b / &std;
+                    b.copy_(&nb);
+                }
+                (z / std.view([1, -1, 1, 1])).relu()
+            };
+            for (i, (_, conv, _)) in self.convs.iter_mut().enumerate() {
+                h = fix(conv, &h);
+                if matches!(i, 1 | 3 | 6 | 9 | 12) {
+                    h = h.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
+                }
+            }
+            h = fix(&mut self.fc6.0, &h);
+            let _ = fix(&mut self.fc7.0, &h);
+            deviations
+        })
+    }
+
     fn norm(&self, bn: &ParamFreeBatchNorm, x: Tensor, train: bool) -> Tensor {
         if self.use_bn {
             bn.forward(&x, train)

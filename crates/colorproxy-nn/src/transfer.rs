@@ -54,6 +54,10 @@ pub struct TransferConfig {
     /// Lift conv1 to RGB and feed colour images.
     pub color: bool,
     pub absorb_bn: bool,
+    /// Rescale every layer to unit activation variance on a sample of training images (after BN
+    /// absorption).
+    #[serde(default)]
+    pub rebalance: bool,
     /// Train only the layers above this one (e.g. `fc7`: only the new head and +FoV blocks).
     pub freeze_until: Option<String>,
     /// Shorter side of training images before the random scale (0: keep).
@@ -106,6 +110,7 @@ impl TransferConfig {
             model,
             color: false,
             absorb_bn: true,
+            rebalance: false,
             freeze_until: None,
             short_side: if task == Task::Cls { 256.0 } else { 0.0 },
             scale_min: if task == Task::Cls { 0.5 } else { 1.0 },
@@ -342,6 +347,38 @@ impl TransferNet {
     pub fn absorb_bn(&mut self) {
         if let Backbone::Vgg16(v) = &mut self.backbone {
             v.absorb_bn();
+        }
+    }
+
+    /// Unit-variance rebalancing on images (centre crops of `crop` after scaling the shorter side
+    /// to `short_side`); see [`crate::backbone::Vgg16::rebalance`].
+    pub fn rebalance(&mut self, imgs: &[RgbImage8]) -> Vec<f64> {
+        use colorproxy_data::transfer_data::{crop_pad, resize_image, short_side_size, CropWindow, PAD_GRAY};
+        let cfg = &self.config;
+        let views: Vec<RgbImage8> = imgs
+            .iter()
+            .map(|img| {
+                let short =
+                    if cfg.short_side > 0.0 { cfg.short_side } else { img.width.min(img.height) as f64 };
+                let (w, h) = short_side_size(img.width, img.height, short);
+                let im = resize_image(img, w, h);
+                let (x0, y0) = ((w as i64 - cfg.crop as i64) / 2, (h as i64 - cfg.crop as i64) / 2);
+                let data = crop_pad(
+                    &im.data,
+                    w,
+                    h,
+                    3,
+                    CropWindow { x0, y0, side: cfg.crop, mirror: false },
+                    PAD_GRAY,
+                );
+                RgbImage8 { width: cfg.crop, height: cfg.crop, data }
+            })
+            .collect();
+        let refs: Vec<&RgbImage8> = views.iter().collect();
+        let x = self.input(&refs, GRAY_MEAN);
+        match &mut self.backbone {
+            Backbone::Vgg16(v) => v.rebalance(&x),
+            _ => Vec::new(),
         }
     }
 
@@ -776,6 +813,15 @@ impl FinetuneRun<'_> {
         }
         if cfg.absorb_bn {
             net.absorb_bn();
+        }
+        if cfg.rebalance {
+            let sample: Vec<RgbImage8> = set.images.iter().take(32).cloned().collect();
+            let dev = net.rebalance(&sample);
+            obs.message(&format!(
+                "rebalanced {} layers to unit variance (largest std deviation from 1 before: {:.3})",
+                dev.len(),
+                dev.iter().cloned().fold(0.0, f64::max)
+            ));
         }
         let params = net.trainable()?;
         let mut sgd =

@@ -74,6 +74,30 @@ fn lifting_conv1_to_rgb_computes_the_same_function_on_colour_input() {
 }
 
 #[test]
+fn rebalancing_gives_every_layer_unit_variance_on_the_sample() {
+    let cfg = small(Task::Cls);
+    let mut net = TransferNet::new(&cfg, Device::Cpu).unwrap();
+    net.absorb_bn();
+    let imgs: Vec<RgbImage8> = (0..6)
+        .map(|k| RgbImage8 {
+            width: 80,
+            height: 72,
+            data: (0..80 * 72)
+                .flat_map(|i| [((i * (k + 3)) % 256) as u8, (i / 80 * 3 % 256) as u8, (k * 40) as u8])
+                .collect(),
+        })
+        .collect();
+    let first = net.rebalance(&imgs);
+    assert_eq!(first.len(), 15);
+    assert!(first.iter().cloned().fold(0.0, f64::max) > 0.1, "the random network was not balanced before");
+    // Measured again on the same sample, every layer's channels now have unit std.
+    let second = net.rebalance(&imgs);
+    for (k, d) in second.iter().enumerate() {
+        assert!(*d < 1e-3, "layer {k}: std deviates from 1 by {d}");
+    }
+}
+
+#[test]
 fn freeze_until_trains_only_the_layers_above() {
     let mut cfg = small(Task::Seg);
     cfg.freeze_until = Some("conv4_1".into());

@@ -171,6 +171,9 @@ pub struct FinetuneArgs {
     /// Lift conv1 to RGB and train on colour images.
     #[arg(long)]
     pub color: bool,
+    /// Rescale each layer to unit activation variance on a sample of training images.
+    #[arg(long)]
+    pub rebalance: bool,
     #[arg(long, default_value = "train")]
     pub train_split: String,
     #[arg(long, default_value = "val")]

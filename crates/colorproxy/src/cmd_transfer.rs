@@ -81,6 +81,7 @@ pub fn resolve(a: &FinetuneArgs) -> anyhow::Result<TransferConfig> {
     }
     cfg.freeze_until = a.freeze_until.clone();
     cfg.color = a.color;
+    cfg.rebalance = cfg.rebalance || a.rebalance;
     if let Some(s) = a.seed {
         cfg.seed = s;
     }
