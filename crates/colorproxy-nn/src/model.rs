@@ -3,7 +3,7 @@ use colorproxy_data::ColorBatch;
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::backbone::Backbone;
-use crate::config::{ColorLoss, ModelConfig};
+use crate::config::ModelConfig;
 use crate::head::{ColorHead, HeadOutput};
 use crate::hypercolumn::{points_tensor, SparseHypercolumn};
 use crate::loss;
@@ -133,18 +133,5 @@ impl ToDev for Tensor {
         } else {
             self
         }
-    }
-}
-
-/// Whether a loss value is usable.
-pub fn is_finite(v: f64) -> bool {
-    v.is_finite()
-}
-
-/// Which loss is configured, for display.
-pub fn loss_name(l: ColorLoss) -> &'static str {
-    match l {
-        ColorLoss::Histogram => "hue/chroma histograms (weighted KL)",
-        ColorLoss::LabRegression => "L*a*b* regression",
     }
 }

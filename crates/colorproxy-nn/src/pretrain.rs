@@ -240,6 +240,7 @@ impl PretrainRun<'_> {
 
         self.observer.start(state.iteration, cfg.iterations);
         let t0 = Instant::now();
+        let start_iteration = state.iteration;
         let mut window = (0.0, 0.0, 0.0, 0usize, Instant::now());
         let mut last_loss = None;
         let mut interrupted = false;
@@ -270,7 +271,7 @@ impl PretrainRun<'_> {
             window.1 += parts.hue_kl;
             window.2 += parts.chroma_kl;
             window.3 += 1;
-            let ips = b * state.iteration.saturating_sub(0) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            let ips = b * (state.iteration - start_iteration) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
             self.observer.step(state.iteration, loss, ips);
             let done = state.iteration == cfg.iterations;
             if state.iteration.is_multiple_of(cfg.log_every) || done {

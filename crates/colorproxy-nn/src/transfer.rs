@@ -31,7 +31,7 @@ use crate::head::Fc;
 use crate::hypercolumn::SparseHypercolumn;
 use crate::model::ToDev;
 use crate::optim::Sgd;
-use crate::pretrain::{Metrics, RunPaths, TrainObserver};
+use crate::pretrain::{RunPaths, TrainObserver};
 use crate::NnError;
 
 /// The downstream task.
@@ -908,7 +908,6 @@ impl FinetuneRun<'_> {
         };
         checkpoint::write_json(&self.out.join("schedule.json"), &schedule)?;
         checkpoint::save_weights(&net.vs, &paths.last_weights())?;
-        let _ = Metrics { iteration: it, loss: 0.0, hue_kl: 0.0, chroma_kl: 0.0, lr: 0.0, images_per_s: 0.0 };
         Ok(FinetuneSummary { iterations: it, schedule, best_held_out: best })
     }
 }
