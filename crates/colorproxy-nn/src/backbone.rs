@@ -52,12 +52,26 @@ impl Conv {
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
+        self.forward_padded(x, self.padding)
+    }
+
+    /// The convolution with the border filled per channel with `fill` (`[1, C, 1, 1]`) instead
+    /// of zeros: the paper's "pad with the bias" edge fix (footnote 3), where `fill` is the ReLU
+    /// of the previous layer's (absorbed) bias. Same as adding the authors' precomputed border
+    /// correction to the zero-padded convolution.
+    pub fn forward_fill_padded(&self, x: &Tensor, fill: &Tensor) -> Tensor {
+        let p = self.padding;
+        let xp = (x - fill).constant_pad_nd([p, p, p, p]) + fill;
+        self.forward_padded(&xp, 0)
+    }
+
+    fn forward_padded(&self, x: &Tensor, padding: i64) -> Tensor {
         let conv = |x: &Tensor, w: &Tensor, b: Option<&Tensor>| {
             x.internal_convolution(
                 w,
                 b,
                 [self.stride, self.stride],
-                [self.padding, self.padding],
+                [padding, padding],
                 [1, 1],
                 false,
                 [0, 0],
@@ -98,6 +112,9 @@ pub struct Vgg16 {
     pub dropout: f64,
     /// False once BN has been absorbed into the convolutions (transfer).
     pub use_bn: bool,
+    /// Pad each convolution's input with the ReLU of the previous layer's bias instead of zeros
+    /// (the paper's edge fix; meaningful after BN absorption, off by default).
+    pub pad_with_bias: bool,
 }
 
 /// VGG-16 conv layers: (name, torchvision index, base channels, scale after the layer).
@@ -143,7 +160,7 @@ impl Vgg16 {
             conv(vs / "classifier" / 3, fc, fc, 1, 0),
             ParamFreeBatchNorm::new(vs / "bn" / "classifier" / 3, fc, cfg.bn_momentum),
         );
-        Self { convs, fc6, fc7, dropout: cfg.dropout, use_bn: true }
+        Self { convs, fc6, fc7, dropout: cfg.dropout, use_bn: true, pad_with_bias: false }
     }
 
     /// Absorbs the parameter-free BN into the preceding convolutions, using the running
@@ -230,7 +247,12 @@ impl Vgg16 {
         let mut taps = vec![Tap { name: "data", features: x.shallow_clone(), scale: 1 }];
         let mut h = x.shallow_clone();
         for (i, ((name, conv, bn), (_, _, _, scale))) in self.convs.iter().zip(VGG16_CONVS).enumerate() {
-            h = self.norm(bn, conv.forward(&h), train).relu();
+            let out = match (self.pad_with_bias, i.checked_sub(1).and_then(|k| self.convs[k].1.bias.as_ref()))
+            {
+                (true, Some(b)) => conv.forward_fill_padded(&h, &b.relu().view([1, -1, 1, 1])),
+                _ => conv.forward(&h),
+            };
+            h = self.norm(bn, out, train).relu();
             taps.push(Tap { name, features: h.shallow_clone(), scale });
             // Max-pool after conv1_2, conv2_2, conv3_3, conv4_3, conv5_3.
             if matches!(i, 1 | 3 | 6 | 9 | 12) {
@@ -238,7 +260,11 @@ impl Vgg16 {
             }
         }
         // Dropout after fc6 and fc7; as Caffe's in-place dropout, the hypercolumn sees it too.
-        let f6 = self.norm(&self.fc6.1, self.fc6.0.forward(&h), train).relu();
+        let out6 = match (self.pad_with_bias, self.convs.last().and_then(|c| c.1.bias.as_ref())) {
+            (true, Some(b)) => self.fc6.0.forward_fill_padded(&h, &b.relu().view([1, -1, 1, 1])),
+            _ => self.fc6.0.forward(&h),
+        };
+        let f6 = self.norm(&self.fc6.1, out6, train).relu();
         let f6 = keyed_dropout(&f6, self.dropout, key ^ 0x6, train);
         taps.push(Tap { name: "fc6", features: f6.shallow_clone(), scale: 32 });
         let f7 = self.norm(&self.fc7.1, self.fc7.0.forward(&f6), train).relu();

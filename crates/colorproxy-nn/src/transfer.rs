@@ -58,6 +58,10 @@ pub struct TransferConfig {
     /// absorption).
     #[serde(default)]
     pub rebalance: bool,
+    /// Pad convolutions with the ReLU of the previous layer's bias instead of zeros (the
+    /// paper's footnote 3; off by default).
+    #[serde(default)]
+    pub pad_with_bias: bool,
     /// Train only the layers above this one (e.g. `fc7`: only the new head and +FoV blocks).
     pub freeze_until: Option<String>,
     /// Shorter side of training images before the random scale (0: keep).
@@ -111,6 +115,7 @@ impl TransferConfig {
             color: false,
             absorb_bn: true,
             rebalance: false,
+            pad_with_bias: false,
             freeze_until: None,
             short_side: if task == Task::Cls { 256.0 } else { 0.0 },
             scale_min: if task == Task::Cls { 0.5 } else { 1.0 },
@@ -347,6 +352,13 @@ impl TransferNet {
     pub fn absorb_bn(&mut self) {
         if let Backbone::Vgg16(v) = &mut self.backbone {
             v.absorb_bn();
+        }
+    }
+
+    /// Turns the pad-with-bias edge fix on or off.
+    pub fn set_pad_with_bias(&mut self, on: bool) {
+        if let Backbone::Vgg16(v) = &mut self.backbone {
+            v.pad_with_bias = on;
         }
     }
 
@@ -814,6 +826,9 @@ impl FinetuneRun<'_> {
         if cfg.absorb_bn {
             net.absorb_bn();
         }
+        if cfg.pad_with_bias {
+            net.set_pad_with_bias(true);
+        }
         if cfg.rebalance {
             let sample: Vec<RgbImage8> = set.images.iter().take(32).cloned().collect();
             let dev = net.rebalance(&sample);
@@ -922,10 +937,9 @@ pub fn load_finetuned(
     // The saved weights already have BN absorbed and the trained head.
     cfg.init = "random".into();
     let mut net = TransferNet::new(&cfg, device)?;
-    if cfg.absorb_bn {
-        if let Backbone::Vgg16(v) = &mut net.backbone {
-            v.use_bn = false;
-        }
+    if let Backbone::Vgg16(v) = &mut net.backbone {
+        v.use_bn = !cfg.absorb_bn;
+        v.pad_with_bias = cfg.pad_with_bias;
     }
     checkpoint::load_weights(&mut net.vs, weights)?;
     Ok(net)

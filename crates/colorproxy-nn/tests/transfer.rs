@@ -98,6 +98,36 @@ fn rebalancing_gives_every_layer_unit_variance_on_the_sample() {
 }
 
 #[test]
+fn padding_with_the_bias_removes_the_border_effect_of_a_constant_map() {
+    // conv1_1 outputs the constant ReLU(bias) = 0.5 everywhere (zero weights); conv1_2 on that
+    // map is spatially uniform only if its border is filled with 0.5 instead of 0.
+    let cfg = small(Task::Seg);
+    let mut net = TransferNet::new(&cfg, Device::Cpu).unwrap();
+    net.absorb_bn();
+    tch::no_grad(|| {
+        for (name, mut v) in net.vs.variables() {
+            if name == "features.0.weight" {
+                v.zero_();
+            }
+            if name == "features.0.bias" {
+                let _ = v.fill_(0.5);
+            }
+        }
+    });
+    let x = Tensor::randn([1, 1, 32, 32], (Kind::Float, Device::Cpu));
+    let spread = |net: &TransferNet| {
+        let taps = tch::no_grad(|| net.backbone.forward_taps(&x, false, 0));
+        let t = &taps.iter().find(|t| t.name == "conv1_2").unwrap().features;
+        (t.amax([2i64, 3].as_slice(), false) - t.amin([2i64, 3].as_slice(), false)).max().double_value(&[])
+    };
+    let zero_padded = spread(&net);
+    net.set_pad_with_bias(true);
+    let bias_padded = spread(&net);
+    assert!(zero_padded > 1e-3, "zero padding should show a border: {zero_padded}");
+    assert!(bias_padded < 1e-5, "bias padding leaves a uniform map: {bias_padded}");
+}
+
+#[test]
 fn freeze_until_trains_only_the_layers_above() {
     let mut cfg = small(Task::Seg);
     cfg.freeze_until = Some("conv4_1".into());

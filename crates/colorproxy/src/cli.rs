@@ -174,6 +174,9 @@ pub struct FinetuneArgs {
     /// Rescale each layer to unit activation variance on a sample of training images.
     #[arg(long)]
     pub rebalance: bool,
+    /// Pad convolutions with the ReLU of the previous layer's bias instead of zeros.
+    #[arg(long)]
+    pub pad_with_bias: bool,
     #[arg(long, default_value = "train")]
     pub train_split: String,
     #[arg(long, default_value = "val")]

@@ -82,6 +82,7 @@ pub fn resolve(a: &FinetuneArgs) -> anyhow::Result<TransferConfig> {
     cfg.freeze_until = a.freeze_until.clone();
     cfg.color = a.color;
     cfg.rebalance = cfg.rebalance || a.rebalance;
+    cfg.pad_with_bias = cfg.pad_with_bias || a.pad_with_bias;
     if let Some(s) = a.seed {
         cfg.seed = s;
     }
