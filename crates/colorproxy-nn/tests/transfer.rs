@@ -107,7 +107,7 @@ fn padding_with_the_bias_removes_the_border_effect_of_a_constant_map() {
     tch::no_grad(|| {
         for (name, mut v) in net.vs.variables() {
             if name == "features.0.weight" {
-                v.zero_();
+                let _ = v.zero_();
             }
             if name == "features.0.bias" {
                 let _ = v.fill_(0.5);
