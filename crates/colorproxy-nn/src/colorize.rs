@@ -116,23 +116,7 @@ impl Colorizer {
             let (hp, wp) = ((ph + padh) as i64, (pw + padw) as i64);
             let (h4, w4) = (hp / 4, wp / 4);
             let taps = self.net.backbone.forward_taps(&x, false, 0);
-            let parts: Vec<Tensor> = self
-                .net
-                .hypercolumn
-                .layers
-                .iter()
-                .map(|name| {
-                    let t = taps.iter().find(|t| t.name == name).expect("layers validated");
-                    match t.scale {
-                        s if s < 4 => {
-                            t.features.avg_pool2d([4 / s, 4 / s], [4 / s, 4 / s], [0, 0], false, true, None)
-                        }
-                        4 => t.features.shallow_clone(),
-                        _ => t.features.upsample_bilinear2d([h4, w4], false, None, None),
-                    }
-                })
-                .collect();
-            let hc = Tensor::cat(&parts, 1); // [1, C, h4, w4]
+            let hc = self.net.hypercolumn.dense_quarter(&taps, (hp, wp)); // [1, C, h4, w4]
             let c = hc.size()[1];
             let flat = hc.permute([0, 2, 3, 1]).reshape([-1, c]);
             let (hue, chroma) = match self.net.head.forward(&flat, false, 0) {

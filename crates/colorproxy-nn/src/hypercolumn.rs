@@ -22,6 +22,30 @@ impl SparseHypercolumn {
         Self { layers }
     }
 
+    /// The dense hypercolumn at 1/4 of the input resolution, `[B, C, H/4, W/4]` (the authors'
+    /// dense colorizer and segmenter): stride-1 and stride-2 layers average-pooled down,
+    /// stride-4 layers as they are, deeper layers upsampled bilinearly with the same pixel-centre
+    /// convention as the sparse sampling. `size`: the input's `(H, W)`, multiples of 32.
+    pub fn dense_quarter(&self, taps: &[Tap], size: (i64, i64)) -> Tensor {
+        let (h4, w4) = (size.0 / 4, size.1 / 4);
+        let parts: Vec<Tensor> = self
+            .layers
+            .iter()
+            .map(|name| {
+                let t =
+                    taps.iter().find(|t| t.name == name).expect("layer list validated against the backbone");
+                match t.scale {
+                    k if k < 4 => {
+                        t.features.avg_pool2d([4 / k, 4 / k], [4 / k, 4 / k], [0, 0], false, true, None)
+                    }
+                    4 => t.features.shallow_clone(),
+                    _ => t.features.upsample_bilinear2d([h4, w4], false, None, None),
+                }
+            })
+            .collect();
+        Tensor::cat(&parts, 1)
+    }
+
     /// `taps`: the backbone's outputs; `points`: `[B, P, 2]` (y, x) in input pixels (any numeric
     /// kind). Returns `[B * P, C]` with `C` the sum of the listed layers' channels.
     pub fn forward(&self, taps: &[Tap], points: &Tensor) -> Tensor {

@@ -457,22 +457,7 @@ impl TransferNet {
         let s = x.size();
         let (h4, w4) = (s[2] / 4, s[3] / 4);
         let taps = self.taps(x, false, 0);
-        let parts: Vec<Tensor> = self
-            .hypercolumn
-            .layers
-            .iter()
-            .map(|name| {
-                let t = taps.iter().find(|t| t.name == name).expect("layers validated");
-                match t.scale {
-                    k if k < 4 => {
-                        t.features.avg_pool2d([4 / k, 4 / k], [4 / k, 4 / k], [0, 0], false, true, None)
-                    }
-                    4 => t.features.shallow_clone(),
-                    _ => t.features.upsample_bilinear2d([h4, w4], false, None, None),
-                }
-            })
-            .collect();
-        let hc = Tensor::cat(&parts, 1);
+        let hc = self.hypercolumn.dense_quarter(&taps, (s[2], s[3]));
         let c = hc.size()[1];
         let logits = self.seg_head(&hc.permute([0, 2, 3, 1]).reshape([-1, c]), false, 0);
         logits.reshape([1, h4, w4, 21]).permute([0, 3, 1, 2]).upsample_bilinear2d(

@@ -11,32 +11,18 @@ use std::time::Instant;
 use anyhow::Context;
 use colorproxy_data::synth;
 use colorproxy_nn::colorize::{gray_rgb, ColorizeOptions, Colorizer};
-use colorproxy_nn::pretrain::{read_metrics, PretrainRun, RunPaths, TrainObserver};
+use colorproxy_nn::pretrain::{read_metrics, PretrainRun, RunPaths};
 use colorproxy_nn::transfer::{
     evaluate, load_finetuned, load_split, FinetuneRun, OnBad, Task, TransferConfig,
 };
 use colorproxy_nn::PretrainConfig;
 use image::RgbImage;
-use indicatif::ProgressBar;
 
 use crate::cli::{DemoArgs, GenerateArgs};
 use crate::progress;
 
 /// Image side of the generated scenes.
 const SIDE: usize = 96;
-
-struct Bar(ProgressBar);
-
-impl TrainObserver for Bar {
-    fn start(&mut self, start: usize, total: usize) {
-        self.0.set_length(total as u64);
-        self.0.set_position(start as u64);
-    }
-    fn step(&mut self, it: usize, loss: f64, _ips: f64) {
-        self.0.set_position(it as u64);
-        self.0.set_message(format!("loss {loss:.4}"));
-    }
-}
 
 /// Sizes of a demo run.
 struct Plan {
@@ -108,7 +94,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         resume: false,
         device: tch::Device::Cpu,
         interrupt: Arc::new(AtomicBool::new(false)),
-        observer: &mut Bar(pb.clone()),
+        observer: &mut crate::progress::BarObserver(pb.clone()),
     }
     .run()?;
     pb.finish_and_clear();
@@ -134,7 +120,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
                 device: tch::Device::Cpu,
                 fixed_schedule: None,
                 on_bad: OnBad::Stop,
-                observer: &mut Bar(pb.clone()),
+                observer: &mut crate::progress::BarObserver(pb.clone()),
             }
             .run()?;
             pb.finish_and_clear();

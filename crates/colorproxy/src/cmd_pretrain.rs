@@ -3,9 +3,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::Context;
-use colorproxy_nn::pretrain::{read_metrics, Metrics, PretrainRun, RunPaths, TrainObserver};
+use colorproxy_nn::pretrain::{read_metrics, Metrics, PretrainRun, RunPaths};
 use colorproxy_nn::{parse_device, PretrainConfig};
-use indicatif::ProgressBar;
 
 use crate::cli::PretrainArgs;
 use crate::{draw, progress};
@@ -35,23 +34,6 @@ pub fn resolve_config(a: &PretrainArgs) -> anyhow::Result<PretrainConfig> {
     }
     cfg.validate()?;
     Ok(cfg)
-}
-
-struct Bar(ProgressBar);
-
-impl TrainObserver for Bar {
-    fn start(&mut self, start: usize, total: usize) {
-        self.0.set_length(total as u64);
-        self.0.set_position(start as u64);
-        self.0.reset_eta();
-    }
-    fn step(&mut self, it: usize, loss: f64, ips: f64) {
-        self.0.set_position(it as u64);
-        self.0.set_message(format!("loss {loss:.4} | {ips:.1} img/s"));
-    }
-    fn message(&mut self, msg: &str) {
-        self.0.println(msg);
-    }
 }
 
 /// The loss curve of a run as a PNG (loss; hue and chroma KL for the histogram loss).
@@ -93,7 +75,7 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
         device,
         a.out.display()
     ));
-    let mut obs = Bar(pb.clone());
+    let mut obs = crate::progress::BarObserver(pb.clone());
     let summary = PretrainRun {
         config: cfg,
         data_dir: a.data.clone(),

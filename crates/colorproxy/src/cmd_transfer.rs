@@ -4,11 +4,10 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use colorproxy_nn::early_stop::FoundSchedule;
 use colorproxy_nn::parse_device;
-use colorproxy_nn::pretrain::{RunPaths, TrainObserver};
+use colorproxy_nn::pretrain::RunPaths;
 use colorproxy_nn::transfer::{
     evaluate, load_finetuned, load_split, EvalResult, FinetuneRun, OnBad, Task, TransferConfig,
 };
-use indicatif::ProgressBar;
 
 use crate::cli::{EvalArgs, FinetuneArgs, TaskArg};
 use crate::progress;
@@ -17,22 +16,6 @@ fn task(t: TaskArg) -> Task {
     match t {
         TaskArg::Cls => Task::Cls,
         TaskArg::Seg => Task::Seg,
-    }
-}
-
-struct Bar(ProgressBar);
-
-impl TrainObserver for Bar {
-    fn start(&mut self, start: usize, total: usize) {
-        self.0.set_length(total as u64);
-        self.0.set_position(start as u64);
-    }
-    fn step(&mut self, it: usize, loss: f64, ips: f64) {
-        self.0.set_position(it as u64);
-        self.0.set_message(format!("loss {loss:.4} | {ips:.1} img/s"));
-    }
-    fn message(&mut self, msg: &str) {
-        self.0.println(msg);
     }
 }
 
@@ -120,7 +103,7 @@ pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
         device,
         out.display()
     ));
-    let mut obs = Bar(pb.clone());
+    let mut obs = crate::progress::BarObserver(pb.clone());
     let summary = FinetuneRun {
         config: cfg.clone(),
         data: a.data.clone(),

@@ -16,3 +16,21 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
     }
     pb
 }
+
+/// Shows a training loop's progress on a bar: position, loss and images/s, messages above it.
+pub struct BarObserver(pub ProgressBar);
+
+impl colorproxy_nn::pretrain::TrainObserver for BarObserver {
+    fn start(&mut self, start: usize, total: usize) {
+        self.0.set_length(total as u64);
+        self.0.set_position(start as u64);
+        self.0.reset_eta();
+    }
+    fn step(&mut self, it: usize, loss: f64, ips: f64) {
+        self.0.set_position(it as u64);
+        self.0.set_message(format!("loss {loss:.4} | {ips:.1} img/s"));
+    }
+    fn message(&mut self, msg: &str) {
+        self.0.println(msg);
+    }
+}
