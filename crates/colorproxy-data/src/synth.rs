@@ -56,11 +56,10 @@ fn inside(k: usize, x: f32, y: f32, angle: f32) -> bool {
     }
 }
 
-/// One scene: `[size, size, 3]` image and its class-index mask (0 background).
-pub fn scene(seed: u64, index: u64, size: usize) -> (RgbImage8, Vec<u8>) {
-    let mut rng = Rng::derive(seed, &[0x5CE, index]);
+/// The textured two-region background of a scene, `[size * size * 3]` in [0, 1], and its light.
+fn background(rng: &mut Rng, size: usize) -> (Vec<f32>, f32) {
     let n = size as f32;
-    // Background: two regions (e.g. sky/ground) with their own colour modes and texture.
+    // Two regions (e.g. sky/ground) with their own colour modes and texture.
     let horizon = n * (0.3 + 0.4 * rng.uniform() as f32);
     let top = [(0.58, 0.45), (0.55, 0.15), (0.08, 0.3)][rng.below(3) as usize];
     let bottom = [(0.28, 0.55), (0.11, 0.45), (0.0, 0.0), (0.06, 0.35)][rng.below(4) as usize];
@@ -68,7 +67,6 @@ pub fn scene(seed: u64, index: u64, size: usize) -> (RgbImage8, Vec<u8>) {
     let (lx, ly) = (rng.uniform() as f32 - 0.5, rng.uniform() as f32 - 0.5);
     let freq = 0.2 + 0.6 * rng.uniform() as f32;
     let mut rgb = vec![0f32; size * size * 3];
-    let mut mask = vec![0u8; size * size];
     for y in 0..size {
         for x in 0..size {
             let (h, s) = if (y as f32) < horizon { top } else { bottom };
@@ -79,34 +77,106 @@ pub fn scene(seed: u64, index: u64, size: usize) -> (RgbImage8, Vec<u8>) {
             rgb[(y * size + x) * 3..][..3].copy_from_slice(&c);
         }
     }
+    (rgb, light)
+}
+
+/// The colour (hue, saturation) of an object of class `k`: one of the class's modes, jittered.
+fn object_colour(rng: &mut Rng, k: usize) -> (f32, f32) {
+    let modes = CLASS_COLOURS[k];
+    let (h, s) = modes[rng.below(modes.len() as u64) as usize];
+    ((h + 0.03 * (rng.uniform() as f32 - 0.5)).rem_euclid(1.0), s)
+}
+
+/// An object to paint: class `k` (index into [`SYNTH_CLASSES`]), colour, radius and centre in
+/// pixels.
+struct Object {
+    k: usize,
+    colour: (f32, f32),
+    r: f32,
+    centre: (f32, f32),
+}
+
+/// Paints `o` into `rgb` and `mask` (orientation, texture and brightness drawn from `rng`).
+fn paint_object(rng: &mut Rng, rgb: &mut [f32], mask: &mut [u8], size: usize, light: f32, o: Object) {
+    let Object { k, colour: (h, s), r, centre: (cx, cy) } = o;
+    let angle = std::f32::consts::TAU * rng.uniform() as f32;
+    let stripes = rng.coin();
+    let v0 = 0.55 + 0.4 * rng.uniform() as f32;
+    for y in (cy - r - 1.0).max(0.0) as usize..((cy + r + 2.0) as usize).min(size) {
+        for x in (cx - r - 1.0).max(0.0) as usize..((cx + r + 2.0) as usize).min(size) {
+            let (u, v) = ((x as f32 + 0.5 - cx) / r, (y as f32 + 0.5 - cy) / r);
+            if !inside(k, u, v, angle) {
+                continue;
+            }
+            // Texture and a highlight: the same class looks different from scene to scene.
+            let t = if stripes { 0.12 * ((u * 9.0).sin()) } else { 0.1 * (1.0 - (u * u + v * v)) };
+            let c = hsv(h, s, (v0 * light + t - 0.15 * v).clamp(0.08, 1.0));
+            rgb[(y * size + x) * 3..][..3].copy_from_slice(&c);
+            mask[y * size + x] = SYNTH_CLASSES[k] as u8;
+        }
+    }
+}
+
+fn to_image(rgb: &[f32], size: usize) -> RgbImage8 {
+    let data = rgb.iter().map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8).collect();
+    RgbImage8 { width: size, height: size, data }
+}
+
+/// One scene: `[size, size, 3]` image and its class-index mask (0 background).
+pub fn scene(seed: u64, index: u64, size: usize) -> (RgbImage8, Vec<u8>) {
+    let mut rng = Rng::derive(seed, &[0x5CE, index]);
+    let n = size as f32;
+    let (mut rgb, light) = background(&mut rng, size);
+    let mut mask = vec![0u8; size * size];
     // Objects, painted back to front: later ones hide earlier ones.
     let count = 1 + rng.below(4) as usize;
     for _ in 0..count {
         let k = rng.below(SYNTH_CLASSES.len() as u64) as usize;
-        let modes = CLASS_COLOURS[k];
-        let (h, s) = modes[rng.below(modes.len() as u64) as usize];
-        let h = (h + 0.03 * (rng.uniform() as f32 - 0.5)).rem_euclid(1.0);
+        let colour = object_colour(&mut rng, k);
         let r = n * (0.1 + 0.15 * rng.uniform() as f32);
-        let (cx, cy) = (n * rng.uniform() as f32, n * (0.2 + 0.7 * rng.uniform() as f32));
-        let angle = std::f32::consts::TAU * rng.uniform() as f32;
-        let stripes = rng.coin();
-        let v0 = 0.55 + 0.4 * rng.uniform() as f32;
-        for y in (cy - r - 1.0).max(0.0) as usize..((cy + r + 2.0) as usize).min(size) {
-            for x in (cx - r - 1.0).max(0.0) as usize..((cx + r + 2.0) as usize).min(size) {
-                let (u, v) = ((x as f32 + 0.5 - cx) / r, (y as f32 + 0.5 - cy) / r);
-                if !inside(k, u, v, angle) {
-                    continue;
-                }
-                // Texture and a highlight: the same class looks different from scene to scene.
-                let t = if stripes { 0.12 * ((u * 9.0).sin()) } else { 0.1 * (1.0 - (u * u + v * v)) };
-                let c = hsv(h, s, (v0 * light + t - 0.15 * v).clamp(0.08, 1.0));
-                rgb[(y * size + x) * 3..][..3].copy_from_slice(&c);
-                mask[y * size + x] = SYNTH_CLASSES[k] as u8;
-            }
+        let centre = (n * rng.uniform() as f32, n * (0.2 + 0.7 * rng.uniform() as f32));
+        paint_object(&mut rng, &mut rgb, &mut mask, size, light, Object { k, colour, r, centre });
+    }
+    (to_image(&rgb, size), mask)
+}
+
+/// One single-label image: a large object of class `k` (index into [`SYNTH_CLASSES`]) on a
+/// scene background, `[size, size, 3]`.
+pub fn object_image(seed: u64, index: u64, k: usize, size: usize) -> RgbImage8 {
+    let mut rng = Rng::derive(seed, &[0x0B1, k as u64, index]);
+    let n = size as f32;
+    let (mut rgb, light) = background(&mut rng, size);
+    let mut mask = vec![0u8; size * size];
+    let k = k % SYNTH_CLASSES.len();
+    let colour = object_colour(&mut rng, k);
+    let r = n * (0.25 + 0.15 * rng.uniform() as f32);
+    let centre = (n * (0.35 + 0.3 * rng.uniform() as f32), n * (0.35 + 0.3 * rng.uniform() as f32));
+    paint_object(&mut rng, &mut rgb, &mut mask, size, light, Object { k, colour, r, centre });
+    to_image(&rgb, size)
+}
+
+/// Writes a single-label image-folder set (torchvision `ImageFolder` layout):
+/// `root/{train,val}/<class>/<i>.jpg` with `n_train` and `n_val` images per class, one folder per
+/// class of [`SYNTH_CLASSES`] (named after its VOC class).
+pub fn write_image_folders(
+    root: &Path,
+    seed: u64,
+    n_train: usize,
+    n_val: usize,
+    size: usize,
+) -> Result<(), DataError> {
+    use rayon::prelude::*;
+    for (split, from, n) in [("train", 0u64, n_train), ("val", n_train as u64, n_val)] {
+        for (k, &c) in SYNTH_CLASSES.iter().enumerate() {
+            let dir = root.join(split).join(VOC_CLASSES[c - 1]);
+            std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+            (0..n).into_par_iter().try_for_each(|i| {
+                let img = object_image(seed, from + i as u64, k, size);
+                save_jpeg(&img, &dir.join(format!("{:05}.jpg", from + i as u64)))
+            })?;
         }
     }
-    let data = rgb.iter().map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8).collect();
-    (RgbImage8 { width: size, height: size, data }, mask)
+    Ok(())
 }
 
 fn io(path: &Path, e: impl std::fmt::Display) -> DataError {

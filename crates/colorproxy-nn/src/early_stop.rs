@@ -55,12 +55,13 @@ pub struct FoundSchedule {
     pub windows: Vec<(usize, f64)>,
 }
 
-/// The controller.
-#[derive(Debug, Clone)]
+/// The controller (serialisable: a resumed run continues its decisions).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EarlyStopping {
     pub config: EarlyStopConfig,
     scores: Vec<f64>,
-    best: f64,
+    /// The best window mean of the current stage (`None` at a stage's start).
+    best: Option<f64>,
     stage_start: usize,
     plateaus: usize,
     pub found: FoundSchedule,
@@ -71,7 +72,7 @@ impl EarlyStopping {
         Self {
             config,
             scores: Vec::new(),
-            best: f64::NEG_INFINITY,
+            best: None,
             stage_start: 0,
             plateaus: 0,
             found: FoundSchedule::default(),
@@ -91,8 +92,8 @@ impl EarlyStopping {
         let mean = self.scores.iter().sum::<f64>() / self.scores.len() as f64;
         self.scores.clear();
         self.found.windows.push((iteration, mean));
-        if mean > self.best + self.config.min_delta {
-            self.best = mean;
+        if self.best.is_none_or(|b| mean > b + self.config.min_delta) {
+            self.best = Some(mean);
             return Decision::Continue;
         }
         if iteration - self.stage_start < self.config.min_stage_iterations {
@@ -106,7 +107,7 @@ impl EarlyStopping {
         self.found.drops.push(iteration);
         self.stage_start = iteration;
         // The new stage is judged against its own windows.
-        self.best = f64::NEG_INFINITY;
+        self.best = None;
         Decision::DropLr
     }
 }

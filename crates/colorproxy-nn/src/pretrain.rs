@@ -158,13 +158,18 @@ fn save_checkpoint(
 
 /// Keeps the metrics lines up to `iteration` (after a resume, lines past the checkpoint are
 /// recomputed).
-fn truncate_metrics(path: &Path, iteration: usize) -> Result<(), NnError> {
+pub(crate) fn truncate_metrics(path: &Path, iteration: usize) -> Result<(), NnError> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(());
     };
     let kept: Vec<&str> = text
         .lines()
-        .filter(|l| serde_json::from_str::<Metrics>(l).map(|m| m.iteration <= iteration).unwrap_or(false))
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v.get("iteration")?.as_u64())
+                .is_some_and(|i| i as usize <= iteration)
+        })
         .collect();
     let mut s = kept.join("\n");
     if !s.is_empty() {

@@ -7,16 +7,20 @@
 //! - After loading, the parameter-free BN is absorbed into the convolutions (`absorb_bn`).
 //! - `color`: conv1 lifted to RGB by replicating the gray filter over 3 channels, divided by 3.
 //! - Classification: fc7 -> global average pool -> fc 20, sigmoid cross-entropy that ignores
-//!   "difficult" labels. Segmentation: the hypercolumn plus the +FoV blocks (2x2 max-pool ->
+//!   "difficult" labels (VOC); or, on single-label class folders (ImageNet-style), fc to the
+//!   number of classes with softmax cross-entropy, scored by top-1/top-5 accuracy. Segmentation: the hypercolumn plus the +FoV blocks (2x2 max-pool ->
 //!   3x3 conv 1024 -> ReLU, twice), sparse training at points, fc hidden -> ReLU -> dropout ->
 //!   classes, cross-entropy ignoring 255; dense inference at full resolution.
 //! - `freeze_until`: only layers above it are trained (the paper's Table 6).
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
-use colorproxy_data::metrics::{ap_report, ConfusionMatrix, VOID};
+use colorproxy_data::metrics::{ap_report, top_k_accuracy, ConfusionMatrix, VOID};
 use colorproxy_data::transfer_data::{random_view, ten_crops, ViewSpec};
-use colorproxy_data::voc::{split_held_out, VocClassification, VocSegmentation};
+use colorproxy_data::voc::{split_held_out, ImageFolder, VocClassification, VocSegmentation};
 use colorproxy_data::{decode_file, DecodeLimits, RgbImage8, Rng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -95,6 +99,13 @@ pub struct TransferConfig {
     pub seed: u64,
     pub threads: usize,
     pub log_every: usize,
+    /// Write `checkpoints/last.*` every this many iterations (and at the end; 0: only at the end).
+    #[serde(default)]
+    pub checkpoint_every: usize,
+    /// Single-label classification: the class names (the training split's class folders, set
+    /// by the run). Empty: VOC's 20 multi-label classes.
+    #[serde(default)]
+    pub classes: Vec<String>,
 }
 
 impl TransferConfig {
@@ -150,6 +161,8 @@ impl TransferConfig {
             seed: 0,
             threads: 0,
             log_every: 20,
+            checkpoint_every: 1000,
+            classes: vec![],
         }
     }
 
@@ -161,7 +174,11 @@ impl TransferConfig {
         c.fov_channels = 128;
         c.head_hidden = 128;
         c.head_init_std = 1e-2;
-        c.optim.lr = 1e-2;
+        // Segmentation's sparse head tolerates 1e-2; classification's global-pooled fc7 (unit
+        // variance after BN absorption or rebalancing) diverges there and keeps the paper's 1e-3.
+        if task == Task::Seg {
+            c.optim.lr = 1e-2;
+        }
         c.batch_size = 8;
         c.points = 64;
         c.border = 4;
@@ -185,6 +202,7 @@ impl TransferConfig {
             ..c.early_stop
         };
         c.log_every = 10;
+        c.checkpoint_every = 100;
         c
     }
 
@@ -209,11 +227,19 @@ impl TransferConfig {
         toml::from_str(text).map_err(|e| NnError::Config(e.to_string()))
     }
 
+    /// Number of network outputs: 20 (VOC classification), the class folders (single-label) or
+    /// 21 (segmentation, with background).
     pub fn classes(&self) -> i64 {
         match self.task {
+            Task::Cls if self.single_label() => self.classes.len() as i64,
             Task::Cls => 20,
             Task::Seg => 21,
         }
+    }
+
+    /// Single-label (softmax) classification rather than VOC multi-label.
+    pub fn single_label(&self) -> bool {
+        self.task == Task::Cls && !self.classes.is_empty()
     }
 }
 
@@ -278,7 +304,7 @@ impl TransferNet {
         });
         let (fc1, out, layers) = match cfg.task {
             Task::Cls => {
-                let out = Fc::new(vs.root() / "head" / "fc", fc, 20, Init::Const(0.0));
+                let out = Fc::new(vs.root() / "head" / "fc", fc, cfg.classes(), Init::Const(0.0));
                 (None, out, vec!["fc7".to_string()])
             }
             Task::Seg => {
@@ -430,7 +456,7 @@ impl TransferNet {
         taps
     }
 
-    /// Classification logits `[B, 20]`.
+    /// Classification logits `[B, classes]`.
     pub fn cls_logits(&self, x: &Tensor, train: bool, key: u64) -> Tensor {
         let taps = self.taps(x, train, key);
         let fc7 = &taps.iter().find(|t| t.name == "fc7").expect("vgg has fc7").features;
@@ -494,12 +520,87 @@ impl TransferNet {
 /// The gray mean of the network input (the authors' 0.4488; 114.451/255 for segmentation).
 pub const GRAY_MEAN: f32 = 0.4488;
 
-/// A labelled transfer set in memory: decoded images (and masks), with their labels.
+/// A labelled transfer set: VOC sets are decoded once into memory; single-label class folders
+/// (which can be ImageNet-sized) keep file paths and decode images when used.
 pub struct LabelledSet {
     pub ids: Vec<String>,
+    /// Decoded images (VOC sets); empty when `files` is used.
     pub images: Vec<RgbImage8>,
+    /// Image files decoded on use (single-label folders); empty for VOC sets.
+    pub files: Vec<PathBuf>,
+    /// Segmentation: class-index masks `[H * W]` (255 = void).
     pub masks: Vec<Vec<u8>>,
+    /// VOC classification: per class +1 / -1 / 0 (difficult).
     pub labels: Vec<Vec<i8>>,
+    /// Single-label classification: the class index of each image.
+    pub targets: Vec<usize>,
+    /// Single-label classification: class names (folder names, sorted); empty for VOC.
+    pub class_names: Vec<String>,
+    /// What to do with a file that fails to decode when it is used.
+    pub on_bad: OnBad,
+    /// Files skipped because they failed to decode on use.
+    pub skipped: AtomicUsize,
+}
+
+impl LabelledSet {
+    fn empty(on_bad: OnBad) -> Self {
+        Self {
+            ids: vec![],
+            images: vec![],
+            files: vec![],
+            masks: vec![],
+            labels: vec![],
+            targets: vec![],
+            class_names: vec![],
+            on_bad,
+            skipped: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Image `i`, decoded now if the set keeps files.
+    pub fn image(&self, i: usize) -> Result<Cow<'_, RgbImage8>, NnError> {
+        if let Some(img) = self.images.get(i) {
+            return Ok(Cow::Borrowed(img));
+        }
+        let path = &self.files[i];
+        let limits = DecodeLimits { min_side: 1, ..DecodeLimits::default() };
+        decode_file(path, &limits)
+            .map(Cow::Owned)
+            .map_err(|e| NnError::File { path: path.clone(), msg: e.to_string() })
+    }
+
+    /// Renumbers single-label targets to `classes` (a trained network's class order), matching
+    /// class folders by name; a folder the network does not know is an error.
+    pub fn align_classes(&mut self, classes: &[String]) -> Result<(), NnError> {
+        if classes.is_empty() || self.class_names.as_slice() == classes {
+            return Ok(());
+        }
+        let map: Vec<usize> = self
+            .class_names
+            .iter()
+            .map(|n| {
+                classes.iter().position(|c| c == n).ok_or_else(|| {
+                    NnError::Config(format!(
+                        "class folder {n:?} is not one of the network's {} classes",
+                        classes.len()
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        for t in &mut self.targets {
+            *t = map[*t];
+        }
+        self.class_names = classes.to_vec();
+        Ok(())
+    }
 }
 
 /// Whether bad samples stop the run or are skipped (and counted).
@@ -509,8 +610,10 @@ pub enum OnBad {
     Stop,
 }
 
-/// Loads a VOC split for `task` (images decoded once; the sets the transfer experiments use fit
-/// in memory on the machines they run on).
+/// Loads a split for `task`. Segmentation: a VOC devkit (`ImageSets/Segmentation/<split>.txt`).
+/// Classification: a VOC devkit (`ImageSets/Main` present) or single-label class folders
+/// `root/<split>/<class>/**/<image>` (torchvision's `ImageFolder` layout). VOC images are decoded
+/// once (VOC sets fit in memory); class-folder images are decoded when used.
 pub fn load_split(
     task: Task,
     root: &Path,
@@ -518,7 +621,7 @@ pub fn load_split(
     on_bad: OnBad,
     log: &mut dyn FnMut(&str),
 ) -> Result<LabelledSet, NnError> {
-    let mut set = LabelledSet { ids: vec![], images: vec![], masks: vec![], labels: vec![] };
+    let mut set = LabelledSet::empty(on_bad);
     match task {
         Task::Seg => {
             let voc = VocSegmentation::open(root, split)?;
@@ -534,6 +637,30 @@ pub fn load_split(
                     Err(e) => return Err(e.into()),
                 }
             }
+        }
+        Task::Cls if !root.join("ImageSets/Main").is_dir() => {
+            let dir = root.join(split);
+            if !dir.is_dir() {
+                return Err(NnError::Config(format!(
+                    "{}: neither a VOC devkit (no ImageSets/Main) nor class folders ({} is not a folder)",
+                    root.display(),
+                    dir.display()
+                )));
+            }
+            let folders = ImageFolder::open(&dir)?;
+            for (path, c) in folders.files {
+                let id = path.strip_prefix(&dir).unwrap_or(&path).to_string_lossy().into_owned();
+                set.ids.push(id);
+                set.files.push(path);
+                set.targets.push(c);
+            }
+            set.class_names = folders.classes;
+            log(&format!(
+                "{}: {} images in {} class folders",
+                dir.display(),
+                set.len(),
+                set.class_names.len()
+            ));
         }
         Task::Cls => {
             let voc = VocClassification::open(root, split)?;
@@ -559,7 +686,7 @@ pub fn load_split(
             }
         }
     }
-    if set.images.is_empty() {
+    if set.is_empty() {
         return Err(NnError::Config(format!("{}: split {split:?} has no usable images", root.display())));
     }
     Ok(set)
@@ -604,25 +731,45 @@ pub fn segment(net: &TransferNet, img: &RgbImage8) -> Vec<u8> {
     })
 }
 
-/// 10-crop classification scores (sigmoid, averaged) of one image: `[20]`.
+/// 10-crop classification scores of one image, averaged over the crops: `[classes]`
+/// (sigmoid probabilities for VOC, softmax for single-label).
 pub fn classify(net: &TransferNet, img: &RgbImage8) -> Vec<f32> {
     let cfg = &net.config;
     let crops = ten_crops(img, cfg.test_short_side, cfg.crop);
     tch::no_grad(|| {
         let refs: Vec<&RgbImage8> = crops.iter().collect();
         let x = net.input(&refs, GRAY_MEAN);
-        let p = net.cls_logits(&x, false, 0).sigmoid().mean_dim([0i64].as_slice(), false, Kind::Float);
+        let logits = net.cls_logits(&x, false, 0);
+        let probs = if cfg.single_label() { logits.softmax(1, Kind::Float) } else { logits.sigmoid() };
+        let p = probs.mean_dim([0i64].as_slice(), false, Kind::Float);
         Vec::<f32>::try_from(p.to_device(Device::Cpu)).expect("float tensor")
     })
 }
 
-/// Scores a subset of a labelled set; `save` receives each segmentation prediction.
+/// Image `i` of `set` for evaluation, or `None` when it fails to decode and the set skips bad
+/// files (counted in `set.skipped`).
+fn eval_image(set: &LabelledSet, i: usize) -> Result<Option<Cow<'_, RgbImage8>>, NnError> {
+    match set.image(i) {
+        Ok(img) => Ok(Some(img)),
+        Err(_) if set.on_bad == OnBad::Skip => {
+            set.skipped.fetch_add(1, Ordering::Relaxed);
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Scores a subset of a labelled set; `save` receives each image's index and its segmentation
+/// prediction (empty for classification) as it is done.
 pub fn evaluate(
     net: &TransferNet,
     set: &LabelledSet,
     subset: &[usize],
     save: &mut dyn FnMut(usize, &[u8]),
 ) -> Result<EvalResult, NnError> {
+    if net.config.single_label() {
+        return evaluate_single_label(net, set, subset, save);
+    }
     match net.config.task {
         Task::Seg => {
             let mut cm = ConfusionMatrix::new(21);
@@ -642,7 +789,14 @@ pub fn evaluate(
             })
         }
         Task::Cls => {
-            let scores: Vec<Vec<f32>> = subset.iter().map(|&i| classify(net, &set.images[i])).collect();
+            let scores: Vec<Vec<f32>> = subset
+                .iter()
+                .map(|&i| {
+                    let s = classify(net, &set.images[i]);
+                    save(i, &[]);
+                    s
+                })
+                .collect();
             let labels: Vec<Vec<i8>> = subset.iter().map(|&i| set.labels[i].clone()).collect();
             let names: Vec<String> =
                 colorproxy_data::voc::VOC_CLASSES.iter().map(|s| s.to_string()).collect();
@@ -657,6 +811,43 @@ pub fn evaluate(
     }
 }
 
+/// Single-label scoring: top-1 (the value) and top-5 accuracy of the 10-crop softmax, and each
+/// class's top-1 accuracy (recall) as `per_class`.
+fn evaluate_single_label(
+    net: &TransferNet,
+    set: &LabelledSet,
+    subset: &[usize],
+    save: &mut dyn FnMut(usize, &[u8]),
+) -> Result<EvalResult, NnError> {
+    let (mut scores, mut targets) = (Vec::new(), Vec::new());
+    for &i in subset {
+        if let Some(img) = eval_image(set, i)? {
+            scores.push(classify(net, &img));
+            targets.push(set.targets[i]);
+        }
+        save(i, &[]);
+    }
+    let names = &net.config.classes;
+    let per_class = names
+        .iter()
+        .enumerate()
+        .map(|(c, n)| {
+            let (s, t): (Vec<Vec<f32>>, Vec<usize>) =
+                scores.iter().zip(&targets).filter(|(_, &t)| t == c).map(|(s, &t)| (s.clone(), t)).unzip();
+            (n.clone(), (!t.is_empty()).then(|| top_k_accuracy(&s, &t, 1)))
+        })
+        .collect();
+    Ok(EvalResult {
+        metric: "top1".into(),
+        value: top_k_accuracy(&scores, &targets, 1),
+        per_class,
+        extra: BTreeMap::from([
+            ("top5".into(), top_k_accuracy(&scores, &targets, 5)),
+            ("images".into(), scores.len() as f64),
+        ]),
+    })
+}
+
 /// Options of a fine-tuning run that are not part of the saved config.
 pub struct FinetuneRun<'a> {
     pub config: TransferConfig,
@@ -667,6 +858,10 @@ pub struct FinetuneRun<'a> {
     /// Retrain on 100% of the training split with this schedule (from a previous run).
     pub fixed_schedule: Option<FoundSchedule>,
     pub on_bad: OnBad,
+    /// Continue from `out/checkpoints/last.*` to the same result as an uninterrupted run.
+    pub resume: bool,
+    /// Set (e.g. by Ctrl-C) to checkpoint and stop after the current iteration.
+    pub interrupt: Arc<AtomicBool>,
     pub observer: &'a mut dyn TrainObserver,
 }
 
@@ -675,12 +870,68 @@ pub struct FinetuneSummary {
     pub iterations: usize,
     pub schedule: FoundSchedule,
     pub best_held_out: Option<f64>,
+    /// The run's resolved config (with the class names of a single-label set).
+    pub config: TransferConfig,
+    /// Stopped by `interrupt` before the schedule's end (resume with `resume`).
+    pub interrupted: bool,
+    /// Training images that failed to decode and were skipped.
+    pub skipped: usize,
 }
 
-/// Views, masks, points `[B * P * 2]` and labels of one training batch.
-type TrainBatch = (Vec<RgbImage8>, Vec<Vec<u8>>, Vec<i64>, Vec<Vec<i8>>);
+/// Fine-tuning state saved beside the weights (`checkpoints/last.state.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FinetuneState {
+    /// Iterations completed.
+    iteration: usize,
+    /// Learning-rate drops so far.
+    drops: Vec<usize>,
+    best: Option<f64>,
+    early_stopping: EarlyStopping,
+    skipped: usize,
+    /// Early stopping said stop: the run is complete.
+    finished: bool,
+    /// Loss sum and count of the current logging window.
+    window: (f64, usize),
+}
 
-fn build_batch(cfg: &TransferConfig, set: &LabelledSet, idx: &[usize], it: usize) -> TrainBatch {
+/// One training batch: views `[crop, crop, 3]`, their masks, points `[B * P * 2]` (y, x) and
+/// labels (VOC multi-label) or class indices (single-label).
+struct TrainBatch {
+    views: Vec<RgbImage8>,
+    masks: Vec<Vec<u8>>,
+    points: Vec<i64>,
+    labels: Vec<Vec<i8>>,
+    targets: Vec<i64>,
+}
+
+/// Image `idx[pos]`, or with `OnBad::Skip` the next one in `idx` that decodes (each failure
+/// counted in `set.skipped`): `(set index, image)`.
+fn train_image<'a>(
+    set: &'a LabelledSet,
+    idx: &[usize],
+    pos: usize,
+) -> Result<(usize, Cow<'a, RgbImage8>), NnError> {
+    let mut last = None;
+    for k in 0..idx.len().min(64) {
+        let i = idx[(pos + k) % idx.len()];
+        match set.image(i) {
+            Ok(img) => return Ok((i, img)),
+            Err(e) if set.on_bad == OnBad::Skip => {
+                set.skipped.fetch_add(1, Ordering::Relaxed);
+                last = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| NnError::Config("empty training set".into())))
+}
+
+fn build_batch(
+    cfg: &TransferConfig,
+    set: &LabelledSet,
+    idx: &[usize],
+    it: usize,
+) -> Result<TrainBatch, NnError> {
     let spec = ViewSpec {
         short_side: cfg.short_side,
         scale_min: cfg.scale_min,
@@ -692,25 +943,28 @@ fn build_batch(cfg: &TransferConfig, set: &LabelledSet, idx: &[usize], it: usize
         .into_par_iter()
         .map(|slot| {
             let mut rng = Rng::derive(cfg.seed, &[0x7A, it as u64, slot as u64]);
-            let i = idx[rng.below(idx.len() as u64) as usize];
+            let (i, img) = train_image(set, idx, rng.below(idx.len() as u64) as usize)?;
             let mask = set.masks.get(i).map(|m| m.as_slice());
-            let (img, m) = random_view(&set.images[i], mask, &spec, &mut rng);
+            let (img, m) = random_view(&img, mask, &spec, &mut rng);
             let span = (cfg.crop - 2 * cfg.border.min(cfg.crop / 2 - 1)) as u64;
             let b = cfg.border.min(cfg.crop / 2 - 1);
             let pts: Vec<i64> = (0..cfg.points)
                 .flat_map(|_| [b as i64 + rng.below(span) as i64, b as i64 + rng.below(span) as i64])
                 .collect();
-            (img, m.unwrap_or_default(), pts, set.labels.get(i).cloned().unwrap_or_default())
+            let target = set.targets.get(i).map(|&t| t as i64).unwrap_or(-1);
+            Ok((img, m.unwrap_or_default(), pts, set.labels.get(i).cloned().unwrap_or_default(), target))
         })
-        .collect();
-    let mut out = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (a, b, c, d) in views {
-        out.0.push(a);
-        out.1.push(b);
-        out.2.extend(c);
-        out.3.push(d);
+        .collect::<Result<_, NnError>>()?;
+    let mut out =
+        TrainBatch { views: vec![], masks: vec![], points: vec![], labels: vec![], targets: vec![] };
+    for (a, b, c, d, t) in views {
+        out.views.push(a);
+        out.masks.push(b);
+        out.points.extend(c);
+        out.labels.push(d);
+        out.targets.push(t);
     }
-    out
+    Ok(out)
 }
 
 /// The loss of one training batch.
@@ -720,13 +974,14 @@ fn batch_loss(
     set: &LabelledSet,
     idx: &[usize],
     it: usize,
-) -> Tensor {
-    let (imgs, masks, pts, labels) = build_batch(cfg, set, idx, it);
+) -> Result<Tensor, NnError> {
+    let TrainBatch { views: imgs, masks, points: pts, labels, targets: classes } =
+        build_batch(cfg, set, idx, it)?;
     let refs: Vec<&RgbImage8> = imgs.iter().collect();
     let x = net.input(&refs, GRAY_MEAN);
     let dev = net.vs.device();
     let key = crate::init::dropout_key(cfg.seed, it as u64, 1);
-    match cfg.task {
+    Ok(match cfg.task {
         Task::Seg => {
             let b = imgs.len() as i64;
             let p = cfg.points as i64;
@@ -755,6 +1010,10 @@ fn batch_loss(
             let valid = t.ne(-100).sum(Kind::Float).clamp_min(1.0);
             logits.cross_entropy_loss::<Tensor>(&t, None, tch::Reduction::Sum, -100, 0.0) / valid
         }
+        Task::Cls if cfg.single_label() => {
+            let t = Tensor::from_slice(&classes).to_dev(dev);
+            net.cls_logits(&x, true, key).cross_entropy_for_logits(&t)
+        }
         Task::Cls => {
             let l: Vec<f32> = labels.iter().flatten().map(|&v| if v > 0 { 1.0 } else { 0.0 }).collect();
             let m: Vec<f32> = labels.iter().flatten().map(|&v| if v != 0 { 1.0 } else { 0.0 }).collect();
@@ -766,7 +1025,7 @@ fn batch_loss(
                 logits.binary_cross_entropy_with_logits::<Tensor>(&target, None, None, tch::Reduction::None);
             (per * &mask).sum(Kind::Float) / mask.sum(Kind::Float).clamp_min(1.0)
         }
-    }
+    })
 }
 
 fn clip_grad_norm(params: &BTreeMap<String, Tensor>, max: f64) {
@@ -791,19 +1050,53 @@ fn clip_grad_norm(params: &BTreeMap<String, Tensor>, max: f64) {
     });
 }
 
+fn save_finetune_checkpoint(
+    paths: &RunPaths,
+    net: &TransferNet,
+    sgd: &Sgd,
+    state: &FinetuneState,
+) -> Result<(), NnError> {
+    checkpoint::save_weights(&net.vs, &paths.last_weights())?;
+    let mut opt = sgd.state();
+    opt.push(("iteration".into(), Tensor::from(state.iteration as i64)));
+    checkpoint::write_tensors(&paths.last_optim(), &opt)?;
+    // The state file is written last: it is what marks the checkpoint complete.
+    checkpoint::write_json(&paths.last_state(), state)
+}
+
 impl FinetuneRun<'_> {
     pub fn run(self) -> Result<FinetuneSummary, NnError> {
-        let cfg = self.config.clone();
+        let mut cfg = self.config.clone();
         let paths = RunPaths::new(&self.out);
-        std::fs::create_dir_all(paths.checkpoints())
-            .map_err(|e| NnError::File { path: paths.checkpoints(), msg: e.to_string() })?;
-        std::fs::write(paths.config(), cfg.to_toml())
-            .map_err(|e| NnError::File { path: paths.config(), msg: e.to_string() })?;
+        let ferr = |p: PathBuf, e: std::io::Error| NnError::File { path: p, msg: e.to_string() };
+        std::fs::create_dir_all(paths.checkpoints()).map_err(|e| ferr(paths.checkpoints(), e))?;
         if cfg.threads > 0 {
             tch::set_num_threads(cfg.threads as i32);
         }
         let obs = self.observer;
         let set = load_split(cfg.task, &self.data, &self.train_split, self.on_bad, &mut |m| obs.message(m))?;
+        if cfg.task == Task::Cls {
+            cfg.classes = set.class_names.clone();
+        }
+        if self.resume {
+            if !paths.last_state().is_file() {
+                return Err(NnError::File {
+                    path: paths.last_state(),
+                    msg: "no checkpoint to resume from".into(),
+                });
+            }
+            let text = std::fs::read_to_string(paths.config()).map_err(|e| ferr(paths.config(), e))?;
+            let saved = TransferConfig::from_toml(&text)?;
+            let same =
+                |c: &TransferConfig| TransferConfig { early_stop: EarlyStopConfig::default(), ..c.clone() };
+            if same(&saved) != same(&cfg) {
+                return Err(NnError::Config(format!(
+                    "resuming with a config that differs from {} (only the early-stopping limits may change)",
+                    paths.config().display()
+                )));
+            }
+        }
+        std::fs::write(paths.config(), cfg.to_toml()).map_err(|e| ferr(paths.config(), e))?;
         let mut net = TransferNet::new(&cfg, self.device)?;
         if cfg.init != "random" {
             net.load_backbone(Path::new(&cfg.init))?;
@@ -815,7 +1108,9 @@ impl FinetuneRun<'_> {
             net.set_pad_with_bias(true);
         }
         if cfg.rebalance {
-            let sample: Vec<RgbImage8> = set.images.iter().take(32).cloned().collect();
+            let sample: Vec<RgbImage8> = (0..set.len().min(32))
+                .map(|i| set.image(i).map(Cow::into_owned))
+                .collect::<Result<_, _>>()?;
             let dev = net.rebalance(&sample);
             obs.message(&format!(
                 "rebalanced {} layers to unit variance (largest std deviation from 1 before: {:.3})",
@@ -826,9 +1121,42 @@ impl FinetuneRun<'_> {
         let params = net.trainable()?;
         let mut sgd =
             Sgd::new(params.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect(), cfg.optim.clone());
-        let all: Vec<usize> = (0..set.images.len()).collect();
+        let mut state = FinetuneState {
+            iteration: 0,
+            drops: self.fixed_schedule.as_ref().map(|s| s.drops.clone()).unwrap_or_default(),
+            best: None,
+            early_stopping: EarlyStopping::new(cfg.early_stop.clone()),
+            skipped: 0,
+            finished: false,
+            window: (0.0, 0),
+        };
+        if self.resume {
+            state = checkpoint::read_json(&paths.last_state())?;
+            state.early_stopping.config = cfg.early_stop.clone();
+            checkpoint::load_weights(&mut net.vs, &paths.last_weights())?;
+            let opt = checkpoint::read_tensors(&paths.last_optim())?;
+            let it = opt.iter().find(|(n, _)| n == "iteration").map(|(_, t)| t.int64_value(&[]) as usize);
+            if it != Some(state.iteration) {
+                return Err(NnError::File {
+                    path: paths.last_optim(),
+                    msg: format!(
+                        "is from iteration {it:?}, the state file from {}: incomplete checkpoint",
+                        state.iteration
+                    ),
+                });
+            }
+            sgd.load_state(opt).map_err(|m| NnError::File { path: paths.last_optim(), msg: m })?;
+            crate::pretrain::truncate_metrics(&paths.metrics(), state.iteration)?;
+            set.skipped.store(state.skipped, Ordering::Relaxed);
+            obs.message(&format!("resuming at iteration {}", state.iteration));
+        } else {
+            let _ = std::fs::remove_file(paths.metrics());
+        }
+        let all: Vec<usize> = (0..set.len()).collect();
         let (train_idx, held_idx) = match &self.fixed_schedule {
             Some(_) => (all.clone(), vec![]),
+            // No held-out part: early stopping scores the training images themselves.
+            None if cfg.held_out <= 0.0 => (all.clone(), all.clone()),
             None => {
                 let (t, h) = split_held_out(&set.ids, cfg.held_out, cfg.seed);
                 if h.is_empty() {
@@ -839,22 +1167,29 @@ impl FinetuneRun<'_> {
                 }
             }
         };
-        let (max_iters, mut drops) = match &self.fixed_schedule {
-            Some(s) => (s.stop, s.drops.clone()),
-            None => (cfg.early_stop.max_iterations, vec![]),
+        let max_iters = match &self.fixed_schedule {
+            Some(s) => s.stop,
+            None => cfg.early_stop.max_iterations,
         };
-        let mut es = EarlyStopping::new(cfg.early_stop.clone());
-        let mut metrics_file = std::fs::File::create(paths.metrics())
-            .map_err(|e| NnError::File { path: paths.metrics(), msg: e.to_string() })?;
-        obs.start(0, max_iters);
-        let mut best: Option<f64> = None;
-        let (mut window_loss, mut window_n) = (0.0, 0usize);
+        let mut metrics_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(paths.metrics())
+            .map_err(|e| ferr(paths.metrics(), e))?;
+        obs.start(state.iteration, max_iters);
         let t0 = std::time::Instant::now();
-        let mut it = 0;
-        while it < max_iters {
-            let lr = cfg.optim.lr * cfg.optim.gamma.powi(drops.iter().filter(|&&d| it >= d).count() as i32);
+        let start = state.iteration;
+        let mut interrupted = false;
+        while state.iteration < max_iters && !state.finished {
+            if self.interrupt.load(Ordering::Relaxed) {
+                interrupted = true;
+                break;
+            }
+            let it = state.iteration;
+            let lr =
+                cfg.optim.lr * cfg.optim.gamma.powi(state.drops.iter().filter(|&&d| it >= d).count() as i32);
             sgd.zero_grad();
-            let loss = batch_loss(&net, &cfg, &set, &train_idx, it);
+            let loss = batch_loss(&net, &cfg, &set, &train_idx, it)?;
             let lv = loss.double_value(&[]);
             if !lv.is_finite() {
                 return Err(NnError::NonFiniteLoss { iteration: it, value: lv });
@@ -862,20 +1197,21 @@ impl FinetuneRun<'_> {
             loss.backward();
             clip_grad_norm(&params, cfg.grad_clip);
             sgd.step(lr);
-            it += 1;
-            window_loss += lv;
-            window_n += 1;
-            let ips = (cfg.batch_size * it) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            state.iteration += 1;
+            let it = state.iteration;
+            state.window.0 += lv;
+            state.window.1 += 1;
+            let ips = (cfg.batch_size * (it - start)) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
             obs.step(it, lv, ips);
             let mut score = None;
-            if self.fixed_schedule.is_none() && it % cfg.early_stop.eval_every == 0 {
+            if self.fixed_schedule.is_none() && it.is_multiple_of(cfg.early_stop.eval_every) {
                 let r = evaluate(&net, &set, &held_idx, &mut |_, _| {})?;
                 score = Some(r.value);
-                best = Some(best.map_or(r.value, |b: f64| b.max(r.value)));
-                match es.observe(it, r.value) {
+                state.best = Some(state.best.map_or(r.value, |b: f64| b.max(r.value)));
+                match state.early_stopping.observe(it, r.value) {
                     Decision::Continue => {}
                     Decision::DropLr => {
-                        drops.push(it);
+                        state.drops.push(it);
                         obs.message(&format!(
                             "held-out {} plateaued: learning rate x0.1 at iteration {it}",
                             r.metric
@@ -886,29 +1222,45 @@ impl FinetuneRun<'_> {
                             "held-out {} plateaued again: stopping at iteration {it}",
                             r.metric
                         ));
-                        break;
+                        state.finished = true;
                     }
                 }
             }
-            if it % cfg.log_every == 0 || score.is_some() {
+            if it.is_multiple_of(cfg.log_every) || score.is_some() {
                 let line = serde_json::json!({
-                    "iteration": it, "loss": window_loss / window_n.max(1) as f64, "lr": lr,
+                    "iteration": it, "loss": state.window.0 / state.window.1.max(1) as f64, "lr": lr,
                     "held_out_score": score, "images_per_s": ips,
                 });
                 use std::io::Write;
-                writeln!(metrics_file, "{line}")
-                    .map_err(|e| NnError::File { path: paths.metrics(), msg: e.to_string() })?;
-                window_loss = 0.0;
-                window_n = 0;
+                writeln!(metrics_file, "{line}").map_err(|e| ferr(paths.metrics(), e))?;
+                state.window = (0.0, 0);
+            }
+            if cfg.checkpoint_every > 0 && it.is_multiple_of(cfg.checkpoint_every) {
+                state.skipped = set.skipped.load(Ordering::Relaxed);
+                save_finetune_checkpoint(&paths, &net, &sgd, &state)?;
             }
         }
+        state.skipped = set.skipped.load(Ordering::Relaxed);
+        save_finetune_checkpoint(&paths, &net, &sgd, &state)?;
         let schedule = match &self.fixed_schedule {
             Some(s) => s.clone(),
-            None => FoundSchedule { drops: drops.clone(), stop: it, windows: es.found.windows.clone() },
+            None => FoundSchedule {
+                drops: state.drops.clone(),
+                stop: state.iteration,
+                windows: state.early_stopping.found.windows.clone(),
+            },
         };
-        checkpoint::write_json(&self.out.join("schedule.json"), &schedule)?;
-        checkpoint::save_weights(&net.vs, &paths.last_weights())?;
-        Ok(FinetuneSummary { iterations: it, schedule, best_held_out: best })
+        if !interrupted {
+            checkpoint::write_json(&self.out.join("schedule.json"), &schedule)?;
+        }
+        Ok(FinetuneSummary {
+            iterations: state.iteration,
+            schedule,
+            best_held_out: state.best,
+            config: cfg,
+            interrupted,
+            skipped: state.skipped,
+        })
     }
 }
 

@@ -200,6 +200,8 @@ fn segmentation_fits_the_voc_mini_training_images() {
         device: Device::Cpu,
         fixed_schedule: Some(FoundSchedule { drops: vec![450], stop: 600, windows: vec![] }),
         on_bad: OnBad::Stop,
+        resume: false,
+        interrupt: Arc::new(AtomicBool::new(false)),
         observer: &mut Silent,
     }
     .run()
@@ -209,4 +211,181 @@ fn segmentation_fits_the_voc_mini_training_images() {
     let r = evaluate(&net, &set, &[0, 1, 2], &mut |_, _| {}).unwrap();
     assert!(r.value > 0.6, "training-image mIoU {:.3}", r.value);
     assert!(r.extra["pixel_accuracy"] > 0.85, "{:?}", r.extra);
+}
+
+/// Sets the interrupt flag once `at` iterations are done (a scripted Ctrl-C).
+struct InterruptAt {
+    at: usize,
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl colorproxy_nn::pretrain::TrainObserver for InterruptAt {
+    fn step(&mut self, iteration: usize, _loss: f64, _ips: f64) {
+        if iteration == self.at {
+            self.flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+/// A single-label config for the generated class folders (5 classes, 48-px images).
+fn single_label_config() -> TransferConfig {
+    let mut c = TransferConfig::cpu(Task::Cls);
+    c.short_side = 48.0;
+    c.scale_min = 1.0;
+    c.scale_max = 1.0;
+    c.crop = 48;
+    c.test_short_side = 48.0;
+    // From random init: the paper's data-dependent rescaling so the BN-free network trains.
+    c.rebalance = true;
+    c
+}
+
+fn finetune(
+    cfg: &TransferConfig,
+    data: &Path,
+    out: &Path,
+    resume: bool,
+    observer: &mut dyn colorproxy_nn::pretrain::TrainObserver,
+    interrupt: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> colorproxy_nn::transfer::FinetuneSummary {
+    colorproxy_nn::transfer::FinetuneRun {
+        config: cfg.clone(),
+        data: data.to_owned(),
+        train_split: "train".into(),
+        out: out.to_owned(),
+        device: Device::Cpu,
+        fixed_schedule: None,
+        on_bad: colorproxy_nn::transfer::OnBad::Stop,
+        resume,
+        interrupt,
+        observer,
+    }
+    .run()
+    .unwrap()
+}
+
+/// Single-label class folders (ImageNet layout): softmax fine-tuning from random init (rebalanced)
+/// fits the training images (chance 0.2), and top-1/top-5 and per-class accuracy agree with
+/// hand-computed values from the 10-crop softmax scores, in the saved class order.
+#[test]
+fn single_label_folders_train_and_score_top1_top5() {
+    use colorproxy_nn::pretrain::{RunPaths, Silent};
+    use colorproxy_nn::transfer::{classify, evaluate, load_finetuned, load_split, OnBad};
+    let tmp = tempfile::tempdir().unwrap();
+    colorproxy_data::synth::write_image_folders(tmp.path(), 3, 6, 4, 48).unwrap();
+    let mut cfg = single_label_config();
+    cfg.dropout = 0.0;
+    cfg.held_out = 0.0;
+    cfg.early_stop.min_stage_iterations = 1000;
+    cfg.early_stop.max_iterations = 120;
+    let out = tmp.path().join("run");
+    let s = finetune(&cfg, tmp.path(), &out, false, &mut Silent, Default::default());
+    assert_eq!(s.config.classes, ["aeroplane", "bicycle", "bird", "boat", "bottle"]);
+    let net = load_finetuned(&RunPaths::new(&out).last_weights(), s.config.clone(), Device::Cpu).unwrap();
+    let train = load_split(Task::Cls, tmp.path(), "train", OnBad::Stop, &mut |_| {}).unwrap();
+    let all: Vec<usize> = (0..train.len()).collect();
+    let r = evaluate(&net, &train, &all, &mut |_, _| {}).unwrap();
+    assert!(r.value >= 0.9, "training-image top-1 {:.3} (chance 0.2)", r.value);
+    let mut val = load_split(Task::Cls, tmp.path(), "val", OnBad::Stop, &mut |_| {}).unwrap();
+    val.align_classes(&s.config.classes).unwrap();
+    assert_eq!(val.len(), 20);
+    let idx: Vec<usize> = (0..val.len()).collect();
+    let r = evaluate(&net, &val, &idx, &mut |_, _| {}).unwrap();
+    assert_eq!(r.metric, "top1");
+    assert_eq!(r.extra["top5"], 1.0, "5 classes: top-5 is always right");
+    // Top-1 by hand from the 10-crop softmax scores.
+    let mut hits = 0;
+    let mut per = [0usize; 5];
+    for &i in &idx {
+        let p = classify(&net, &val.image(i).unwrap());
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4, "softmax averaged over crops");
+        let best = (0..5).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
+        if best == val.targets[i] {
+            hits += 1;
+            per[best] += 1;
+        }
+    }
+    assert!((r.value - hits as f64 / 20.0).abs() < 1e-12);
+    for (c, name) in s.config.classes.iter().enumerate() {
+        assert!((r.per_class[name].unwrap() - per[c] as f64 / 4.0).abs() < 1e-12, "{name}");
+    }
+    // A class folder the network does not know is an error naming it.
+    std::fs::create_dir_all(tmp.path().join("val/zebra")).unwrap();
+    std::fs::copy(tmp.path().join("val/boat/00006.jpg"), tmp.path().join("val/zebra/a.jpg")).unwrap();
+    let mut bad = load_split(Task::Cls, tmp.path(), "val", OnBad::Stop, &mut |_| {}).unwrap();
+    let e = bad.align_classes(&s.config.classes).unwrap_err().to_string();
+    assert!(e.contains("zebra"), "{e}");
+}
+
+/// An interrupted fine-tuning run resumed from its checkpoint ends exactly where an
+/// uninterrupted one does: same weights, same early-stopping decisions, same metrics lines.
+#[test]
+fn interrupted_finetuning_resumes_to_the_same_result() {
+    use colorproxy_nn::checkpoint::read_tensors;
+    use colorproxy_nn::pretrain::{RunPaths, Silent};
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    let tmp = tempfile::tempdir().unwrap();
+    colorproxy_data::synth::write_image_folders(tmp.path(), 5, 8, 2, 48).unwrap();
+    let mut cfg = single_label_config();
+    cfg.early_stop.eval_every = 4;
+    cfg.early_stop.window = 2;
+    cfg.early_stop.min_stage_iterations = 8;
+    cfg.early_stop.min_delta = 10.0; // every window after the first is a plateau
+    cfg.early_stop.max_iterations = 60;
+    cfg.checkpoint_every = 10;
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let full = finetune(&cfg, tmp.path(), &a, false, &mut Silent, Default::default());
+    assert!(!full.interrupted);
+    assert_eq!(full.schedule.drops.len(), 1, "{:?}", full.schedule);
+    assert!(full.iterations < 60, "stopped by the second plateau");
+    let flag = Arc::new(AtomicBool::new(false));
+    let part = finetune(&cfg, tmp.path(), &b, false, &mut InterruptAt { at: 13, flag: flag.clone() }, flag);
+    assert!(part.interrupted);
+    assert_eq!(part.iterations, 13);
+    let resumed = finetune(&cfg, tmp.path(), &b, true, &mut Silent, Default::default());
+    assert_eq!(resumed.iterations, full.iterations);
+    assert_eq!(resumed.schedule, full.schedule);
+    let weights = |d: &Path| -> std::collections::BTreeMap<String, Tensor> {
+        read_tensors(&RunPaths::new(d).last_weights()).unwrap().into_iter().collect()
+    };
+    let (wa, wb) = (weights(&a), weights(&b));
+    assert_eq!(wa.len(), wb.len());
+    for ((na, ta), (nb, tb)) in wa.iter().zip(&wb) {
+        assert_eq!(na, nb);
+        let d = (ta - tb).abs().max().double_value(&[]);
+        assert!(d < 1e-6, "{na}: max difference {d}");
+    }
+    let lines = |d: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(RunPaths::new(d).metrics())
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("images_per_s");
+                v
+            })
+            .collect()
+    };
+    assert_eq!(lines(&a), lines(&b));
+    // Resuming with a different config is refused.
+    let mut other = cfg.clone();
+    other.optim.lr *= 2.0;
+    let e = colorproxy_nn::transfer::FinetuneRun {
+        config: other,
+        data: tmp.path().to_owned(),
+        train_split: "train".into(),
+        out: b.clone(),
+        device: Device::Cpu,
+        fixed_schedule: None,
+        on_bad: colorproxy_nn::transfer::OnBad::Stop,
+        resume: true,
+        interrupt: Default::default(),
+        observer: &mut Silent,
+    }
+    .run()
+    .err()
+    .expect("refused")
+    .to_string();
+    assert!(e.contains("differs"), "{e}");
 }

@@ -137,7 +137,8 @@ pub struct ColorizeArgs {
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum TaskArg {
-    /// VOC2007 multi-label classification (mAP).
+    /// Classification: VOC2007 multi-label (mAP), or single-label class folders
+    /// DATA/<split>/<class>/... (top-1/top-5 accuracy).
     Cls,
     /// VOC2012 semantic segmentation (mIoU).
     Seg,
@@ -146,7 +147,8 @@ pub enum TaskArg {
 #[derive(Debug, Args)]
 pub struct FinetuneArgs {
     pub task: TaskArg,
-    /// VOC devkit folder (e.g. VOCdevkit/VOC2012).
+    /// VOC devkit folder (e.g. VOCdevkit/VOC2012), or for cls a folder of splits with one
+    /// sub-folder per class (DATA/train/<class>/*.jpg, ImageNet-style).
     #[arg(long)]
     pub data: PathBuf,
     /// `random` (Xavier) or a checkpoint: colorization (RUN_DIR/checkpoints/last.safetensors) or
@@ -168,6 +170,9 @@ pub struct FinetuneArgs {
     /// in --out (written to OUT/full).
     #[arg(long)]
     pub retrain_full: bool,
+    /// Continue an interrupted run from OUT/checkpoints/last.* (to the same result).
+    #[arg(long)]
+    pub resume: bool,
     /// Lift conv1 to RGB and train on colour images.
     #[arg(long)]
     pub color: bool,
@@ -220,7 +225,8 @@ pub struct EvalArgs {
 pub enum DataWhat {
     /// Decode every image: how many are usable, what was skipped and why, sizes, achromatic share.
     Check(DataCheckArgs),
-    /// Generate procedural scenes: DIR/unlabelled (pretraining) and DIR/voc (a VOC-style set).
+    /// Generate procedural scenes: DIR/unlabelled (pretraining), DIR/voc (a VOC-style set) and
+    /// DIR/folders (single-label class folders, DIR/folders/{train,val}/<class>/*.jpg).
     Generate(GenerateArgs),
 }
 

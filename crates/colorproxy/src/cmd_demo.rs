@@ -38,10 +38,14 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<()> {
     synth::write_unlabelled(&a.out.join("unlabelled"), a.seed, 0, n, SIDE)?;
     let (train, val) = ((n / 4).max(2), (n / 10).max(1));
     synth::write_voc(&a.out.join("voc"), a.seed, 1_000_000, train, val, SIDE)?;
+    let (ftrain, fval) = ((n / 20).max(2), (n / 80).max(1));
+    synth::write_image_folders(&a.out.join("folders"), a.seed, ftrain, fval, SIDE)?;
     println!(
-        "wrote {n} unlabelled scenes to {} and a VOC-style set ({train} train, {val} val) to {}",
+        "wrote {n} unlabelled scenes to {}, a VOC-style set ({train} train, {val} val) to {} and \
+         single-label class folders ({ftrain} train, {fval} val per class) to {}",
         a.out.join("unlabelled").display(),
-        a.out.join("voc").display()
+        a.out.join("voc").display(),
+        a.out.join("folders").display()
     );
     Ok(())
 }
@@ -120,6 +124,8 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
                 device: tch::Device::Cpu,
                 fixed_schedule: None,
                 on_bad: OnBad::Stop,
+                resume: false,
+                interrupt: Arc::new(AtomicBool::new(false)),
                 observer: &mut crate::progress::BarObserver(pb.clone()),
             }
             .run()?;

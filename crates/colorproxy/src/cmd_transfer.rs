@@ -1,5 +1,7 @@
 //! `colorproxy finetune cls|seg` and `colorproxy eval cls|seg`.
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use colorproxy_nn::early_stop::FoundSchedule;
@@ -104,6 +106,11 @@ pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
         out.display()
     ));
     let mut obs = crate::progress::BarObserver(pb.clone());
+    let interrupt = Arc::new(AtomicBool::new(false));
+    {
+        let flag = interrupt.clone();
+        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    }
     let summary = FinetuneRun {
         config: cfg.clone(),
         data: a.data.clone(),
@@ -112,10 +119,24 @@ pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
         device,
         fixed_schedule: fixed,
         on_bad,
+        resume: a.resume,
+        interrupt,
         observer: &mut obs,
     }
     .run()?;
     pb.finish_and_clear();
+    if summary.skipped > 0 {
+        println!("{} training images failed to decode and were skipped", summary.skipped);
+    }
+    if summary.interrupted {
+        println!(
+            "interrupted at iteration {}; checkpoint in {}; continue with the same command and --resume",
+            summary.iterations,
+            RunPaths::new(&out).checkpoints().display()
+        );
+        return Ok(());
+    }
+    let cfg = summary.config.clone();
     println!(
         "{} iterations; learning-rate drops at {:?}; best held-out score {}",
         summary.iterations,
@@ -124,9 +145,11 @@ pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
     );
     // Final evaluation on the evaluation split, when the data has it.
     let net = load_finetuned(&RunPaths::new(&out).last_weights(), cfg.clone(), device)?;
-    match load_split(cfg.task, &a.data, &a.eval_split, on_bad, &mut |m| eprintln!("{m}")) {
+    match load_split(cfg.task, &a.data, &a.eval_split, on_bad, &mut |m| eprintln!("{m}"))
+        .and_then(|mut s| s.align_classes(&cfg.classes).map(|_| s))
+    {
         Ok(set) => {
-            let idx: Vec<usize> = (0..set.images.len()).collect();
+            let idx: Vec<usize> = (0..set.len()).collect();
             let r = evaluate(&net, &set, &idx, &mut |_, _| {})?;
             write_results(
                 &out,
@@ -160,8 +183,9 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
     let device = parse_device(a.device.as_deref())?;
     let net = load_finetuned(&a.checkpoint, cfg.clone(), device)?;
     let on_bad = if a.skip_bad { OnBad::Skip } else { OnBad::Stop };
-    let set = load_split(cfg.task, &a.data, &a.split, on_bad, &mut |m| eprintln!("{m}"))?;
-    let idx: Vec<usize> = (0..set.images.len()).collect();
+    let mut set = load_split(cfg.task, &a.data, &a.split, on_bad, &mut |m| eprintln!("{m}"))?;
+    set.align_classes(&cfg.classes)?;
+    let idx: Vec<usize> = (0..set.len()).collect();
     if let Some(d) = &a.save_predictions {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
@@ -169,8 +193,8 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
     let mut save_err = None;
     let r = evaluate(&net, &set, &idx, &mut |i, pred| {
         pb.inc(1);
-        if let Some(d) = &a.save_predictions {
-            let img = &set.images[i];
+        // (Segmentation only: classification passes an empty prediction.)
+        if let (Some(d), Some(img), false) = (&a.save_predictions, set.images.get(i), pred.is_empty()) {
             let p = d.join(format!("{}.png", set.ids[i]));
             if let Err(e) = image::GrayImage::from_raw(img.width as u32, img.height as u32, pred.to_vec())
                 .expect("prediction has the image's size")
@@ -181,6 +205,10 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
         }
     })?;
     pb.finish_and_clear();
+    let skipped = set.skipped.load(Ordering::Relaxed);
+    if skipped > 0 {
+        eprintln!("{skipped} images failed to decode and were skipped");
+    }
     if let Some(e) = save_err {
         bail!("writing predictions: {e}");
     }
