@@ -147,11 +147,14 @@ pub struct VocSegmentation {
     pub mask_dir: PathBuf,
     /// Number of classes including background (21).
     pub classes: usize,
+    /// The split's list file (named in errors about its entries).
+    pub list: PathBuf,
 }
 
 impl VocSegmentation {
     /// Reads `ImageSets/Segmentation/<split>.txt`; the split `train_aug` (the augmented set) uses
-    /// `SegmentationClassAug`. Every listed image and mask must exist (the error names the file).
+    /// `SegmentationClassAug`. A listed image or mask that does not exist is reported by
+    /// [`Self::load`] (so a run can skip it or stop).
     pub fn open(root: &Path, split: &str) -> Result<Self, DataError> {
         let list = root.join("ImageSets/Segmentation").join(format!("{split}.txt"));
         let text = std::fs::read_to_string(&list).map_err(|e| io(&list, e))?;
@@ -163,18 +166,7 @@ impl VocSegmentation {
         if ids.is_empty() {
             return Err(bad(&list, "lists no images"));
         }
-        let set = Self { root: root.to_owned(), ids, mask_dir, classes: 21 };
-        for i in 0..set.ids.len() {
-            for p in [set.image_path(i), set.mask_path(i)] {
-                if !p.is_file() {
-                    return Err(bad(
-                        &list,
-                        format!("lists {:?} but {} does not exist", set.ids[i], p.display()),
-                    ));
-                }
-            }
-        }
-        Ok(set)
+        Ok(Self { root: root.to_owned(), ids, mask_dir, classes: 21, list })
     }
 
     pub fn image_path(&self, i: usize) -> PathBuf {
@@ -185,8 +177,17 @@ impl VocSegmentation {
         self.mask_dir.join(format!("{}.png", self.ids[i]))
     }
 
-    /// The image and its class-index mask, checked: same size, indices `< classes` or 255.
+    /// The image and its class-index mask, checked: both exist, same size, indices `< classes`
+    /// or 255.
     pub fn load(&self, i: usize) -> Result<(RgbImage8, Vec<u8>), DataError> {
+        for p in [self.image_path(i), self.mask_path(i)] {
+            if !p.is_file() {
+                return Err(bad(
+                    &self.list,
+                    format!("lists {:?} but {} does not exist", self.ids[i], p.display()),
+                ));
+            }
+        }
         let ip = self.image_path(i);
         let img = decode_file(&ip, &DecodeLimits { min_side: 1, ..DecodeLimits::default() })
             .map_err(|e| bad(&ip, e.to_string()))?;

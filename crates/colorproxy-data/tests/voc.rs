@@ -51,8 +51,9 @@ fn masks_are_read_as_raw_indices_and_malformed_sets_are_named() {
     assert!(e.contains("c.png") && e.contains("42"), "{e}");
     // A listed image that is missing.
     std::fs::write(t3.path().join("ImageSets/Segmentation/train.txt"), "c\nghost\n").unwrap();
-    let e = VocSegmentation::open(t3.path(), "train").unwrap_err().to_string();
-    assert!(e.contains("ghost") && e.contains("train.txt"), "{e}");
+    let set = VocSegmentation::open(t3.path(), "train").unwrap();
+    let e = set.load(1).unwrap_err().to_string();
+    assert!(e.contains("ghost") && e.contains("train.txt") && e.contains("does not exist"), "{e}");
 
     // Annotations: difficult-only classes are 0, others 1, absent -1.
     let xml = tmp.path().join("x.xml");

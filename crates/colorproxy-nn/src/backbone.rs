@@ -117,6 +117,21 @@ pub struct Vgg16 {
     pub pad_with_bias: bool,
 }
 
+/// Absorbs each parameter-free BN into its convolution (see [`Vgg16::absorb_bn`]).
+fn absorb_layers<'a>(layers: impl Iterator<Item = (&'a mut Conv, &'a ParamFreeBatchNorm)>) {
+    tch::no_grad(|| {
+        for (conv, bn) in layers {
+            let sigma = (&bn.running_var + bn.eps).sqrt();
+            let w = &conv.weight / sigma.view([-1, 1, 1, 1]);
+            conv.weight.copy_(&w);
+            if let Some(b) = conv.bias.as_mut() {
+                let nb = (&*b - &bn.running_mean) / &sigma;
+                b.copy_(&nb);
+            }
+        }
+    });
+}
+
 /// VGG-16 conv layers: (name, torchvision index, base channels, scale after the layer).
 pub const VGG16_CONVS: [(&str, usize, i64, i64); 13] = [
     ("conv1_1", 0, 64, 1),
@@ -167,22 +182,12 @@ impl Vgg16 {
     /// statistics: `sigma = sqrt(var + eps)`, `W <- W / sigma`, `b <- (b - mean) / sigma` (per
     /// output channel). Afterwards the network computes, in eval mode, what it computed with BN.
     pub fn absorb_bn(&mut self) {
-        tch::no_grad(|| {
-            let layers = self
-                .convs
-                .iter_mut()
-                .map(|(_, c, b)| (c, b))
-                .chain([(&mut self.fc6.0, &mut self.fc6.1), (&mut self.fc7.0, &mut self.fc7.1)]);
-            for (conv, bn) in layers {
-                let sigma = (&bn.running_var + bn.eps).sqrt();
-                let w = &conv.weight / sigma.view([-1, 1, 1, 1]);
-                conv.weight.copy_(&w);
-                if let Some(b) = conv.bias.as_mut() {
-                    let nb = (&*b - &bn.running_mean) / &sigma;
-                    b.copy_(&nb);
-                }
-            }
-        });
+        let layers = self
+            .convs
+            .iter_mut()
+            .map(|(_, c, b)| (c, &*b))
+            .chain([(&mut self.fc6.0, &self.fc6.1), (&mut self.fc7.0, &self.fc7.1)]);
+        absorb_layers(layers);
         self.use_bn = false;
     }
 
@@ -313,13 +318,18 @@ impl Block {
     }
 }
 
+/// ResNet tap names and scales.
+pub const RESNET_TAPS: [(&str, i64); 5] =
+    [("conv1", 2), ("layer1", 4), ("layer2", 8), ("layer3", 16), ("layer4", 32)];
+
 /// ResNet with standard BN; the head reads `layer4` (scale 32) at the points.
 #[derive(Debug)]
 pub struct ResNet {
     conv1: Conv,
     bn1: Bn2d,
     layers: Vec<Vec<Block>>,
-    out_channels: i64,
+    /// Output channels of conv1 and of layer1 ... layer4.
+    channels: Vec<i64>,
 }
 
 impl ResNet {
@@ -334,6 +344,7 @@ impl ResNet {
         let conv1 = Conv::new(vs / "conv1", cfg.in_channels, w(64), 7, 2, 3, false);
         let bn1 = Bn2d::new(vs / "bn1", w(64));
         let mut cin = w(64);
+        let mut channels = vec![cin];
         let mut layers = Vec::new();
         for (li, &n) in counts.iter().enumerate() {
             let planes = w(64 << li);
@@ -371,23 +382,28 @@ impl ResNet {
                 cin = out;
             }
             layers.push(blocks);
+            channels.push(cin);
         }
-        Ok(Self { conv1, bn1, layers, out_channels: cin })
+        Ok(Self { conv1, bn1, layers, channels })
     }
 
+    /// Taps (for transfer hypercolumns): conv1 (after BN and ReLU, scale 2), layer1 ... layer4
+    /// (scales 4 ... 32); colorization pretraining reads layer4, the last.
     pub fn tap_specs(&self) -> Vec<(&'static str, i64, i64)> {
-        vec![("layer4", self.out_channels, 32)]
+        RESNET_TAPS.iter().zip(&self.channels).map(|(&(n, s), &c)| (n, c, s)).collect()
     }
 
     pub fn forward_taps(&self, x: &Tensor, train: bool) -> Vec<Tap> {
         let mut h = self.bn1.forward(&self.conv1.forward(x), train).relu();
+        let mut taps = vec![Tap { name: "conv1", features: h.shallow_clone(), scale: 2 }];
         h = h.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
-        for blocks in &self.layers {
+        for (blocks, &(name, scale)) in self.layers.iter().zip(&RESNET_TAPS[1..]) {
             for b in blocks {
                 h = b.forward(&h, train);
             }
+            taps.push(Tap { name, features: h.shallow_clone(), scale });
         }
-        vec![Tap { name: "layer4", features: h, scale: 32 }]
+        taps
     }
 }
 
@@ -402,6 +418,8 @@ pub struct AlexNet {
     pub fc6: (Conv, ParamFreeBatchNorm),
     pub fc7: (Conv, ParamFreeBatchNorm),
     pub dropout: f64,
+    /// False once BN has been absorbed into the convolutions (transfer).
+    pub use_bn: bool,
 }
 
 impl AlexNet {
@@ -437,7 +455,26 @@ impl AlexNet {
             Conv::new(vs / "classifier" / 4, fc, fc, 1, 1, 0, true),
             ParamFreeBatchNorm::new(vs / "bn" / "classifier" / 4, fc, cfg.bn_momentum),
         );
-        Self { convs, fc6, fc7, dropout: cfg.dropout }
+        Self { convs, fc6, fc7, dropout: cfg.dropout, use_bn: true }
+    }
+
+    /// Absorbs the parameter-free BN into the convolutions, as [`Vgg16::absorb_bn`].
+    pub fn absorb_bn(&mut self) {
+        let layers = self
+            .convs
+            .iter_mut()
+            .map(|(_, c, b, _)| (c, &*b))
+            .chain([(&mut self.fc6.0, &self.fc6.1), (&mut self.fc7.0, &self.fc7.1)]);
+        absorb_layers(layers);
+        self.use_bn = false;
+    }
+
+    fn norm(&self, bn: &ParamFreeBatchNorm, x: Tensor, train: bool) -> Tensor {
+        if self.use_bn {
+            bn.forward(&x, train)
+        } else {
+            x
+        }
     }
 
     pub fn tap_specs(&self) -> Vec<(&'static str, i64, i64)> {
@@ -452,17 +489,17 @@ impl AlexNet {
         let mut taps = vec![Tap { name: "data", features: x.shallow_clone(), scale: 1 }];
         let mut h = x.shallow_clone();
         for (i, (name, conv, bn, scale)) in self.convs.iter().enumerate() {
-            h = bn.forward(&conv.forward(&h), train).relu();
+            h = self.norm(bn, conv.forward(&h), train).relu();
             taps.push(Tap { name, features: h.shallow_clone(), scale: *scale });
             // Max-pool 3x3 stride 2 after conv1, conv2 and conv5 (ceil mode keeps small inputs alive).
             if matches!(i, 0 | 1 | 4) {
                 h = h.max_pool2d([3, 3], [2, 2], [0, 0], [1, 1], true);
             }
         }
-        let f6 = self.fc6.1.forward(&self.fc6.0.forward(&h), train).relu();
+        let f6 = self.norm(&self.fc6.1, self.fc6.0.forward(&h), train).relu();
         let f6 = keyed_dropout(&f6, self.dropout, key ^ 0x6, train);
         taps.push(Tap { name: "fc6", features: f6.shallow_clone(), scale: 32 });
-        let f7 = self.fc7.1.forward(&self.fc7.0.forward(&f6), train).relu();
+        let f7 = self.norm(&self.fc7.1, self.fc7.0.forward(&f6), train).relu();
         let f7 = keyed_dropout(&f7, self.dropout, key ^ 0x7, train);
         taps.push(Tap { name: "fc7", features: f7, scale: 32 });
         taps
@@ -495,6 +532,63 @@ impl Backbone {
             Self::AlexNet(a) => a.tap_specs(),
             Self::ResNet(r) => r.tap_specs(),
         }
+    }
+
+    /// Absorbs parameter-free BN into the convolutions (VGG-16, AlexNet); ResNet keeps its
+    /// standard BN.
+    pub fn absorb_bn(&mut self) {
+        match self {
+            Self::Vgg16(v) => v.absorb_bn(),
+            Self::AlexNet(a) => a.absorb_bn(),
+            Self::ResNet(_) => {}
+        }
+    }
+
+    /// Whether the parameter-free BN is applied (false after [`Self::absorb_bn`]).
+    pub fn set_use_bn(&mut self, on: bool) {
+        match self {
+            Self::Vgg16(v) => v.use_bn = on,
+            Self::AlexNet(a) => a.use_bn = on,
+            Self::ResNet(_) => {}
+        }
+    }
+
+    /// The layers in order, as `freeze_until` and the hypercolumn name them.
+    pub fn layer_names(&self) -> Vec<&'static str> {
+        self.tap_specs().into_iter().map(|s| s.0).filter(|n| *n != "data").collect()
+    }
+
+    /// The position in [`Self::layer_names`] (1-based) of the layer a parameter belongs to.
+    pub fn layer_of(&self, param: &str) -> Option<usize> {
+        let name = param.strip_prefix("bn.").unwrap_or(param);
+        let layer: &str = match self {
+            Self::Vgg16(_) => {
+                let idx: usize = match name.split('.').collect::<Vec<_>>()[..] {
+                    ["features", i, ..] => i.parse().ok()?,
+                    ["classifier", "0", ..] => return self.position("fc6"),
+                    ["classifier", "3", ..] => return self.position("fc7"),
+                    _ => return None,
+                };
+                VGG16_CONVS.iter().find(|c| c.1 == idx)?.0
+            }
+            Self::AlexNet(_) => match name.split('.').collect::<Vec<_>>()[..] {
+                ["features", i, ..] => ["conv1", "conv2", "conv3", "conv4", "conv5"]
+                    [[0, 3, 6, 8, 10].iter().position(|&k| i.parse::<usize>().ok() == Some(k))?],
+                ["classifier", "1", ..] => "fc6",
+                ["classifier", "4", ..] => "fc7",
+                _ => return None,
+            },
+            Self::ResNet(_) => match name.split('.').next()? {
+                "conv1" | "bn1" => "conv1",
+                l @ ("layer1" | "layer2" | "layer3" | "layer4") => RESNET_TAPS.iter().find(|t| t.0 == l)?.0,
+                _ => return None,
+            },
+        };
+        self.position(layer)
+    }
+
+    fn position(&self, layer: &str) -> Option<usize> {
+        self.layer_names().iter().position(|n| *n == layer).map(|p| p + 1)
     }
 
     pub fn forward_taps(&self, x: &Tensor, train: bool, key: u64) -> Vec<Tap> {

@@ -227,6 +227,24 @@ impl TransferConfig {
         toml::from_str(text).map_err(|e| NnError::Config(e.to_string()))
     }
 
+    /// Adapts the default segmentation hypercolumn (all VGG-16 layers plus +FoV) to the
+    /// backbone's architecture: every layer of AlexNet or ResNet plus +FoV. A custom list is kept.
+    pub fn for_arch(mut self) -> Self {
+        let mut vgg: Vec<String> = VGG16_LAYERS.iter().map(|s| s.to_string()).collect();
+        vgg.extend(["fov1".to_string(), "fov2".to_string()]);
+        if self.hypercolumn == vgg && self.model.arch != "vgg16" {
+            let layers: &[&str] = match self.model.arch.as_str() {
+                "alexnet" => &["data", "conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"],
+                _ => &["conv1", "layer1", "layer2", "layer3", "layer4"],
+            };
+            self.hypercolumn = layers.iter().map(|s| s.to_string()).collect();
+            if self.fov {
+                self.hypercolumn.extend(["fov1".to_string(), "fov2".to_string()]);
+            }
+        }
+        self
+    }
+
     /// Number of network outputs: 20 (VOC classification), the class folders (single-label) or
     /// 21 (segmentation, with background).
     pub fn classes(&self) -> i64 {
@@ -250,8 +268,9 @@ pub struct FovBlocks {
 }
 
 impl FovBlocks {
-    fn forward(&self, fc7: &Tensor) -> Vec<Tap> {
-        let h = fc7.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], true);
+    /// `top`: the backbone's last layer (fc7; layer4 for ResNet).
+    fn forward(&self, top: &Tensor) -> Vec<Tap> {
+        let h = top.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], true);
         let f1 = self.conv8.forward(&h).relu();
         let h = f1.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], true);
         let f2 = self.conv9.forward(&h).relu();
@@ -268,22 +287,8 @@ pub struct TransferNet {
     pub fc1: Option<Fc>,
     pub out: Fc,
     pub config: TransferConfig,
-}
-
-/// The backbone's layer order, for `freeze_until`.
-fn layer_of(name: &str) -> Option<usize> {
-    let idx = |i: usize| crate::backbone::VGG16_CONVS.iter().position(|c| c.1 == i);
-    let rest = name.strip_prefix("features.").or_else(|| name.strip_prefix("bn.features."));
-    if let Some(r) = rest {
-        return r.split('.').next()?.parse().ok().and_then(idx).map(|p| p + 1);
-    }
-    if name.starts_with("classifier.0.") || name.starts_with("bn.classifier.0.") {
-        return Some(14);
-    }
-    if name.starts_with("classifier.3.") || name.starts_with("bn.classifier.3.") {
-        return Some(15);
-    }
-    None
+    /// The backbone's last layer, which the classification head and +FoV read.
+    pub top: &'static str,
 }
 
 impl TransferNet {
@@ -293,11 +298,11 @@ impl TransferNet {
         mc.dropout = cfg.dropout;
         let vs = nn::VarStore::new(device);
         let backbone = Backbone::new(&vs.root(), &mc)?;
-        if !matches!(backbone, Backbone::Vgg16(_)) {
-            return Err(NnError::Config("transfer is implemented for vgg16 backbones".into()));
+        if !matches!(backbone, Backbone::Vgg16(_)) && (cfg.rebalance || cfg.pad_with_bias) {
+            return Err(NnError::Config("rebalance and pad_with_bias are implemented for vgg16".into()));
         }
         let specs = backbone.tap_specs();
-        let fc = cfg.model.fc_channels;
+        let (top, fc, _) = *specs.last().expect("a backbone has taps");
         let fov = (cfg.task == Task::Seg && cfg.fov).then(|| FovBlocks {
             conv8: Conv::new(vs.root() / "fov" / "conv8", fc, cfg.fov_channels, 3, 1, 1, true),
             conv9: Conv::new(vs.root() / "fov" / "conv9", cfg.fov_channels, cfg.fov_channels, 3, 1, 1, true),
@@ -305,7 +310,7 @@ impl TransferNet {
         let (fc1, out, layers) = match cfg.task {
             Task::Cls => {
                 let out = Fc::new(vs.root() / "head" / "fc", fc, cfg.classes(), Init::Const(0.0));
-                (None, out, vec!["fc7".to_string()])
+                (None, out, vec![top.to_string()])
             }
             Task::Seg => {
                 let mut cin = 0;
@@ -313,7 +318,12 @@ impl TransferNet {
                     cin += match l.as_str() {
                         "fov1" | "fov2" if fov.is_some() => cfg.fov_channels,
                         _ => specs.iter().find(|s| s.0 == l).map(|s| s.1).ok_or_else(|| {
-                            NnError::Config(format!("hypercolumn layer {l:?} unknown (or +FoV off)"))
+                            NnError::Config(format!(
+                                "hypercolumn layer {l:?} is not a layer of {} ({}{})",
+                                cfg.model.arch,
+                                backbone.layer_names().join(", "),
+                                if fov.is_some() { ", fov1, fov2" } else { "; +FoV off" }
+                            ))
                         })?,
                     };
                 }
@@ -332,6 +342,7 @@ impl TransferNet {
             fc1,
             out,
             config: cfg.clone(),
+            top,
         })
     }
 
@@ -375,10 +386,9 @@ impl TransferNet {
         Ok(())
     }
 
+    /// Absorbs the parameter-free BN (VGG-16, AlexNet; ResNet keeps its BN).
     pub fn absorb_bn(&mut self) {
-        if let Backbone::Vgg16(v) = &mut self.backbone {
-            v.absorb_bn();
-        }
+        self.backbone.absorb_bn();
     }
 
     /// Turns the pad-with-bias edge fix on or off.
@@ -422,16 +432,13 @@ impl TransferNet {
 
     /// Trainable parameters after `freeze_until`.
     pub fn trainable(&self) -> Result<BTreeMap<String, Tensor>, NnError> {
+        let names = self.backbone.layer_names();
         let limit = match &self.config.freeze_until {
             None => 0,
             Some(l) => {
-                let pos = VGG16_LAYERS.iter().position(|x| x == l).ok_or_else(|| {
-                    NnError::Config(format!(
-                        "--freeze-until {l:?}: expected one of {}",
-                        VGG16_LAYERS[1..].join(", ")
-                    ))
-                })?;
-                pos
+                names.iter().position(|x| x == l).ok_or_else(|| {
+                    NnError::Config(format!("--freeze-until {l:?}: expected one of {}", names.join(", ")))
+                })? + 1
             }
         };
         let mut out = BTreeMap::new();
@@ -439,7 +446,7 @@ impl TransferNet {
             if !t.requires_grad() {
                 continue;
             }
-            let frozen = layer_of(&name).map(|k| k <= limit).unwrap_or(false);
+            let frozen = self.backbone.layer_of(&name).map(|k| k <= limit).unwrap_or(false);
             if !frozen {
                 out.insert(name, t);
             }
@@ -450,8 +457,8 @@ impl TransferNet {
     fn taps(&self, x: &Tensor, train: bool, key: u64) -> Vec<Tap> {
         let mut taps = self.backbone.forward_taps(x, train, key);
         if let Some(f) = &self.fov {
-            let fc7 = taps.iter().find(|t| t.name == "fc7").expect("vgg has fc7").features.shallow_clone();
-            taps.extend(f.forward(&fc7));
+            let top = taps.iter().find(|t| t.name == self.top).expect("top tap").features.shallow_clone();
+            taps.extend(f.forward(&top));
         }
         taps
     }
@@ -459,8 +466,8 @@ impl TransferNet {
     /// Classification logits `[B, classes]`.
     pub fn cls_logits(&self, x: &Tensor, train: bool, key: u64) -> Tensor {
         let taps = self.taps(x, train, key);
-        let fc7 = &taps.iter().find(|t| t.name == "fc7").expect("vgg has fc7").features;
-        self.out.forward(&fc7.mean_dim([2i64, 3].as_slice(), false, Kind::Float))
+        let top = &taps.iter().find(|t| t.name == self.top).expect("top tap").features;
+        self.out.forward(&top.mean_dim([2i64, 3].as_slice(), false, Kind::Float))
     }
 
     fn seg_head(&self, hc: &Tensor, train: bool, key: u64) -> Tensor {
@@ -633,7 +640,10 @@ pub fn load_split(
                         set.images.push(img);
                         set.masks.push(mask);
                     }
-                    Err(e) if on_bad == OnBad::Skip => log(&format!("skipped: {e}")),
+                    Err(e) if on_bad == OnBad::Skip => {
+                        set.skipped.fetch_add(1, Ordering::Relaxed);
+                        log(&format!("skipped: {e}"))
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -677,6 +687,7 @@ pub fn load_split(
                         set.labels.push(voc.labels[i].clone());
                     }
                     Err(e) if on_bad == OnBad::Skip => {
+                        set.skipped.fetch_add(1, Ordering::Relaxed);
                         log(&format!("skipped {}: {e}", voc.image_path(i).display()))
                     }
                     Err(e) => {
@@ -685,6 +696,10 @@ pub fn load_split(
                 }
             }
         }
+    }
+    let skipped = set.skipped.load(Ordering::Relaxed);
+    if skipped > 0 {
+        log(&format!("{split}: skipped {skipped} malformed samples, kept {}", set.len()));
     }
     if set.is_empty() {
         return Err(NnError::Config(format!("{}: split {split:?} has no usable images", root.display())));
@@ -1274,10 +1289,8 @@ pub fn load_finetuned(
     // The saved weights already have BN absorbed and the trained head.
     cfg.init = "random".into();
     let mut net = TransferNet::new(&cfg, device)?;
-    if let Backbone::Vgg16(v) = &mut net.backbone {
-        v.use_bn = !cfg.absorb_bn;
-        v.pad_with_bias = cfg.pad_with_bias;
-    }
+    net.backbone.set_use_bn(!cfg.absorb_bn);
+    net.set_pad_with_bias(cfg.pad_with_bias);
     checkpoint::load_weights(&mut net.vs, weights)?;
     Ok(net)
 }

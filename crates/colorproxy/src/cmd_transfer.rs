@@ -64,6 +64,7 @@ pub fn resolve(a: &FinetuneArgs) -> anyhow::Result<TransferConfig> {
             cfg.model.fc_channels = pc.model.fc_channels;
         }
     }
+    let mut cfg = cfg.for_arch();
     cfg.freeze_until = a.freeze_until.clone();
     cfg.color = a.color;
     cfg.rebalance = cfg.rebalance || a.rebalance;
@@ -126,7 +127,7 @@ pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
     .run()?;
     pb.finish_and_clear();
     if summary.skipped > 0 {
-        println!("{} training images failed to decode and were skipped", summary.skipped);
+        println!("{} malformed training samples were skipped", summary.skipped);
     }
     if summary.interrupted {
         println!(
@@ -207,7 +208,7 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
     pb.finish_and_clear();
     let skipped = set.skipped.load(Ordering::Relaxed);
     if skipped > 0 {
-        eprintln!("{skipped} images failed to decode and were skipped");
+        eprintln!("{skipped} malformed samples were skipped");
     }
     if let Some(e) = save_err {
         bail!("writing predictions: {e}");
