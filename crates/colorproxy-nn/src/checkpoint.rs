@@ -110,3 +110,20 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, NnError
     let text = std::fs::read_to_string(path).map_err(|e| file_err(path, e))?;
     serde_json::from_str(&text).map_err(|e| file_err(path, format!("invalid JSON: {e}")))
 }
+
+/// Checks that a checkpoint's `parts` (weights, optimiser state) were written no later than its
+/// `marker` (the state file, written last): a run killed between replacing the parts and the
+/// marker leaves a newer part beside an older marker, which must not be resumed silently.
+pub fn check_complete(parts: &[PathBuf], marker: &Path) -> Result<(), NnError> {
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).map_err(|e| file_err(p, e));
+    let m = mtime(marker)?;
+    for p in parts {
+        if mtime(p)? > m {
+            return Err(file_err(
+                p,
+                format!("is newer than {}: the last checkpoint was not completed", marker.display()),
+            ));
+        }
+    }
+    Ok(())
+}

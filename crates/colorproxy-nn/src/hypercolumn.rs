@@ -34,9 +34,28 @@ impl SparseHypercolumn {
             .map(|name| {
                 let t =
                     taps.iter().find(|t| t.name == name).expect("layer list validated against the backbone");
+                let fs = t.features.size();
+                let exact = fs[2] * t.scale == size.0 && fs[3] * t.scale == size.1;
                 match t.scale {
                     k if k < 4 => {
                         t.features.avg_pool2d([4 / k, 4 / k], [4 / k, 4 / k], [0, 0], false, true, None)
+                    }
+                    // A map that is not exactly input/scale (AlexNet's 11x11 stride-4 conv1 and
+                    // the layers after it): sampled at the 4x4 cells' centres like the sparse path.
+                    _ if !exact => {
+                        let dev = t.features.device();
+                        let ys = Tensor::arange(h4, (Kind::Float, dev)) * 4.0 + 1.5;
+                        let xs = Tensor::arange(w4, (Kind::Float, dev)) * 4.0 + 1.5;
+                        let grid = Tensor::stack(
+                            &[
+                                ys.view([-1, 1]).expand([h4, w4], false),
+                                xs.view([1, -1]).expand([h4, w4], false),
+                            ],
+                            -1,
+                        )
+                        .reshape([1, h4 * w4, 2])
+                        .expand([fs[0], h4 * w4, 2], false);
+                        sample_at(&t.features, t.scale, &grid).reshape([fs[0], fs[1], h4, w4])
                     }
                     4 => t.features.shallow_clone(),
                     _ => t.features.upsample_bilinear2d([h4, w4], false, None, None),

@@ -213,6 +213,7 @@ impl PretrainRun<'_> {
                     )));
                 }
             }
+            checkpoint::check_complete(&[paths.last_weights(), paths.last_optim()], &paths.last_state())?;
             state = checkpoint::read_json(&paths.last_state())?;
             checkpoint::load_weights(&mut net.vs, &paths.last_weights())?;
             let opt = checkpoint::read_tensors(&paths.last_optim())?;

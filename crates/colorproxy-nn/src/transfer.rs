@@ -545,8 +545,10 @@ pub struct LabelledSet {
     pub class_names: Vec<String>,
     /// What to do with a file that fails to decode when it is used.
     pub on_bad: OnBad,
-    /// Files skipped because they failed to decode on use.
+    /// Malformed samples skipped (at load time, or files that failed to decode on use).
     pub skipped: AtomicUsize,
+    /// Files known not to decode (not tried again).
+    bad: std::sync::Mutex<std::collections::BTreeSet<usize>>,
 }
 
 impl LabelledSet {
@@ -561,6 +563,26 @@ impl LabelledSet {
             class_names: vec![],
             on_bad,
             skipped: AtomicUsize::new(0),
+            bad: Default::default(),
+        }
+    }
+
+    /// Image `i`, or `None` when it fails to decode and the set skips bad files (each bad file
+    /// counted once in `skipped` and not decoded again).
+    fn usable_image(&self, i: usize) -> Result<Option<Cow<'_, RgbImage8>>, NnError> {
+        let known_bad = || self.bad.lock().map(|b| b.contains(&i)).unwrap_or(false);
+        if self.on_bad == OnBad::Skip && known_bad() {
+            return Ok(None);
+        }
+        match self.image(i) {
+            Ok(img) => Ok(Some(img)),
+            Err(_) if self.on_bad == OnBad::Skip => {
+                if self.bad.lock().map(|mut b| b.insert(i)).unwrap_or(false) {
+                    self.skipped.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -587,7 +609,15 @@ impl LabelledSet {
     /// Renumbers single-label targets to `classes` (a trained network's class order), matching
     /// class folders by name; a folder the network does not know is an error.
     pub fn align_classes(&mut self, classes: &[String]) -> Result<(), NnError> {
-        if classes.is_empty() || self.class_names.as_slice() == classes {
+        if classes.is_empty() != self.class_names.is_empty() {
+            return Err(NnError::Config(if classes.is_empty() {
+                "the network is a VOC (multi-label) classifier; the data are single-label class folders"
+                    .into()
+            } else {
+                "the network is a single-label classifier of class folders; the data are a VOC devkit".into()
+            }));
+        }
+        if self.class_names.as_slice() == classes {
             return Ok(());
         }
         let map: Vec<usize> = self
@@ -761,19 +791,6 @@ pub fn classify(net: &TransferNet, img: &RgbImage8) -> Vec<f32> {
     })
 }
 
-/// Image `i` of `set` for evaluation, or `None` when it fails to decode and the set skips bad
-/// files (counted in `set.skipped`).
-fn eval_image(set: &LabelledSet, i: usize) -> Result<Option<Cow<'_, RgbImage8>>, NnError> {
-    match set.image(i) {
-        Ok(img) => Ok(Some(img)),
-        Err(_) if set.on_bad == OnBad::Skip => {
-            set.skipped.fetch_add(1, Ordering::Relaxed);
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
-}
-
 /// Scores a subset of a labelled set; `save` receives each image's index and its segmentation
 /// prediction (empty for classification) as it is done.
 pub fn evaluate(
@@ -836,7 +853,7 @@ fn evaluate_single_label(
 ) -> Result<EvalResult, NnError> {
     let (mut scores, mut targets) = (Vec::new(), Vec::new());
     for &i in subset {
-        if let Some(img) = eval_image(set, i)? {
+        if let Some(img) = set.usable_image(i)? {
             scores.push(classify(net, &img));
             targets.push(set.targets[i]);
         }
@@ -926,19 +943,13 @@ fn train_image<'a>(
     idx: &[usize],
     pos: usize,
 ) -> Result<(usize, Cow<'a, RgbImage8>), NnError> {
-    let mut last = None;
     for k in 0..idx.len().min(64) {
         let i = idx[(pos + k) % idx.len()];
-        match set.image(i) {
-            Ok(img) => return Ok((i, img)),
-            Err(e) if set.on_bad == OnBad::Skip => {
-                set.skipped.fetch_add(1, Ordering::Relaxed);
-                last = Some(e);
-            }
-            Err(e) => return Err(e),
+        if let Some(img) = set.usable_image(i)? {
+            return Ok((i, img));
         }
     }
-    Err(last.unwrap_or_else(|| NnError::Config("empty training set".into())))
+    Err(NnError::Config(format!("{} consecutive training images failed to decode", idx.len().min(64))))
 }
 
 fn build_batch(
@@ -1146,6 +1157,7 @@ impl FinetuneRun<'_> {
             window: (0.0, 0),
         };
         if self.resume {
+            checkpoint::check_complete(&[paths.last_weights(), paths.last_optim()], &paths.last_state())?;
             state = checkpoint::read_json(&paths.last_state())?;
             state.early_stopping.config = cfg.early_stop.clone();
             checkpoint::load_weights(&mut net.vs, &paths.last_weights())?;
@@ -1165,7 +1177,10 @@ impl FinetuneRun<'_> {
             set.skipped.store(state.skipped, Ordering::Relaxed);
             obs.message(&format!("resuming at iteration {}", state.iteration));
         } else {
-            let _ = std::fs::remove_file(paths.metrics());
+            // A fresh run: nothing of an earlier run in this folder may be resumed or reported.
+            for p in [paths.metrics(), paths.last_state(), paths.last_optim(), paths.last_weights()] {
+                let _ = std::fs::remove_file(p);
+            }
         }
         let all: Vec<usize> = (0..set.len()).collect();
         let (train_idx, held_idx) = match &self.fixed_schedule {

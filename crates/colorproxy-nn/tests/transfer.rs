@@ -260,6 +260,28 @@ fn single_label_folders_train_and_score_top1_top5() {
     for (c, name) in s.config.classes.iter().enumerate() {
         assert!((r.per_class[name].unwrap() - per[c] as f64 / 4.0).abs() < 1e-12, "{name}");
     }
+    // A file that does not decode: skipped once and counted once, however often it is met.
+    std::fs::write(tmp.path().join("val/boat/corrupt.jpg"), b"not a jpeg").unwrap();
+    let mut with_bad = load_split(Task::Cls, tmp.path(), "val", OnBad::Skip, &mut |_| {}).unwrap();
+    with_bad.align_classes(&s.config.classes).unwrap();
+    let all: Vec<usize> = (0..with_bad.len()).collect();
+    for _ in 0..2 {
+        let r2 = evaluate(&net, &with_bad, &all, &mut |_, _| {}).unwrap();
+        assert_eq!((r2.value, r2.extra["images"]), (r.value, 20.0));
+    }
+    assert_eq!(with_bad.skipped.load(std::sync::atomic::Ordering::Relaxed), 1);
+    let mut strict = load_split(Task::Cls, tmp.path(), "val", OnBad::Stop, &mut |_| {}).unwrap();
+    strict.align_classes(&s.config.classes).unwrap();
+    let all: Vec<usize> = (0..strict.len()).collect();
+    let e = evaluate(&net, &strict, &all, &mut |_, _| {}).err().unwrap().to_string();
+    assert!(e.contains("corrupt.jpg"), "{e}");
+    std::fs::remove_file(tmp.path().join("val/boat/corrupt.jpg")).unwrap();
+    // A VOC devkit for a class-folder network, or class folders for a VOC network: errors.
+    let voc = tmp.path().join("voc");
+    colorproxy_data::synth::write_voc(&voc, 1, 0, 2, 1, 32).unwrap();
+    let mut v = load_split(Task::Cls, &voc, "train", OnBad::Stop, &mut |_| {}).unwrap();
+    assert!(v.align_classes(&s.config.classes).is_err());
+    assert!(val.align_classes(&[]).is_err());
     // A class folder the network does not know is an error naming it.
     std::fs::create_dir_all(tmp.path().join("val/zebra")).unwrap();
     std::fs::copy(tmp.path().join("val/boat/00006.jpg"), tmp.path().join("val/zebra/a.jpg")).unwrap();
@@ -397,6 +419,28 @@ fn alexnet_and_resnet_backbones_transfer() {
     for k in ["classifier.1.weight", "classifier.4.bias", "fov.conv8.weight", "head.fc2.weight"] {
         assert!(t.contains_key(k), "{k}");
     }
+    // AlexNet's maps are not exactly input/stride (11x11 stride-4 conv1): the dense 1/4
+    // hypercolumn still equals the sparse one sampled at the 4x4 cells' centres, and dense
+    // segmentation gives one label per pixel.
+    let anet = TransferNet::new(&a, Device::Cpu).unwrap();
+    let x = Tensor::randn([1, 1, 64, 96], (Kind::Float, Device::Cpu));
+    let taps = anet.backbone.forward_taps(&x, false, 0);
+    assert_eq!(taps.iter().find(|t| t.name == "conv1").unwrap().features.size()[2..], [15, 23]);
+    let hc = colorproxy_nn::hypercolumn::SparseHypercolumn::new(
+        ["conv1", "conv2", "conv5", "fc7"].iter().map(|s| s.to_string()).collect(),
+    );
+    let dense = hc.dense_quarter(&taps, (64, 96));
+    let grid: Vec<f32> = (0..16)
+        .flat_map(|i| (0..24).flat_map(move |j| [4.0 * i as f32 + 1.5, 4.0 * j as f32 + 1.5]))
+        .collect();
+    let sparse = hc.forward(&taps, &Tensor::from_slice(&grid).reshape([1, 16 * 24, 2]));
+    let dense = dense.permute([0, 2, 3, 1]).reshape([16 * 24, -1]);
+    let d = (&dense - &sparse).abs().max().double_value(&[]);
+    assert!(d < 1e-4, "dense vs sparse AlexNet hypercolumn: {d}");
+    let img =
+        RgbImage8 { width: 70, height: 45, data: (0..70 * 45 * 3).map(|v| (v * 7 % 251) as u8).collect() };
+    assert_eq!(colorproxy_nn::transfer::segment(&anet, &img).len(), 70 * 45);
+
     let mut r = small(Task::Seg);
     r.model.arch = "resnet18".into();
     let r = r.for_arch();

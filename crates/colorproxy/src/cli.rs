@@ -163,7 +163,8 @@ pub struct FinetuneArgs {
     /// A fine-tuning config TOML (e.g. a run's config.toml) instead of a preset.
     #[arg(long, conflicts_with = "preset")]
     pub config: Option<PathBuf>,
-    /// Train only the layers above this one (conv1_1 ... fc7).
+    /// Train only the layers above this one (VGG-16: conv1_1 ... fc7; AlexNet: conv1 ... fc7;
+    /// ResNet: conv1, layer1 ... layer4).
     #[arg(long)]
     pub freeze_until: Option<String>,
     /// Retrain on 100% of the training split with the schedule found by the early-stopping run

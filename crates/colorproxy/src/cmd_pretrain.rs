@@ -1,6 +1,4 @@
 //! `colorproxy pretrain`: colorization pretraining (the paper's section 3).
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use anyhow::Context;
 use colorproxy_nn::pretrain::{read_metrics, Metrics, PretrainRun, RunPaths};
@@ -57,12 +55,7 @@ pub fn loss_curve(metrics: &[Metrics], out: &std::path::Path) -> anyhow::Result<
 pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
     let cfg = resolve_config(&a)?;
     let device = parse_device(a.device.as_deref())?;
-    let interrupt = Arc::new(AtomicBool::new(false));
-    {
-        let flag = interrupt.clone();
-        // A second Ctrl-C while the checkpoint is written is ignored; the write is atomic anyway.
-        let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
-    }
+    let interrupt = progress::ctrl_c_flag();
     let pb = progress::bar(cfg.iterations as u64, "pretrain");
     pb.println(format!(
         "pretrain {} (width {}), {} iterations of batch {} at {}x{}, on {:?} -> {}",
@@ -100,5 +93,9 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
         summary.skipped_images,
         paths.last_weights().display()
     );
+    if summary.interrupted {
+        eprintln!("continue with the same command and --resume");
+        std::process::exit(130);
+    }
     Ok(())
 }

@@ -1,7 +1,6 @@
 //! `colorproxy finetune cls|seg` and `colorproxy eval cls|seg`.
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use anyhow::{bail, Context};
 use colorproxy_nn::early_stop::FoundSchedule;
@@ -107,11 +106,7 @@ pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
         out.display()
     ));
     let mut obs = crate::progress::BarObserver(pb.clone());
-    let interrupt = Arc::new(AtomicBool::new(false));
-    {
-        let flag = interrupt.clone();
-        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
-    }
+    let interrupt = progress::ctrl_c_flag();
     let summary = FinetuneRun {
         config: cfg.clone(),
         data: a.data.clone(),
@@ -135,7 +130,7 @@ pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
             summary.iterations,
             RunPaths::new(&out).checkpoints().display()
         );
-        return Ok(());
+        std::process::exit(130);
     }
     let cfg = summary.config.clone();
     println!(
@@ -180,6 +175,9 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
         .with_context(|| format!("{}: not a fine-tuning config", cfg_path.display()))?;
     if cfg.task != task(a.task) {
         bail!("{} is a {:?} network", a.checkpoint.display(), cfg.task);
+    }
+    if a.save_predictions.is_some() && cfg.task == Task::Cls {
+        bail!("--save-predictions writes segmentation masks; {} is a classifier", a.checkpoint.display());
     }
     let device = parse_device(a.device.as_deref())?;
     let net = load_finetuned(&a.checkpoint, cfg.clone(), device)?;

@@ -34,3 +34,20 @@ impl colorproxy_nn::pretrain::TrainObserver for BarObserver {
         self.0.println(msg);
     }
 }
+
+/// The Ctrl-C flag of a training command: the first Ctrl-C sets it (the run checkpoints and
+/// stops after the current iteration); a second one exits at once with status 130 (checkpoint
+/// files are replaced atomically, so none is left half-written).
+pub fn ctrl_c_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let flag = std::sync::Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    let _ = ctrlc::set_handler(move || {
+        if f.swap(true, Ordering::SeqCst) {
+            eprintln!("interrupted again: exiting without a final checkpoint");
+            std::process::exit(130);
+        }
+        eprintln!("interrupt: checkpointing after the current step (Ctrl-C again to exit now)");
+    });
+    flag
+}
