@@ -330,6 +330,9 @@ pub struct ResNet {
     layers: Vec<Vec<Block>>,
     /// Output channels of conv1 and of layer1 ... layer4.
     channels: Vec<i64>,
+    /// The first this many of conv1, layer1 ... layer4 are frozen (transfer's `freeze_until`):
+    /// their BN uses its running statistics and does not update them, even in training.
+    pub frozen: usize,
 }
 
 impl ResNet {
@@ -384,7 +387,7 @@ impl ResNet {
             layers.push(blocks);
             channels.push(cin);
         }
-        Ok(Self { conv1, bn1, layers, channels })
+        Ok(Self { conv1, bn1, layers, channels, frozen: 0 })
     }
 
     /// Taps (for transfer hypercolumns): conv1 (after BN and ReLU, scale 2), layer1 ... layer4
@@ -394,12 +397,12 @@ impl ResNet {
     }
 
     pub fn forward_taps(&self, x: &Tensor, train: bool) -> Vec<Tap> {
-        let mut h = self.bn1.forward(&self.conv1.forward(x), train).relu();
+        let mut h = self.bn1.forward(&self.conv1.forward(x), train && self.frozen < 1).relu();
         let mut taps = vec![Tap { name: "conv1", features: h.shallow_clone(), scale: 2 }];
         h = h.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
-        for (blocks, &(name, scale)) in self.layers.iter().zip(&RESNET_TAPS[1..]) {
+        for (k, (blocks, &(name, scale))) in self.layers.iter().zip(&RESNET_TAPS[1..]).enumerate() {
             for b in blocks {
-                h = b.forward(&h, train);
+                h = b.forward(&h, train && self.frozen < k + 2);
             }
             taps.push(Tap { name, features: h.shallow_clone(), scale });
         }

@@ -278,6 +278,11 @@ impl FovBlocks {
     }
 }
 
+/// 1-based position of `layer` among the taps other than `data` (0 when unknown).
+fn backbone_names_position(specs: &[(&'static str, i64, i64)], layer: &str) -> usize {
+    specs.iter().filter(|s| s.0 != "data").position(|s| s.0 == layer).map_or(0, |p| p + 1)
+}
+
 /// The fine-tuning network.
 pub struct TransferNet {
     pub vs: nn::VarStore,
@@ -332,6 +337,11 @@ impl TransferNet {
                 (Some(fc1), out, cfg.hypercolumn.clone())
             }
         };
+        let mut backbone = backbone;
+        if let (Backbone::ResNet(r), Some(l)) = (&mut backbone, &cfg.freeze_until) {
+            // Frozen ResNet layers keep their BN statistics (eval-mode BN).
+            r.frozen = backbone_names_position(&specs, l);
+        }
         let mc_init = ModelConfig { head_init_std: cfg.head_init_std, ..mc };
         crate::init::initialize(&vs, &mc_init, cfg.seed);
         Ok(Self {

@@ -458,6 +458,12 @@ fn alexnet_and_resnet_backbones_transfer() {
         t.keys()
     );
     assert!(t.contains_key("layer4.1.bn2.weight") && t.contains_key("layer4.0.downsample.0.weight"));
+    // Frozen layers' BN keeps its running statistics in training; unfrozen layers' BN updates.
+    let stat = |n: &str| net.vs.variables()[n].copy();
+    let (l3, l4) = (stat("layer3.1.bn2.running_mean"), stat("layer4.1.bn2.running_mean"));
+    let _ = net.seg_logits_sparse(&(x * 3.0 + 1.0), &pts, true, 0);
+    assert!(stat("layer3.1.bn2.running_mean").equal(&l3), "frozen layer3 BN moved");
+    assert!(!stat("layer4.1.bn2.running_mean").equal(&l4), "layer4 BN did not update");
 
     let tmp = tempfile::tempdir().unwrap();
     colorproxy_data::synth::write_image_folders(tmp.path(), 3, 6, 4, 48).unwrap();
