@@ -91,6 +91,13 @@ pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    if cfg.init == "random" && !cfg.rebalance && !cfg.model.arch.starts_with("resnet") {
+        eprintln!(
+            "note: a randomly initialised {} has no BN after absorption; the paper's random baseline \
+             used data-dependent rescaling (--rebalance), without which deep layers may barely train",
+            cfg.model.arch
+        );
+    }
     let out = if fixed.is_some() { a.out.join("full") } else { a.out.clone() };
     if fixed.is_some() {
         cfg = TransferConfig { held_out: 0.0, ..cfg };
