@@ -206,12 +206,7 @@ pub fn voc_colour(i: u8) -> [u8; 3] {
 }
 
 fn save_mask(mask: &[u8], size: usize, path: &Path) -> Result<(), DataError> {
-    let f = std::fs::File::create(path).map_err(|e| io(path, e))?;
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(f), size as u32, size as u32);
-    enc.set_color(png::ColorType::Indexed);
-    enc.set_depth(png::BitDepth::Eight);
-    enc.set_palette((0..=255u8).flat_map(voc_colour).collect::<Vec<u8>>());
-    enc.write_header().and_then(|mut w| w.write_image_data(mask)).map_err(|e| io(path, e))
+    crate::voc::write_class_png(path, size, size, mask)
 }
 
 /// Writes `n` unlabelled scenes to `dir/<i>.jpg` (scene indices from `start`).

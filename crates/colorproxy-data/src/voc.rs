@@ -203,6 +203,21 @@ impl VocSegmentation {
     }
 }
 
+/// Writes class indices `[height * width]` as a PNG in the devkit's format: 8-bit palette
+/// indices (what [`read_mask`] reads back) with the VOC colour map, so viewers show the usual
+/// colours.
+pub fn write_class_png(path: &Path, width: usize, height: usize, mask: &[u8]) -> Result<(), DataError> {
+    if mask.len() != width * height {
+        return Err(bad(path, format!("{} class indices for a {width}x{height} image", mask.len())));
+    }
+    let f = std::fs::File::create(path).map_err(|e| io(path, e))?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(f), width as u32, height as u32);
+    enc.set_color(png::ColorType::Indexed);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.set_palette((0..=255u8).flat_map(crate::synth::voc_colour).collect::<Vec<u8>>());
+    enc.write_header().and_then(|mut w| w.write_image_data(mask)).map_err(|e| bad(path, e.to_string()))
+}
+
 /// Reads a mask PNG's raw samples (palette indices, or gray values for 8-bit gray masks), not the
 /// palette colours.
 pub fn read_mask(path: &Path) -> Result<(usize, usize, Vec<u8>), DataError> {

@@ -213,7 +213,8 @@ pub struct EvalArgs {
     pub split: String,
     #[arg(long)]
     pub json: bool,
-    /// Segmentation: write one class-index PNG per image (same size as the image).
+    /// Segmentation: write one class-index PNG per image (same size as the image; palette PNG with
+    /// the VOC colours, as the devkit's SegmentationClass).
     #[arg(long)]
     pub save_predictions: Option<PathBuf>,
     #[arg(long)]

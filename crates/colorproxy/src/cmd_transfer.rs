@@ -202,11 +202,8 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
         // (Segmentation only: classification passes an empty prediction.)
         if let (Some(d), Some(img), false) = (&a.save_predictions, set.images.get(i), pred.is_empty()) {
             let p = d.join(format!("{}.png", set.ids[i]));
-            if let Err(e) = image::GrayImage::from_raw(img.width as u32, img.height as u32, pred.to_vec())
-                .expect("prediction has the image's size")
-                .save(&p)
-            {
-                save_err = Some(format!("{}: {e}", p.display()));
+            if let Err(e) = colorproxy_data::voc::write_class_png(&p, img.width, img.height, pred) {
+                save_err = Some(e.to_string());
             }
         }
     })?;

@@ -1,0 +1,58 @@
+//! `finetune seg` and `eval seg --json --save-predictions` end to end on a generated VOC-style set:
+//! the printed mIoU equals the mIoU recomputed from the saved prediction PNGs and the ground-truth
+//! masks, and the PNGs are class indices with the VOC palette at each image's size.
+use std::process::Command;
+
+use colorproxy_data::metrics::ConfusionMatrix;
+use colorproxy_data::synth::{voc_colour, write_voc};
+use colorproxy_data::voc::read_mask;
+
+#[test]
+fn eval_json_matches_the_saved_prediction_masks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let voc = tmp.path().join("voc");
+    write_voc(&voc, 4, 0, 6, 3, 64).unwrap();
+    let run = tmp.path().join("run");
+    let bin = env!("CARGO_BIN_EXE_colorproxy");
+    let st = Command::new(bin)
+        .args(["finetune", "seg", "--init", "random", "--max-iterations", "30", "--data"])
+        .arg(&voc)
+        .arg("--out")
+        .arg(&run)
+        .env("CI", "1")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let preds = tmp.path().join("preds");
+    let out = Command::new(bin)
+        .args(["eval", "seg", "--split", "val", "--json", "--checkpoint"])
+        .arg(run.join("checkpoints/last.safetensors"))
+        .arg("--data")
+        .arg(&voc)
+        .arg("--save-predictions")
+        .arg(&preds)
+        .env("CI", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["metric"], "miou");
+    assert_eq!(v["per_class"].as_object().unwrap().len(), 21);
+    let ids = std::fs::read_to_string(voc.join("ImageSets/Segmentation/val.txt")).unwrap();
+    let mut cm = ConfusionMatrix::new(21);
+    for id in ids.lines() {
+        let p = preds.join(format!("{id}.png"));
+        let (w, h, pred) = read_mask(&p).unwrap();
+        let (gw, gh, gt) = read_mask(&voc.join(format!("SegmentationClass/{id}.png"))).unwrap();
+        assert_eq!((w, h), (gw, gh), "{id}: prediction size");
+        assert!(pred.iter().all(|&c| c < 21));
+        cm.add(&gt, &pred).unwrap();
+        // Palette PNG: viewers see the VOC colours of the indices.
+        let rgb = image::open(&p).unwrap().to_rgb8();
+        for (k, px) in rgb.pixels().enumerate().step_by(97) {
+            assert_eq!(px.0, voc_colour(pred[k]), "{id} pixel {k}");
+        }
+    }
+    let miou = cm.report().miou;
+    assert!((v["value"].as_f64().unwrap() - miou).abs() < 1e-12, "json {} vs recomputed {miou}", v["value"]);
+}
