@@ -35,6 +35,36 @@ pub fn write_results(dir: &Path, r: &EvalResult, title: &str) -> anyhow::Result<
     Ok(())
 }
 
+/// RUN_DIR/curves.png: the training loss (top) and the held-out score (bottom) against the
+/// iteration, from RUN_DIR/metrics.jsonl.
+pub fn write_curves(dir: &Path) -> anyhow::Result<()> {
+    let path = RunPaths::new(dir).metrics();
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let rows: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let series = |key: &str, colour, label: &str| crate::draw::Series {
+        points: rows
+            .iter()
+            .filter_map(|r| Some((r.get("iteration")?.as_f64()?, r.get(key)?.as_f64()?)))
+            .collect(),
+        colour,
+        label: label.into(),
+    };
+    let top =
+        crate::draw::line_plot(&[series("loss", [30, 90, 200], "training loss")], "iteration", 640, 300);
+    let bottom = crate::draw::line_plot(
+        &[series("held_out_score", [200, 60, 40], "held-out score")],
+        "iteration",
+        640,
+        300,
+    );
+    let mut img = image::RgbImage::new(640, 600);
+    image::imageops::overlay(&mut img, &top, 0, 0);
+    image::imageops::overlay(&mut img, &bottom, 0, 300);
+    let out = dir.join("curves.png");
+    img.save(&out).with_context(|| format!("writing {}", out.display()))?;
+    Ok(())
+}
+
 /// Resolves the fine-tuning config: preset, the init checkpoint's backbone, flags.
 pub fn resolve(a: &FinetuneArgs) -> anyhow::Result<TransferConfig> {
     let t = task(a.task);
@@ -140,6 +170,7 @@ pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
         std::process::exit(130);
     }
     let cfg = summary.config.clone();
+    write_curves(&out)?;
     println!(
         "{} iterations; learning-rate drops at {:?}; best held-out score {}",
         summary.iterations,

@@ -23,6 +23,8 @@ fn eval_json_matches_the_saved_prediction_masks() {
         .status()
         .unwrap();
     assert!(st.success());
+    let curves = image::open(run.join("curves.png")).unwrap();
+    assert_eq!((curves.width(), curves.height()), (640, 600));
     let preds = tmp.path().join("preds");
     let out = Command::new(bin)
         .args(["eval", "seg", "--split", "val", "--json", "--checkpoint"])
