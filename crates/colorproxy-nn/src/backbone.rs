@@ -132,6 +132,15 @@ fn absorb_layers<'a>(layers: impl Iterator<Item = (&'a mut Conv, &'a ParamFreeBa
     });
 }
 
+/// `bn(x)` while the network uses its BN, `x` once BN has been absorbed.
+fn norm_unless_absorbed(use_bn: bool, bn: &ParamFreeBatchNorm, x: Tensor, train: bool) -> Tensor {
+    if use_bn {
+        bn.forward(&x, train)
+    } else {
+        x
+    }
+}
+
 /// VGG-16 conv layers: (name, torchvision index, base channels, scale after the layer).
 pub const VGG16_CONVS: [(&str, usize, i64, i64); 13] = [
     ("conv1_1", 0, 64, 1),
@@ -228,11 +237,7 @@ impl Vgg16 {
     }
 
     fn norm(&self, bn: &ParamFreeBatchNorm, x: Tensor, train: bool) -> Tensor {
-        if self.use_bn {
-            bn.forward(&x, train)
-        } else {
-            x
-        }
+        norm_unless_absorbed(self.use_bn, bn, x, train)
     }
 
     /// Channels and scale of every tap, in order (data first).
@@ -473,11 +478,7 @@ impl AlexNet {
     }
 
     fn norm(&self, bn: &ParamFreeBatchNorm, x: Tensor, train: bool) -> Tensor {
-        if self.use_bn {
-            bn.forward(&x, train)
-        } else {
-            x
-        }
+        norm_unless_absorbed(self.use_bn, bn, x, train)
     }
 
     pub fn tap_specs(&self) -> Vec<(&'static str, i64, i64)> {
@@ -568,8 +569,8 @@ impl Backbone {
             Self::Vgg16(_) => {
                 let idx: usize = match name.split('.').collect::<Vec<_>>()[..] {
                     ["features", i, ..] => i.parse().ok()?,
-                    ["classifier", "0", ..] => return self.position("fc6"),
-                    ["classifier", "3", ..] => return self.position("fc7"),
+                    ["classifier", "0", ..] => return self.layer_position("fc6"),
+                    ["classifier", "3", ..] => return self.layer_position("fc7"),
                     _ => return None,
                 };
                 VGG16_CONVS.iter().find(|c| c.1 == idx)?.0
@@ -587,10 +588,11 @@ impl Backbone {
                 _ => return None,
             },
         };
-        self.position(layer)
+        self.layer_position(layer)
     }
 
-    fn position(&self, layer: &str) -> Option<usize> {
+    /// The 1-based position of `layer` in [`Self::layer_names`].
+    pub fn layer_position(&self, layer: &str) -> Option<usize> {
         self.layer_names().iter().position(|n| *n == layer).map(|p| p + 1)
     }
 

@@ -127,3 +127,46 @@ pub fn check_complete(parts: &[PathBuf], marker: &Path) -> Result<(), NnError> {
     }
     Ok(())
 }
+
+/// Writes a run's resumable checkpoint `paths.checkpoints()/last.*`: weights, optimiser state
+/// (with `iteration`), then the state file, which is written last and marks it complete.
+pub fn save_resumable<S: Serialize>(
+    paths: &crate::pretrain::RunPaths,
+    vs: &nn::VarStore,
+    sgd: &crate::optim::Sgd,
+    iteration: usize,
+    state: &S,
+) -> Result<(), NnError> {
+    save_weights(vs, &paths.last_weights())?;
+    let mut opt = sgd.state();
+    opt.push(("iteration".into(), Tensor::from(iteration as i64)));
+    write_tensors(&paths.last_optim(), &opt)?;
+    write_json(&paths.last_state(), state)
+}
+
+/// Reads back what [`save_resumable`] wrote: checks the checkpoint is complete and its parts agree
+/// on the iteration (`iteration` reads it from the state), loads the weights into `vs` and the
+/// momentum buffers into `sgd`, and returns the state.
+pub fn load_resumable<S: for<'de> Deserialize<'de>>(
+    paths: &crate::pretrain::RunPaths,
+    vs: &mut nn::VarStore,
+    sgd: &mut crate::optim::Sgd,
+    iteration: impl Fn(&S) -> usize,
+) -> Result<S, NnError> {
+    check_complete(&[paths.last_weights(), paths.last_optim()], &paths.last_state())?;
+    let state: S = read_json(&paths.last_state())?;
+    load_weights(vs, &paths.last_weights())?;
+    let opt = read_tensors(&paths.last_optim())?;
+    let it = opt.iter().find(|(n, _)| n == "iteration").map(|(_, t)| t.int64_value(&[]) as usize);
+    if it != Some(iteration(&state)) {
+        return Err(file_err(
+            &paths.last_optim(),
+            format!(
+                "is from iteration {it:?}, the state file from {}: incomplete checkpoint",
+                iteration(&state)
+            ),
+        ));
+    }
+    sgd.load_state(opt).map_err(|m| file_err(&paths.last_optim(), m))?;
+    Ok(state)
+}

@@ -142,20 +142,6 @@ pub fn build(cfg: &PretrainConfig, device: Device) -> Result<(ColorizationNet, S
     Ok((net, sgd))
 }
 
-fn save_checkpoint(
-    paths: &RunPaths,
-    net: &ColorizationNet,
-    sgd: &Sgd,
-    state: &TrainState,
-) -> Result<(), NnError> {
-    checkpoint::save_weights(&net.vs, &paths.last_weights())?;
-    let mut opt = sgd.state();
-    opt.push(("iteration".into(), tch::Tensor::from(state.iteration as i64)));
-    checkpoint::write_tensors(&paths.last_optim(), &opt)?;
-    // The state file is written last: it is what marks the checkpoint complete.
-    checkpoint::write_json(&paths.last_state(), state)
-}
-
 /// Keeps the metrics lines up to `iteration` (after a resume, lines past the checkpoint are
 /// recomputed).
 pub(crate) fn truncate_metrics(path: &Path, iteration: usize) -> Result<(), NnError> {
@@ -213,21 +199,7 @@ impl PretrainRun<'_> {
                     )));
                 }
             }
-            checkpoint::check_complete(&[paths.last_weights(), paths.last_optim()], &paths.last_state())?;
-            state = checkpoint::read_json(&paths.last_state())?;
-            checkpoint::load_weights(&mut net.vs, &paths.last_weights())?;
-            let opt = checkpoint::read_tensors(&paths.last_optim())?;
-            let it = opt.iter().find(|(n, _)| n == "iteration").map(|(_, t)| t.int64_value(&[]) as usize);
-            if it != Some(state.iteration) {
-                return Err(NnError::File {
-                    path: paths.last_optim(),
-                    msg: format!(
-                        "is from iteration {it:?}, the state file from {}: incomplete checkpoint",
-                        state.iteration
-                    ),
-                });
-            }
-            sgd.load_state(opt).map_err(|m| NnError::File { path: paths.last_optim(), msg: m })?;
+            state = checkpoint::load_resumable(&paths, &mut net.vs, &mut sgd, |s: &TrainState| s.iteration)?;
             truncate_metrics(&paths.metrics(), state.iteration)?;
             self.observer.message(&format!("resuming at iteration {}", state.iteration));
         } else {
@@ -299,11 +271,11 @@ impl PretrainRun<'_> {
                 checkpoint::save_weights(&net.vs, &paths.snapshot(state.iteration))?;
             }
             if state.iteration.is_multiple_of(cfg.checkpoint_every) || done {
-                save_checkpoint(&paths, &net, &sgd, &state)?;
+                checkpoint::save_resumable(&paths, &net.vs, &sgd, state.iteration, &state)?;
             }
         }
         if interrupted {
-            save_checkpoint(&paths, &net, &sgd, &state)?;
+            checkpoint::save_resumable(&paths, &net.vs, &sgd, state.iteration, &state)?;
             self.observer
                 .message(&format!("interrupted: checkpoint written at iteration {}", state.iteration));
         }

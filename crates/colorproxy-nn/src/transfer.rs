@@ -278,11 +278,6 @@ impl FovBlocks {
     }
 }
 
-/// 1-based position of `layer` among the taps other than `data` (0 when unknown).
-fn backbone_names_position(specs: &[(&'static str, i64, i64)], layer: &str) -> usize {
-    specs.iter().filter(|s| s.0 != "data").position(|s| s.0 == layer).map_or(0, |p| p + 1)
-}
-
 /// The fine-tuning network.
 pub struct TransferNet {
     pub vs: nn::VarStore,
@@ -338,9 +333,10 @@ impl TransferNet {
             }
         };
         let mut backbone = backbone;
-        if let (Backbone::ResNet(r), Some(l)) = (&mut backbone, &cfg.freeze_until) {
+        let frozen = cfg.freeze_until.as_deref().and_then(|l| backbone.layer_position(l)).unwrap_or(0);
+        if let Backbone::ResNet(r) = &mut backbone {
             // Frozen ResNet layers keep their BN statistics (eval-mode BN).
-            r.frozen = backbone_names_position(&specs, l);
+            r.frozen = frozen;
         }
         let mc_init = ModelConfig { head_init_std: cfg.head_init_std, ..mc };
         crate::init::initialize(&vs, &mc_init, cfg.seed);
@@ -442,14 +438,14 @@ impl TransferNet {
 
     /// Trainable parameters after `freeze_until`.
     pub fn trainable(&self) -> Result<BTreeMap<String, Tensor>, NnError> {
-        let names = self.backbone.layer_names();
         let limit = match &self.config.freeze_until {
             None => 0,
-            Some(l) => {
-                names.iter().position(|x| x == l).ok_or_else(|| {
-                    NnError::Config(format!("--freeze-until {l:?}: expected one of {}", names.join(", ")))
-                })? + 1
-            }
+            Some(l) => self.backbone.layer_position(l).ok_or_else(|| {
+                NnError::Config(format!(
+                    "--freeze-until {l:?}: expected one of {}",
+                    self.backbone.layer_names().join(", ")
+                ))
+            })?,
         };
         let mut out = BTreeMap::new();
         for (name, t) in self.vs.variables() {
@@ -1086,20 +1082,6 @@ fn clip_grad_norm(params: &BTreeMap<String, Tensor>, max: f64) {
     });
 }
 
-fn save_finetune_checkpoint(
-    paths: &RunPaths,
-    net: &TransferNet,
-    sgd: &Sgd,
-    state: &FinetuneState,
-) -> Result<(), NnError> {
-    checkpoint::save_weights(&net.vs, &paths.last_weights())?;
-    let mut opt = sgd.state();
-    opt.push(("iteration".into(), Tensor::from(state.iteration as i64)));
-    checkpoint::write_tensors(&paths.last_optim(), &opt)?;
-    // The state file is written last: it is what marks the checkpoint complete.
-    checkpoint::write_json(&paths.last_state(), state)
-}
-
 impl FinetuneRun<'_> {
     pub fn run(self) -> Result<FinetuneSummary, NnError> {
         let mut cfg = self.config.clone();
@@ -1167,22 +1149,9 @@ impl FinetuneRun<'_> {
             window: (0.0, 0),
         };
         if self.resume {
-            checkpoint::check_complete(&[paths.last_weights(), paths.last_optim()], &paths.last_state())?;
-            state = checkpoint::read_json(&paths.last_state())?;
+            state =
+                checkpoint::load_resumable(&paths, &mut net.vs, &mut sgd, |s: &FinetuneState| s.iteration)?;
             state.early_stopping.config = cfg.early_stop.clone();
-            checkpoint::load_weights(&mut net.vs, &paths.last_weights())?;
-            let opt = checkpoint::read_tensors(&paths.last_optim())?;
-            let it = opt.iter().find(|(n, _)| n == "iteration").map(|(_, t)| t.int64_value(&[]) as usize);
-            if it != Some(state.iteration) {
-                return Err(NnError::File {
-                    path: paths.last_optim(),
-                    msg: format!(
-                        "is from iteration {it:?}, the state file from {}: incomplete checkpoint",
-                        state.iteration
-                    ),
-                });
-            }
-            sgd.load_state(opt).map_err(|m| NnError::File { path: paths.last_optim(), msg: m })?;
             crate::pretrain::truncate_metrics(&paths.metrics(), state.iteration)?;
             set.skipped.store(state.skipped, Ordering::Relaxed);
             obs.message(&format!("resuming at iteration {}", state.iteration));
@@ -1277,11 +1246,11 @@ impl FinetuneRun<'_> {
             }
             if cfg.checkpoint_every > 0 && it.is_multiple_of(cfg.checkpoint_every) {
                 state.skipped = set.skipped.load(Ordering::Relaxed);
-                save_finetune_checkpoint(&paths, &net, &sgd, &state)?;
+                checkpoint::save_resumable(&paths, &net.vs, &sgd, state.iteration, &state)?;
             }
         }
         state.skipped = set.skipped.load(Ordering::Relaxed);
-        save_finetune_checkpoint(&paths, &net, &sgd, &state)?;
+        checkpoint::save_resumable(&paths, &net.vs, &sgd, state.iteration, &state)?;
         let schedule = match &self.fixed_schedule {
             Some(s) => s.clone(),
             None => FoundSchedule {
