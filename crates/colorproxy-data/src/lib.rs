@@ -1,7 +1,14 @@
-//! The unlabelled-image pipeline of colorization pretraining: listing image folders and file
-//! lists, robust decoding (every bad input skipped with a named reason), the paper's augmentation
-//! (mirror, random rescale, random crop, desaturate), sparse point sampling and batching with
-//! parallel workers and a bounded prefetch queue.
+//! Everything around the network that needs no libtorch.
+//!
+//! - Colorization pretraining's unlabelled-image pipeline: listing image folders and file lists
+//!   ([`source`]), robust decoding ([`decode`]: every bad input skipped with a named reason), the
+//!   paper's augmentation ([`augment`]), sparse points and colour targets per batch ([`batch`]),
+//!   parallel workers behind a bounded prefetch queue ([`loader`]).
+//! - Transfer data: the VOC devkit layout ([`voc`], [`palette`]), class folders
+//!   ([`image_folder`]), a labelled split of either as a [`LabelledSet`] ([`labelled`]), the views
+//!   of training and test images ([`transfer_data`]) and the metrics: AP, mIoU, top-k
+//!   ([`metrics`]).
+//! - The procedural scenes of the demo ([`synth`]) and `data check` ([`check`]).
 //!
 //! Everything is deterministic given a seed: the batch at a [`DataPosition`] is a pure function of
 //! the seed, the file list and the config, whatever the thread count or timing.
@@ -10,8 +17,11 @@ pub mod augment;
 pub mod batch;
 pub mod check;
 pub mod decode;
+pub mod image_folder;
+pub mod labelled;
 pub mod loader;
 pub mod metrics;
+pub mod palette;
 pub mod rng;
 pub mod source;
 pub mod synth;
@@ -22,6 +32,8 @@ pub use augment::{AugmentConfig, Augmented};
 pub use batch::{ColorBatch, PipelineConfig, PretrainData};
 pub use check::{check_images, CheckReport};
 pub use decode::{decode_file, DecodeLimits, RgbImage8, SkipReason};
+pub use image_folder::ImageFolder;
+pub use labelled::{load_split, LabelledSet, OnBad, Task};
 pub use loader::{BatchLoader, DataPosition};
 pub use rng::Rng;
 pub use source::ImageSource;
@@ -43,6 +55,9 @@ pub enum DataError {
     TooManyBad { attempts: usize, slot: usize, last: String },
     #[error("{path}: {msg}")]
     Malformed { path: PathBuf, msg: String },
+    /// Labels that do not fit the data or the network (class lists, splits).
+    #[error("{0}")]
+    Labels(String),
     #[error(transparent)]
     Color(#[from] colorproxy_color::ColorError),
 }

@@ -192,19 +192,6 @@ fn save_jpeg(img: &RgbImage8, path: &Path) -> Result<(), DataError> {
         .map_err(|e| io(path, e))
 }
 
-/// The VOC palette colour of class index `i` (the devkit's bit-interleaved colour map).
-pub fn voc_colour(i: u8) -> [u8; 3] {
-    let (mut r, mut g, mut b) = (0u8, 0u8, 0u8);
-    let mut c = i;
-    for j in 0..8 {
-        r |= (c & 1) << (7 - j);
-        g |= ((c >> 1) & 1) << (7 - j);
-        b |= ((c >> 2) & 1) << (7 - j);
-        c >>= 3;
-    }
-    [r, g, b]
-}
-
 fn save_mask(mask: &[u8], size: usize, path: &Path) -> Result<(), DataError> {
     crate::voc::write_class_png(path, size, size, mask)
 }

@@ -1,5 +1,5 @@
 //! PASCAL VOC devkit layout: VOC2007-style multi-label classification and VOC2012-style semantic
-//! segmentation, plus single-label image folders.
+//! segmentation.
 //!
 //! ```text
 //! ROOT/JPEGImages/<id>.jpg
@@ -214,7 +214,7 @@ pub fn write_class_png(path: &Path, width: usize, height: usize, mask: &[u8]) ->
     let mut enc = png::Encoder::new(std::io::BufWriter::new(f), width as u32, height as u32);
     enc.set_color(png::ColorType::Indexed);
     enc.set_depth(png::BitDepth::Eight);
-    enc.set_palette((0..=255u8).flat_map(crate::synth::voc_colour).collect::<Vec<u8>>());
+    enc.set_palette((0..=255u8).flat_map(crate::palette::voc_colour).collect::<Vec<u8>>());
     enc.write_header().and_then(|mut w| w.write_image_data(mask)).map_err(|e| bad(path, e.to_string()))
 }
 
@@ -242,57 +242,4 @@ pub fn read_mask(path: &Path) -> Result<(usize, usize, Vec<u8>), DataError> {
         out.extend_from_slice(&row[..w]);
     }
     Ok((w, h, out))
-}
-
-/// Single-label image folders: `ROOT/<class>/**/<image>`, classes sorted by name.
-#[derive(Debug, Clone)]
-pub struct ImageFolder {
-    pub classes: Vec<String>,
-    pub files: Vec<(PathBuf, usize)>,
-}
-
-impl ImageFolder {
-    pub fn open(root: &Path) -> Result<Self, DataError> {
-        let mut classes: Vec<String> = std::fs::read_dir(root)
-            .map_err(|e| io(root, e))?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_dir())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        classes.sort();
-        let mut files = Vec::new();
-        for (c, name) in classes.iter().enumerate() {
-            if let Ok(src) = crate::ImageSource::from_dir(&root.join(name)) {
-                files.extend(src.files.into_iter().map(|f| (f, c)));
-            }
-        }
-        if files.is_empty() {
-            return Err(DataError::NoImages { path: root.to_owned(), exts: "class-folder".into() });
-        }
-        Ok(Self { classes, files })
-    }
-}
-
-/// A deterministic train/held-out split of `n` ids: an id goes to the held-out part when the hash
-/// of its name falls in the last `held_out` fraction (the paper's 90/10 early-stopping split).
-pub fn split_held_out(ids: &[String], held_out: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
-    let (mut train, mut val) = (Vec::new(), Vec::new());
-    for (i, id) in ids.iter().enumerate() {
-        let h =
-            id.bytes().fold(0xcbf29ce484222325u64 ^ seed, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
-        let u = (crate::Rng::new(h).next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        if u < held_out {
-            val.push(i);
-        } else {
-            train.push(i);
-        }
-    }
-    // Never leave either side empty.
-    if val.is_empty() && train.len() > 1 {
-        val.push(train.pop().expect("non-empty"));
-    }
-    if train.is_empty() && val.len() > 1 {
-        train.push(val.pop().expect("non-empty"));
-    }
-    (train, val)
 }

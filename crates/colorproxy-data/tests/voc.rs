@@ -2,7 +2,7 @@
 //! sets.
 use std::path::Path;
 
-use colorproxy_data::voc::{labels_from_xml, read_mask, split_held_out, VocClassification, VocSegmentation};
+use colorproxy_data::voc::{labels_from_xml, read_mask, VocClassification, VocSegmentation};
 
 fn write_palette_png(path: &Path, w: u32, h: u32, idx: &[u8]) {
     let f = std::fs::File::create(path).unwrap();
@@ -68,16 +68,6 @@ fn masks_are_read_as_raw_indices_and_malformed_sets_are_named() {
 }
 
 #[test]
-fn held_out_split_is_deterministic_and_about_ten_percent() {
-    let ids: Vec<String> = (0..1000).map(|i| format!("2008_{i:06}")).collect();
-    let (a, b) = split_held_out(&ids, 0.1, 0);
-    let (a2, b2) = split_held_out(&ids, 0.1, 0);
-    assert_eq!((&a, &b), (&a2, &b2));
-    assert!((70..130).contains(&b.len()), "{}", b.len());
-    assert_eq!(a.len() + b.len(), 1000);
-}
-
-#[test]
 fn shared_voc_mini_matches_its_readme() {
     let Some(root) = std::env::var_os("COLORPROXY_SHARED_DATA") else { return };
     let root = Path::new(&root).join("voc-mini");
@@ -140,7 +130,7 @@ fn generated_scenes_are_deterministic_and_colour_is_not_the_label() {
 
 #[test]
 fn voc_palette_matches_the_devkit_colours() {
-    use colorproxy_data::synth::voc_colour;
+    use colorproxy_data::palette::voc_colour;
     // From the VOC devkit colour map (and ../shared/data/voc-mini's README for 255).
     assert_eq!(voc_colour(0), [0, 0, 0]);
     assert_eq!(voc_colour(1), [128, 0, 0]);

@@ -131,7 +131,7 @@ pub fn check_complete(parts: &[PathBuf], marker: &Path) -> Result<(), NnError> {
 /// Writes a run's resumable checkpoint `paths.checkpoints()/last.*`: weights, optimiser state
 /// (with `iteration`), then the state file, which is written last and marks it complete.
 pub fn save_resumable<S: Serialize>(
-    paths: &crate::pretrain::RunPaths,
+    paths: &crate::run_dir::RunPaths,
     vs: &nn::VarStore,
     sgd: &crate::optim::Sgd,
     iteration: usize,
@@ -148,7 +148,7 @@ pub fn save_resumable<S: Serialize>(
 /// on the iteration (`iteration` reads it from the state), loads the weights into `vs` and the
 /// momentum buffers into `sgd`, and returns the state.
 pub fn load_resumable<S: for<'de> Deserialize<'de>>(
-    paths: &crate::pretrain::RunPaths,
+    paths: &crate::run_dir::RunPaths,
     vs: &mut nn::VarStore,
     sgd: &mut crate::optim::Sgd,
     iteration: impl Fn(&S) -> usize,

@@ -95,8 +95,7 @@ impl Default for OptimConfig {
 impl OptimConfig {
     /// The learning rate at `iteration` (0-based) of the step schedule.
     pub fn lr_at(&self, iteration: usize) -> f64 {
-        let drops = self.lr_drops.iter().filter(|&&d| iteration >= d).count();
-        self.lr * self.gamma.powi(drops as i32)
+        crate::schedule::step_lr(self.lr, self.gamma, &self.lr_drops, iteration)
     }
 }
 
@@ -149,14 +148,17 @@ pub const PRESETS: [(&str, &str); 7] = [
     ("cpu-alexnet", include_str!("../../../presets/cpu-alexnet.toml")),
 ];
 
+/// The text of preset `name` in a table of presets.
+pub fn preset_text(table: &[(&str, &'static str)], name: &str) -> Result<&'static str, NnError> {
+    table.iter().find(|(n, _)| *n == name).map(|(_, t)| *t).ok_or_else(|| {
+        NnError::UnknownPreset(name.into(), table.iter().map(|p| p.0).collect::<Vec<_>>().join(", "))
+    })
+}
+
 impl PretrainConfig {
     /// A preset by name.
     pub fn preset(name: &str) -> Result<Self, NnError> {
-        let text = PRESETS
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, t)| *t)
-            .ok_or_else(|| NnError::UnknownPreset(name.into(), PRESETS.map(|p| p.0).join(", ")))?;
+        let text = preset_text(&PRESETS, name)?;
         Self::from_toml(text).map_err(|e| NnError::Config(format!("preset {name}: {e}")))
     }
 
@@ -164,6 +166,13 @@ impl PretrainConfig {
         let cfg: Self = toml::from_str(text).map_err(|e| NnError::Config(e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// The config of the pretraining run a checkpoint belongs to (`given`, else the run folder's
+    /// config.toml; see [`crate::run_dir::config_of_checkpoint`]).
+    pub fn of_checkpoint(ck: &std::path::Path, given: Option<&std::path::Path>) -> Result<Self, NnError> {
+        let (path, text) = crate::run_dir::config_of_checkpoint(ck, given)?;
+        Self::from_toml(&text).map_err(|e| NnError::File { path, msg: format!("invalid config: {e}") })
     }
 
     pub fn to_toml(&self) -> String {

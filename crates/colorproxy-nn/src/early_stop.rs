@@ -4,7 +4,15 @@
 //! x0.1 (only after `min_stage_iterations` in the stage); at the `max_drops`-th plateau, stop
 //! ("stop at the third stage, i.e. after two drops"). The drops found are the schedule that
 //! `--retrain-full` reuses on 100% of the training set.
+//!
+//! The whole protocol lives here: the 90/10 split ([`split_held_out`], [`protocol_split`]), the
+//! controller ([`EarlyStopping`]) and the `--retrain-full` schedule ([`FoundSchedule`],
+//! [`read_schedule`], [`retrain_full_dir`]).
+use std::path::{Path, PathBuf};
+
 use serde::{Deserialize, Serialize};
+
+use crate::NnError;
 
 /// Parameters (iterations are counted in training steps).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,4 +118,73 @@ impl EarlyStopping {
         self.best = None;
         Decision::DropLr
     }
+}
+
+/// A deterministic train/held-out split of `n` ids: an id goes to the held-out part when the hash
+/// of its name falls in the last `held_out` fraction (the paper's 90/10 early-stopping split).
+pub fn split_held_out(ids: &[String], held_out: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let (mut train, mut val) = (Vec::new(), Vec::new());
+    for (i, id) in ids.iter().enumerate() {
+        let h =
+            id.bytes().fold(0xcbf29ce484222325u64 ^ seed, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+        let u = (colorproxy_data::Rng::new(h).next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        if u < held_out {
+            val.push(i);
+        } else {
+            train.push(i);
+        }
+    }
+    // Never leave either side empty.
+    if val.is_empty() && train.len() > 1 {
+        val.push(train.pop().expect("non-empty"));
+    }
+    if train.is_empty() && val.len() > 1 {
+        train.push(val.pop().expect("non-empty"));
+    }
+    (train, val)
+}
+
+/// The images a fine-tuning run trains on and scores for early stopping: with a fixed schedule
+/// (`--retrain-full`) all of them and none; with `held_out <= 0` all of them, scored on
+/// themselves; otherwise the 90/10 split (a set too small to hold any out is scored on its
+/// training images).
+pub fn protocol_split(
+    ids: &[String],
+    held_out: f64,
+    seed: u64,
+    fixed_schedule: bool,
+) -> (Vec<usize>, Vec<usize>) {
+    let all: Vec<usize> = (0..ids.len()).collect();
+    if fixed_schedule {
+        return (all, vec![]);
+    }
+    if held_out <= 0.0 {
+        return (all.clone(), all);
+    }
+    let (t, h) = split_held_out(ids, held_out, seed);
+    if h.is_empty() {
+        (t.clone(), t)
+    } else {
+        (t, h)
+    }
+}
+
+/// Where an early-stopping run keeps the schedule it found.
+pub fn schedule_path(run_dir: &Path) -> PathBuf {
+    run_dir.join("schedule.json")
+}
+
+/// Where `--retrain-full` writes the retraining on 100% of the training set: `RUN_DIR/full`
+/// (the early-stopping run's files stay).
+pub fn retrain_full_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("full")
+}
+
+/// The schedule found by the early-stopping run in `run_dir`, for `--retrain-full`.
+pub fn read_schedule(run_dir: &Path) -> Result<FoundSchedule, NnError> {
+    let p = schedule_path(run_dir);
+    crate::checkpoint::read_json(&p).map_err(|e| NnError::File {
+        path: p.clone(),
+        msg: format!("--retrain-full needs the schedule of an early-stopping run here: {e}"),
+    })
 }

@@ -1,16 +1,29 @@
-//! Networks, sparse hypercolumns, losses, optimiser and the pretraining loop of colorproxy, on
-//! libtorch through `tch`.
+//! The networks and training loops of colorproxy, on libtorch through `tch`.
 //!
-//! - [`backbone`]: VGG-16 and ResNet-18/50/152 with torchvision parameter names, 1-channel input,
-//!   a width multiplier and any input size; [`ParamFreeBatchNorm`] after every VGG convolution.
-//! - [`hypercolumn`]: [`SparseHypercolumn`], features bilinearly sampled at the points.
-//! - [`head`]: [`ColorHead`], fc 1024 -> ReLU -> dropout -> hue / chroma (or a\*b\*) outputs.
+//! Colorization pretraining (the paper's section 3):
+//! - [`backbone`]: VGG-16, AlexNet, ResNet-18/50/152 (one file each) with torchvision parameter
+//!   names; [`backbone::arch`] is the table of what is known per architecture.
+//! - [`bn`]: [`ParamFreeBatchNorm`], the authors' BN without scale and shift.
+//! - [`hypercolumn`]: [`SparseHypercolumn`], features bilinearly sampled at the points (and the
+//!   dense 1/4-resolution hypercolumn of colorizing and segmentation).
+//! - [`head`]: [`ColorHead`], fc -> ReLU -> dropout -> hue / chroma (or a\*b\*) outputs.
 //! - [`loss`]: the weighted-KL histogram loss and the L\*a\*b\* regression alternative.
-//! - [`optim`]: SGD with momentum, the paper's weight-decay / bias-LR rules, step schedule.
-//! - [`pretrain`]: the training loop with atomic checkpoints, exact resume and metrics.
+//! - [`model`]: [`ColorizationNet`] = backbone + hypercolumn + head; [`init`]: seeded init and
+//!   counter-based dropout.
+//! - [`optim`]: SGD with momentum and the paper's weight-decay / bias-LR rules; [`schedule`]: the
+//!   step learning-rate schedule shared by pretraining and fine-tuning.
+//! - [`pretrain`]: the pretraining loop; [`colorize`]: the colorizer.
+//!
+//! Transfer (section 4): [`transfer`] (config and presets, network, +FoV, batches, evaluation,
+//! the fine-tuning loop), [`bn_absorb`] (BN folded into the convolutions), [`early_stop`] (the
+//! 90/10 early-stopping protocol and `--retrain-full`).
+//!
+//! Run folders: [`run_dir`] (paths, metrics log, resume or start fresh, the config beside a
+//! checkpoint) and [`checkpoint`] (atomic weights / optimiser / state files).
 
 pub mod backbone;
 pub mod bn;
+pub mod bn_absorb;
 pub mod checkpoint;
 pub mod colorize;
 pub mod config;
@@ -22,6 +35,8 @@ pub mod loss;
 pub mod model;
 pub mod optim;
 pub mod pretrain;
+pub mod run_dir;
+pub mod schedule;
 pub mod transfer;
 
 pub use bn::ParamFreeBatchNorm;

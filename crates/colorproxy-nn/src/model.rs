@@ -41,12 +41,11 @@ impl ColorizationNet {
         let vs = nn::VarStore::new(device);
         let backbone = Backbone::new(&vs.root(), cfg)?;
         let specs = backbone.tap_specs();
-        let layers: Vec<String> = match &backbone {
-            Backbone::Vgg16(_) | Backbone::AlexNet(_) if !cfg.hypercolumn.is_empty() => {
-                cfg.hypercolumn.clone()
-            }
+        let layers: Vec<String> = if backbone.spec().pretrain_hypercolumn && !cfg.hypercolumn.is_empty() {
+            cfg.hypercolumn.clone()
+        } else {
             // No hypercolumn: the head reads the top layer only.
-            _ => vec![specs.last().expect("a backbone has taps").0.to_string()],
+            vec![specs.last().expect("a backbone has taps").0.to_string()]
         };
         let mut cin = 0;
         for l in &layers {

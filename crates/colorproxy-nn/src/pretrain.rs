@@ -8,7 +8,6 @@
 //! Exact resume: the data stream restarts at the saved position, momentum buffers are restored,
 //! the learning rate is a function of the iteration and dropout is seeded per iteration.
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,6 +21,8 @@ use crate::checkpoint::{self, TrainState};
 use crate::config::PretrainConfig;
 use crate::model::ColorizationNet;
 use crate::optim::Sgd;
+use crate::run_dir::MetricsLog;
+use crate::run_dir::{RunPaths, TrainObserver};
 use crate::NnError;
 
 /// One line of metrics.jsonl.
@@ -35,51 +36,6 @@ pub struct Metrics {
     pub chroma_kl: f64,
     pub lr: f64,
     pub images_per_s: f64,
-}
-
-/// What the caller sees while training (progress bars, logs).
-pub trait TrainObserver {
-    fn start(&mut self, _start_iteration: usize, _total: usize) {}
-    fn step(&mut self, _iteration: usize, _loss: f64, _images_per_s: f64) {}
-    fn log(&mut self, _m: &Metrics) {}
-    fn message(&mut self, _msg: &str) {}
-}
-
-/// An observer that does nothing.
-pub struct Silent;
-impl TrainObserver for Silent {}
-
-/// Paths of a run folder.
-#[derive(Debug, Clone)]
-pub struct RunPaths {
-    pub root: PathBuf,
-}
-
-impl RunPaths {
-    pub fn new(root: &Path) -> Self {
-        Self { root: root.to_owned() }
-    }
-    pub fn config(&self) -> PathBuf {
-        self.root.join("config.toml")
-    }
-    pub fn metrics(&self) -> PathBuf {
-        self.root.join("metrics.jsonl")
-    }
-    pub fn checkpoints(&self) -> PathBuf {
-        self.root.join("checkpoints")
-    }
-    pub fn last_weights(&self) -> PathBuf {
-        self.checkpoints().join("last.safetensors")
-    }
-    pub fn last_optim(&self) -> PathBuf {
-        self.checkpoints().join("last.optim.safetensors")
-    }
-    pub fn last_state(&self) -> PathBuf {
-        self.checkpoints().join("last.state.json")
-    }
-    pub fn snapshot(&self, iteration: usize) -> PathBuf {
-        self.checkpoints().join(format!("iter-{iteration}.safetensors"))
-    }
 }
 
 /// How a run ended.
@@ -102,10 +58,6 @@ pub struct PretrainRun<'a> {
     /// Set from outside (Ctrl-C) to checkpoint and stop after the current step.
     pub interrupt: Arc<AtomicBool>,
     pub observer: &'a mut dyn TrainObserver,
-}
-
-fn io_err(path: &Path, e: std::io::Error) -> NnError {
-    NnError::File { path: path.to_owned(), msg: e.to_string() }
 }
 
 /// The scalar results of one step.
@@ -142,34 +94,66 @@ pub fn build(cfg: &PretrainConfig, device: Device) -> Result<(ColorizationNet, S
     Ok((net, sgd))
 }
 
-/// Keeps the metrics lines up to `iteration` (after a resume, lines past the checkpoint are
-/// recomputed).
-pub(crate) fn truncate_metrics(path: &Path, iteration: usize) -> Result<(), NnError> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(());
-    };
-    let kept: Vec<&str> = text
-        .lines()
-        .filter(|l| {
-            serde_json::from_str::<serde_json::Value>(l)
-                .ok()
-                .and_then(|v| v.get("iteration")?.as_u64())
-                .is_some_and(|i| i as usize <= iteration)
-        })
-        .collect();
-    let mut s = kept.join("\n");
-    if !s.is_empty() {
-        s.push('\n');
+/// Metrics summed over a logging window.
+struct Window {
+    loss: f64,
+    hue_kl: f64,
+    chroma_kl: f64,
+    steps: usize,
+    since: Instant,
+}
+
+impl Window {
+    fn new() -> Self {
+        Self { loss: 0.0, hue_kl: 0.0, chroma_kl: 0.0, steps: 0, since: Instant::now() }
     }
-    std::fs::write(path, s).map_err(|e| io_err(path, e))
+
+    fn add(&mut self, s: &StepResult) {
+        self.loss += s.loss;
+        self.hue_kl += s.hue_kl;
+        self.chroma_kl += s.chroma_kl;
+        self.steps += 1;
+    }
+
+    /// The window's metrics line, ending at `iteration`.
+    fn metrics(&self, iteration: usize, lr: f64, batch: f64) -> Metrics {
+        let n = self.steps as f64;
+        Metrics {
+            iteration,
+            loss: self.loss / n,
+            hue_kl: self.hue_kl / n,
+            chroma_kl: self.chroma_kl / n,
+            lr,
+            images_per_s: batch * n / self.since.elapsed().as_secs_f64().max(1e-9),
+        }
+    }
+}
+
+/// Continues a run: the saved config must equal `cfg` except for the iteration count.
+fn check_resumed_config(paths: &RunPaths, cfg: &PretrainConfig) -> Result<(), NnError> {
+    let saved = PretrainConfig::from_toml(&paths.read_config()?)?;
+    // Only the iteration count may change on resume.
+    if (PretrainConfig { iterations: 0, ..saved }) != (PretrainConfig { iterations: 0, ..cfg.clone() }) {
+        return Err(NnError::Config(format!(
+            "--resume with a config that differs from {} (only --iterations may change)",
+            paths.config().display()
+        )));
+    }
+    Ok(())
 }
 
 impl PretrainRun<'_> {
+    /// Trains to `config.iterations`, or until `interrupt` is set (then checkpoints and returns).
     pub fn run(self) -> Result<PretrainSummary, NnError> {
         let cfg = &self.config;
         cfg.validate()?;
         let paths = RunPaths::new(&self.out);
-        std::fs::create_dir_all(paths.checkpoints()).map_err(|e| io_err(&paths.checkpoints(), e))?;
+        if self.resume {
+            paths.start(true)?;
+            check_resumed_config(&paths, cfg)?;
+        } else {
+            paths.start(false)?;
+        }
         if self.device.is_cuda() {
             tch::Cuda::cudnn_set_benchmark(true);
         }
@@ -180,48 +164,17 @@ impl PretrainRun<'_> {
         let mut state =
             TrainState { iteration: 0, data: DataPosition::default(), seed: cfg.seed, skipped_images: 0 };
         if self.resume {
-            if !paths.last_state().is_file() {
-                return Err(NnError::File {
-                    path: paths.last_state(),
-                    msg: "no checkpoint to resume from".into(),
-                });
-            }
-            let saved: PretrainConfig = PretrainConfig::from_toml(
-                &std::fs::read_to_string(paths.config()).map_err(|e| io_err(&paths.config(), e))?,
-            )?;
-            if saved != *cfg {
-                let (a, b) = (saved.clone(), cfg.clone());
-                // Only the iteration count may change on resume.
-                if (PretrainConfig { iterations: 0, ..a }) != (PretrainConfig { iterations: 0, ..b }) {
-                    return Err(NnError::Config(format!(
-                        "--resume with a config that differs from {} (only --iterations may change)",
-                        paths.config().display()
-                    )));
-                }
-            }
             state = checkpoint::load_resumable(&paths, &mut net.vs, &mut sgd, |s: &TrainState| s.iteration)?;
-            truncate_metrics(&paths.metrics(), state.iteration)?;
             self.observer.message(&format!("resuming at iteration {}", state.iteration));
-        } else {
-            let _ = std::fs::remove_file(paths.metrics());
         }
-        std::fs::write(paths.config(), cfg.to_toml()).map_err(|e| io_err(&paths.config(), e))?;
-
+        paths.write_config(&cfg.to_toml())?;
         let source = ImageSource::open(&self.data_dir)?;
         let data = Arc::new(PretrainData::new(source, cfg.data.clone(), cfg.targets.clone(), cfg.seed)?);
         let mut loader = BatchLoader::new(data.clone(), state.data)?;
-        let mut metrics_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(paths.metrics())
-            .map_err(|e| io_err(&paths.metrics(), e))?;
-
+        let mut log = MetricsLog::open(&paths.metrics(), self.resume.then_some(state.iteration))?;
         self.observer.start(state.iteration, cfg.iterations);
-        let t0 = Instant::now();
-        let start_iteration = state.iteration;
-        let mut window = (0.0, 0.0, 0.0, 0usize, Instant::now());
-        let mut last_loss = None;
-        let mut interrupted = false;
+        let (t0, start_iteration) = (Instant::now(), state.iteration);
+        let (mut window, mut last_loss, mut interrupted) = (Window::new(), None, false);
         let b = cfg.data.batch_size as f64;
         while state.iteration < cfg.iterations {
             if self.interrupt.load(Ordering::SeqCst) {
@@ -236,36 +189,23 @@ impl PretrainRun<'_> {
             state.skipped_images += batch.skipped.len();
             let it = state.iteration;
             let lr = cfg.optim.lr_at(it);
-            let parts =
+            let step =
                 train_step(&net, &mut sgd, &batch, lr, crate::init::dropout_key(cfg.seed, it as u64, 0));
-            let loss = parts.loss;
-            if !loss.is_finite() {
-                return Err(NnError::NonFiniteLoss { iteration: it, value: loss });
+            if !step.loss.is_finite() {
+                return Err(NnError::NonFiniteLoss { iteration: it, value: step.loss });
             }
             state.iteration += 1;
             state.data = pos.next(data.batches_per_epoch());
-            last_loss = Some(loss);
-            window.0 += loss;
-            window.1 += parts.hue_kl;
-            window.2 += parts.chroma_kl;
-            window.3 += 1;
+            last_loss = Some(step.loss);
+            window.add(&step);
             let ips = b * (state.iteration - start_iteration) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-            self.observer.step(state.iteration, loss, ips);
+            self.observer.step(state.iteration, step.loss, ips);
             let done = state.iteration == cfg.iterations;
             if state.iteration.is_multiple_of(cfg.log_every) || done {
-                let n = window.3 as f64;
-                let m = Metrics {
-                    iteration: state.iteration,
-                    loss: window.0 / n,
-                    hue_kl: window.1 / n,
-                    chroma_kl: window.2 / n,
-                    lr,
-                    images_per_s: b * n / window.4.elapsed().as_secs_f64().max(1e-9),
-                };
-                writeln!(metrics_file, "{}", serde_json::to_string(&m).expect("metrics serialise"))
-                    .map_err(|e| io_err(&paths.metrics(), e))?;
+                let m = window.metrics(state.iteration, lr, b);
+                log.append(&m)?;
                 self.observer.log(&m);
-                window = (0.0, 0.0, 0.0, 0, Instant::now());
+                window = Window::new();
             }
             if cfg.snapshots.contains(&state.iteration) {
                 checkpoint::save_weights(&net.vs, &paths.snapshot(state.iteration))?;
@@ -291,14 +231,7 @@ impl PretrainRun<'_> {
 
 /// Reads metrics.jsonl.
 pub fn read_metrics(path: &Path) -> Result<Vec<Metrics>, NnError> {
-    let text = std::fs::read_to_string(path).map_err(|e| io_err(path, e))?;
-    text.lines()
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .map_err(|e| NnError::File { path: path.to_owned(), msg: format!("line {}: {e}", i + 1) })
-        })
-        .collect()
+    crate::run_dir::read_jsonl(path)
 }
 
 /// CPU/GPU agreement of one training step (loss and gradients).

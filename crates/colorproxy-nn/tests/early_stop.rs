@@ -1,5 +1,5 @@
 //! The early-stopping protocol on scripted score sequences.
-use colorproxy_nn::early_stop::{Decision, EarlyStopConfig, EarlyStopping};
+use colorproxy_nn::early_stop::{split_held_out, Decision, EarlyStopConfig, EarlyStopping};
 
 fn run(cfg: EarlyStopConfig, scores: &[f64]) -> Vec<(usize, Decision)> {
     let mut es = EarlyStopping::new(cfg.clone());
@@ -59,4 +59,14 @@ fn drops_exactly_when_the_windowed_score_plateaus_then_stops_at_the_second_plate
     let cfg3 = EarlyStopConfig { max_drops: 3, ..cfg };
     let d = run(cfg3, &[0.5; 30]);
     assert_eq!(d, vec![(60, Decision::DropLr), (120, Decision::DropLr), (180, Decision::Stop)]);
+}
+
+#[test]
+fn held_out_split_is_deterministic_and_about_ten_percent() {
+    let ids: Vec<String> = (0..1000).map(|i| format!("2008_{i:06}")).collect();
+    let (a, b) = split_held_out(&ids, 0.1, 0);
+    let (a2, b2) = split_held_out(&ids, 0.1, 0);
+    assert_eq!((&a, &b), (&a2, &b2));
+    assert!((70..130).contains(&b.len()), "{}", b.len());
+    assert_eq!(a.len() + b.len(), 1000);
 }

@@ -11,7 +11,8 @@ use colorproxy_nn::config::OptimConfig;
 use colorproxy_nn::hypercolumn::{dense_upsample, sample_at};
 use colorproxy_nn::loss::{lab_regression, weighted_kl};
 use colorproxy_nn::optim::Sgd;
-use colorproxy_nn::pretrain::{read_metrics, PretrainRun, RunPaths, Silent};
+use colorproxy_nn::pretrain::{read_metrics, PretrainRun};
+use colorproxy_nn::run_dir::{RunPaths, Silent};
 use colorproxy_nn::{ModelConfig, NnError, PretrainConfig};
 use tch::{Device, Kind, Tensor};
 

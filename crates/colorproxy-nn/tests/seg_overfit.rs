@@ -12,7 +12,8 @@ use tch::Device;
 #[test]
 fn segmentation_fits_the_voc_mini_training_images() {
     use colorproxy_nn::early_stop::FoundSchedule;
-    use colorproxy_nn::pretrain::{PretrainRun, RunPaths, Silent};
+    use colorproxy_nn::pretrain::PretrainRun;
+    use colorproxy_nn::run_dir::{RunPaths, Silent};
     use colorproxy_nn::transfer::{evaluate, load_finetuned, load_split, FinetuneRun, OnBad};
     use std::sync::{atomic::AtomicBool, Arc};
     let Some(root) = std::env::var_os("COLORPROXY_SHARED_DATA") else { return };

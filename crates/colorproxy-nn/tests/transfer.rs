@@ -170,7 +170,7 @@ struct InterruptAt {
     flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl colorproxy_nn::pretrain::TrainObserver for InterruptAt {
+impl colorproxy_nn::run_dir::TrainObserver for InterruptAt {
     fn step(&mut self, iteration: usize, _loss: f64, _ips: f64) {
         if iteration == self.at {
             self.flag.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -196,7 +196,7 @@ fn finetune(
     data: &Path,
     out: &Path,
     resume: bool,
-    observer: &mut dyn colorproxy_nn::pretrain::TrainObserver,
+    observer: &mut dyn colorproxy_nn::run_dir::TrainObserver,
     interrupt: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> colorproxy_nn::transfer::FinetuneSummary {
     colorproxy_nn::transfer::FinetuneRun {
@@ -220,7 +220,7 @@ fn finetune(
 /// hand-computed values from the 10-crop softmax scores, in the saved class order.
 #[test]
 fn single_label_folders_train_and_score_top1_top5() {
-    use colorproxy_nn::pretrain::{RunPaths, Silent};
+    use colorproxy_nn::run_dir::{RunPaths, Silent};
     use colorproxy_nn::transfer::{classify, evaluate, load_finetuned, load_split, OnBad};
     let tmp = tempfile::tempdir().unwrap();
     colorproxy_data::synth::write_image_folders(tmp.path(), 3, 6, 4, 48).unwrap();
@@ -295,7 +295,7 @@ fn single_label_folders_train_and_score_top1_top5() {
 #[test]
 fn interrupted_finetuning_resumes_to_the_same_result() {
     use colorproxy_nn::checkpoint::read_tensors;
-    use colorproxy_nn::pretrain::{RunPaths, Silent};
+    use colorproxy_nn::run_dir::{RunPaths, Silent};
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
     let tmp = tempfile::tempdir().unwrap();
@@ -403,7 +403,7 @@ fn malformed_segmentation_samples_stop_or_are_skipped_and_counted() {
 /// kept) fine-tuned for single-label classification fits its training images.
 #[test]
 fn alexnet_and_resnet_backbones_transfer() {
-    use colorproxy_nn::pretrain::{RunPaths, Silent};
+    use colorproxy_nn::run_dir::{RunPaths, Silent};
     use colorproxy_nn::transfer::{evaluate, load_finetuned, load_split, OnBad};
     let mut a = small(Task::Seg);
     a.model.arch = "alexnet".into();

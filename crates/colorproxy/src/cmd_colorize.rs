@@ -1,5 +1,4 @@
 //! `colorproxy colorize`: colour images with a pretrained network, and `--eval` how well.
-use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use colorproxy_color::reconstruct::{ChromaEstimate, ReconstructOptions};
@@ -11,36 +10,12 @@ use image::RgbImage;
 use crate::cli::ColorizeArgs;
 use crate::progress;
 
-/// The run config of a checkpoint: `--config`, else the run folder's config.toml
-/// (RUN_DIR/checkpoints/X.safetensors -> RUN_DIR/config.toml).
-pub fn checkpoint_config(ck: &Path, given: Option<&Path>) -> anyhow::Result<PretrainConfig> {
-    let candidates: Vec<PathBuf> = match given {
-        Some(p) => vec![p.to_owned()],
-        None => {
-            let dir = ck.parent().unwrap_or(Path::new("."));
-            vec![dir.join("../config.toml"), dir.join("config.toml")]
-        }
-    };
-    for c in &candidates {
-        if c.is_file() {
-            let text = std::fs::read_to_string(c).with_context(|| format!("reading {}", c.display()))?;
-            return PretrainConfig::from_toml(&text)
-                .with_context(|| format!("{}: invalid config", c.display()));
-        }
-    }
-    bail!(
-        "no config for {}: expected the run's config.toml at {} (or pass --config)",
-        ck.display(),
-        candidates[0].display()
-    )
-}
-
 fn to_image(w: usize, h: usize, data: Vec<u8>) -> RgbImage {
     RgbImage::from_raw(w as u32, h as u32, data).expect("buffer matches size")
 }
 
 pub fn run(a: ColorizeArgs) -> anyhow::Result<()> {
-    let config = checkpoint_config(&a.checkpoint, a.config.as_deref())?;
+    let config = PretrainConfig::of_checkpoint(&a.checkpoint, a.config.as_deref())?;
     let device = parse_device(a.device.as_deref())?;
     let chroma = match a.chroma.as_str() {
         "median" => ChromaEstimate::Median,

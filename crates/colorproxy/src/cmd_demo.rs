@@ -11,7 +11,8 @@ use std::time::Instant;
 use anyhow::Context;
 use colorproxy_data::synth;
 use colorproxy_nn::colorize::{gray_rgb, ColorizeOptions, Colorizer};
-use colorproxy_nn::pretrain::{read_metrics, PretrainRun, RunPaths};
+use colorproxy_nn::pretrain::{read_metrics, PretrainRun};
+use colorproxy_nn::run_dir::RunPaths;
 use colorproxy_nn::transfer::{
     evaluate, load_finetuned, load_split, FinetuneRun, OnBad, Task, TransferConfig,
 };
@@ -103,7 +104,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     .run()?;
     pb.finish_and_clear();
     let metrics = read_metrics(&RunPaths::new(&pre).metrics())?;
-    crate::cmd_pretrain::loss_curve(&metrics, &out.join("loss.png"))?;
+    crate::report::loss_curve(&metrics, &out.join("loss.png"))?;
     let ck = RunPaths::new(&pre).last_weights();
 
     println!("[3/5] fine-tuning segmentation and classification from random init and from colorization");
@@ -134,28 +135,25 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
             let set = load_split(task, &voc, "val", OnBad::Stop, &mut |_| {})?;
             let idx: Vec<usize> = (0..set.images.len()).collect();
             let r = evaluate(&net, &set, &idx, &mut |_, _| {})?;
-            crate::cmd_transfer::write_results(&run_dir, &r, &format!("{task:?} from {label}"))?;
+            crate::report::write_results(&run_dir, &r, &format!("{task:?} from {label}"))?;
             println!("    {task:?} from {label}: {} {:.4} ({} iterations)", r.metric, r.value, s.iterations);
             results.push((task, label, r.value, s.iterations));
         }
     }
 
     println!("[4/5] colorizing validation scenes");
-    let pcfg = crate::cmd_colorize::checkpoint_config(&ck, None)?;
+    let pcfg = PretrainConfig::of_checkpoint(&ck, None)?;
     let opts = ColorizeOptions::for_config(&pcfg);
     let col = Colorizer::load(&ck, pcfg, tch::Device::Cpu, opts)?;
     let set = load_split(Task::Seg, &voc, "val", OnBad::Stop, &mut |_| {})?;
-    let n = set.images.len().min(4);
-    let mut canvas =
-        RgbImage::from_pixel((SIDE * 3 + 8) as u32, ((SIDE + 4) * n) as u32, image::Rgb([255, 255, 255]));
-    for (k, img) in set.images.iter().take(n).enumerate() {
-        let c = col.colorize(img);
-        let y = ((SIDE + 4) * k) as i64;
-        let im = |d: Vec<u8>| RgbImage::from_raw(SIDE as u32, SIDE as u32, d).expect("size");
-        image::imageops::replace(&mut canvas, &im(gray_rgb(img)), 0, y);
-        image::imageops::replace(&mut canvas, &im(c.rgb), (SIDE + 4) as i64, y);
-        image::imageops::replace(&mut canvas, &im(img.data.clone()), (2 * SIDE + 8) as i64, y);
-    }
+    let im = |d: Vec<u8>| RgbImage::from_raw(SIDE as u32, SIDE as u32, d).expect("size");
+    let rows: Vec<Vec<RgbImage>> = set
+        .images
+        .iter()
+        .take(4)
+        .map(|img| vec![im(gray_rgb(img)), im(col.colorize(img).rgb), im(img.data.clone())])
+        .collect();
+    let canvas = crate::report::image_grid(&rows, SIDE as u32);
     canvas.save(out.join("colorization.png")).context("writing colorization.png")?;
 
     println!("[5/5] writing the report");

@@ -1,11 +1,12 @@
 //! `colorproxy pretrain`: colorization pretraining (the paper's section 3).
 
 use anyhow::Context;
-use colorproxy_nn::pretrain::{read_metrics, Metrics, PretrainRun, RunPaths};
+use colorproxy_nn::pretrain::{read_metrics, PretrainRun};
+use colorproxy_nn::run_dir::RunPaths;
 use colorproxy_nn::{parse_device, PretrainConfig};
 
 use crate::cli::PretrainArgs;
-use crate::{draw, progress};
+use crate::progress;
 
 /// Resolves the config: preset or file, then command-line overrides.
 pub fn resolve_config(a: &PretrainArgs) -> anyhow::Result<PretrainConfig> {
@@ -32,24 +33,6 @@ pub fn resolve_config(a: &PretrainArgs) -> anyhow::Result<PretrainConfig> {
     }
     cfg.validate()?;
     Ok(cfg)
-}
-
-/// The loss curve of a run as a PNG (loss; hue and chroma KL for the histogram loss).
-pub fn loss_curve(metrics: &[Metrics], out: &std::path::Path) -> anyhow::Result<()> {
-    let s = |f: fn(&Metrics) -> f64, colour, label: &str| draw::Series {
-        points: metrics.iter().map(|m| (m.iteration as f64, f(m))).collect(),
-        colour,
-        label: label.into(),
-    };
-    let mut series = vec![s(|m| m.loss, [30, 90, 200], "loss")];
-    if metrics.iter().any(|m| m.hue_kl > 0.0) {
-        series.push(s(|m| m.hue_kl, [240, 140, 20], "hue KL"));
-        series.push(s(|m| m.chroma_kl, [40, 160, 60], "chroma KL"));
-    }
-    draw::line_plot(&series, "iteration", 640, 360)
-        .save(out)
-        .with_context(|| format!("writing {}", out.display()))?;
-    Ok(())
 }
 
 pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
@@ -82,7 +65,7 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
     pb.finish_and_clear();
     let paths = RunPaths::new(&a.out);
     let metrics = read_metrics(&paths.metrics())?;
-    loss_curve(&metrics, &a.out.join("loss.png"))?;
+    crate::report::loss_curve(&metrics, &a.out.join("loss.png"))?;
     let first = metrics.first().map(|m| m.loss).unwrap_or(f64::NAN);
     let last = metrics.last().map(|m| m.loss).unwrap_or(f64::NAN);
     println!(

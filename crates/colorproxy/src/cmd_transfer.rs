@@ -3,11 +3,11 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use anyhow::{bail, Context};
-use colorproxy_nn::early_stop::FoundSchedule;
+use colorproxy_nn::early_stop;
 use colorproxy_nn::parse_device;
-use colorproxy_nn::pretrain::RunPaths;
+use colorproxy_nn::run_dir::{config_of_checkpoint, RunPaths};
 use colorproxy_nn::transfer::{
-    evaluate, load_finetuned, load_split, EvalResult, FinetuneRun, OnBad, Task, TransferConfig,
+    evaluate, load_finetuned, load_split, FinetuneRun, OnBad, Task, TransferConfig,
 };
 
 use crate::cli::{EvalArgs, FinetuneArgs, TaskArg};
@@ -18,51 +18,6 @@ fn task(t: TaskArg) -> Task {
         TaskArg::Cls => Task::Cls,
         TaskArg::Seg => Task::Seg,
     }
-}
-
-/// Results as JSON and a Markdown table in the run folder.
-pub fn write_results(dir: &Path, r: &EvalResult, title: &str) -> anyhow::Result<()> {
-    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(r)?)?;
-    let mut md = format!("# {title}\n\n| metric | value |\n|---|---|\n| {} | {:.4} |\n", r.metric, r.value);
-    for (k, v) in &r.extra {
-        md.push_str(&format!("| {k} | {v:.4} |\n"));
-    }
-    md.push_str("\n| class | value |\n|---|---|\n");
-    for (k, v) in &r.per_class {
-        md.push_str(&format!("| {k} | {} |\n", v.map(|x| format!("{x:.4}")).unwrap_or_else(|| "-".into())));
-    }
-    std::fs::write(dir.join("results.md"), md)?;
-    Ok(())
-}
-
-/// RUN_DIR/curves.png: the training loss (top) and the held-out score (bottom) against the
-/// iteration, from RUN_DIR/metrics.jsonl.
-pub fn write_curves(dir: &Path) -> anyhow::Result<()> {
-    let path = RunPaths::new(dir).metrics();
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let rows: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    let series = |key: &str, colour, label: &str| crate::draw::Series {
-        points: rows
-            .iter()
-            .filter_map(|r| Some((r.get("iteration")?.as_f64()?, r.get(key)?.as_f64()?)))
-            .collect(),
-        colour,
-        label: label.into(),
-    };
-    let top =
-        crate::draw::line_plot(&[series("loss", [30, 90, 200], "training loss")], "iteration", 640, 300);
-    let bottom = crate::draw::line_plot(
-        &[series("held_out_score", [200, 60, 40], "held-out score")],
-        "iteration",
-        640,
-        300,
-    );
-    let mut img = image::RgbImage::new(640, 600);
-    image::imageops::overlay(&mut img, &top, 0, 0);
-    image::imageops::overlay(&mut img, &bottom, 0, 300);
-    let out = dir.join("curves.png");
-    img.save(&out).with_context(|| format!("writing {}", out.display()))?;
-    Ok(())
 }
 
 /// Resolves the fine-tuning config: preset, the init checkpoint's backbone, flags.
@@ -87,7 +42,7 @@ pub fn resolve(a: &FinetuneArgs) -> anyhow::Result<TransferConfig> {
             bail!("--init {}: no such checkpoint (or use --init random)", ck.display());
         }
         // A colorization checkpoint's run config fixes the backbone's widths.
-        if let Ok(pc) = crate::cmd_colorize::checkpoint_config(ck, None) {
+        if let Ok(pc) = colorproxy_nn::PretrainConfig::of_checkpoint(ck, None) {
             cfg.model.arch = pc.model.arch;
             cfg.model.width = pc.model.width;
             cfg.model.fc_channels = pc.model.fc_channels;
@@ -111,24 +66,17 @@ pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
     let mut cfg = resolve(&a)?;
     let device = parse_device(a.device.as_deref())?;
     let on_bad = if a.skip_bad { OnBad::Skip } else { OnBad::Stop };
-    let fixed = if a.retrain_full {
-        let p = a.out.join("schedule.json");
-        let s: FoundSchedule = colorproxy_nn::checkpoint::read_json(&p).with_context(|| {
-            format!("--retrain-full needs the schedule of an early-stopping run in {}", p.display())
-        })?;
-        // Keep the early-stopping run's files: the full retraining goes into RUN_DIR/full.
-        Some(s)
-    } else {
-        None
-    };
-    if cfg.init == "random" && !cfg.rebalance && !cfg.model.arch.starts_with("resnet") {
+    // --retrain-full: the early-stopping run's schedule, on 100% of the training split, in RUN_DIR/full.
+    let fixed = if a.retrain_full { Some(early_stop::read_schedule(&a.out)?) } else { None };
+    let param_free_bn = colorproxy_nn::backbone::arch::arch(&cfg.model.arch)?.param_free_bn;
+    if cfg.init == "random" && !cfg.rebalance && param_free_bn {
         eprintln!(
             "note: a randomly initialised {} has no BN after absorption; the paper's random baseline \
              used data-dependent rescaling (--rebalance), without which deep layers may barely train",
             cfg.model.arch
         );
     }
-    let out = if fixed.is_some() { a.out.join("full") } else { a.out.clone() };
+    let out = if fixed.is_some() { early_stop::retrain_full_dir(&a.out) } else { a.out.clone() };
     if fixed.is_some() {
         cfg = TransferConfig { held_out: 0.0, ..cfg };
     }
@@ -169,46 +117,51 @@ pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
         );
         std::process::exit(130);
     }
-    let cfg = summary.config.clone();
-    write_curves(&out)?;
+    crate::report::finetune_curves(&out, None)?;
     println!(
         "{} iterations; learning-rate drops at {:?}; best held-out score {}",
         summary.iterations,
         summary.schedule.drops,
         summary.best_held_out.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into())
     );
-    // Final evaluation on the evaluation split, when the data has it.
-    let net = load_finetuned(&RunPaths::new(&out).last_weights(), cfg.clone(), device)?;
-    match load_split(cfg.task, &a.data, &a.eval_split, on_bad, &mut |m| eprintln!("{m}"))
+    final_evaluation(&a, &out, &summary.config, device, on_bad)
+}
+
+/// The evaluation split's score of a finished run, when the data has that split.
+fn final_evaluation(
+    a: &FinetuneArgs,
+    out: &Path,
+    cfg: &TransferConfig,
+    device: tch::Device,
+    on_bad: OnBad,
+) -> anyhow::Result<()> {
+    let net = load_finetuned(&RunPaths::new(out).last_weights(), cfg.clone(), device)?;
+    let set = match load_split(cfg.task, &a.data, &a.eval_split, on_bad, &mut |m| eprintln!("{m}"))
         .and_then(|mut s| s.align_classes(&cfg.classes).map(|_| s))
     {
-        Ok(set) => {
-            let idx: Vec<usize> = (0..set.len()).collect();
-            let r = evaluate(&net, &set, &idx, &mut |_, _| {})?;
-            write_results(
-                &out,
-                &r,
-                &format!("{:?} fine-tuning from {}, {} split", cfg.task, cfg.init, a.eval_split),
-            )?;
-            println!(
-                "{} split: {} {:.4} ({} images); {}",
-                a.eval_split,
-                r.metric,
-                r.value,
-                idx.len(),
-                out.join("results.md").display()
-            );
+        Ok(set) => set,
+        Err(e) => {
+            eprintln!("no final evaluation: {e}");
+            return Ok(());
         }
-        Err(e) => eprintln!("no final evaluation: {e}"),
-    }
+    };
+    let idx: Vec<usize> = (0..set.len()).collect();
+    let r = evaluate(&net, &set, &idx, &mut |_, _| {})?;
+    let title = format!("{:?} fine-tuning from {}, {} split", cfg.task, cfg.init, a.eval_split);
+    crate::report::write_results(out, &r, &title)?;
+    println!(
+        "{} split: {} {:.4} ({} images); {}",
+        a.eval_split,
+        r.metric,
+        r.value,
+        idx.len(),
+        out.join("results.md").display()
+    );
     Ok(())
 }
 
 pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
-    let dir = a.checkpoint.parent().and_then(|p| p.parent()).unwrap_or(Path::new("."));
-    let cfg_path = a.config.clone().unwrap_or_else(|| dir.join("config.toml"));
-    let text =
-        std::fs::read_to_string(&cfg_path).with_context(|| format!("reading {}", cfg_path.display()))?;
+    let (cfg_path, text) = config_of_checkpoint(&a.checkpoint, a.config.as_deref())?;
     let cfg = TransferConfig::from_toml(&text)
         .with_context(|| format!("{}: not a fine-tuning config", cfg_path.display()))?;
     if cfg.task != task(a.task) {

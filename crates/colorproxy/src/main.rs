@@ -11,8 +11,8 @@ mod cmd_pretrain;
 mod cmd_targets;
 mod cmd_transfer;
 mod draw;
-mod font;
 mod progress;
+mod report;
 
 use clap::Parser;
 

@@ -20,7 +20,7 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
 /// Shows a training loop's progress on a bar: position, loss and images/s, messages above it.
 pub struct BarObserver(pub ProgressBar);
 
-impl colorproxy_nn::pretrain::TrainObserver for BarObserver {
+impl colorproxy_nn::run_dir::TrainObserver for BarObserver {
     fn start(&mut self, start: usize, total: usize) {
         self.0.set_length(total as u64);
         self.0.set_position(start as u64);

@@ -4,7 +4,8 @@
 use std::process::Command;
 
 use colorproxy_data::metrics::ConfusionMatrix;
-use colorproxy_data::synth::{voc_colour, write_voc};
+use colorproxy_data::palette::voc_colour;
+use colorproxy_data::synth::write_voc;
 use colorproxy_data::voc::read_mask;
 
 #[test]

@@ -1,0 +1,141 @@
+//! ResNet-18/50/152 with standard BN, torchvision layout (`conv1`, `bn1`, `layerK.I.convJ`,
+//! `downsample`); taps conv1, layer1 ... layer4.
+use tch::nn;
+use tch::Tensor;
+
+use super::ArchSpec;
+use super::{scaled, Conv, Tap};
+use crate::config::ModelConfig;
+
+/// A torchvision-style BatchNorm2d (affine, running statistics).
+#[derive(Debug)]
+pub struct Bn2d(nn::BatchNorm);
+
+impl Bn2d {
+    fn new(p: nn::Path, c: i64) -> Self {
+        Self(nn::batch_norm2d(p, c, Default::default()))
+    }
+    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        use tch::nn::ModuleT;
+        self.0.forward_t(x, train)
+    }
+}
+
+/// A ResNet residual block (basic for ResNet-18, bottleneck for 50/152), torchvision layout.
+#[derive(Debug)]
+pub struct Block {
+    convs: Vec<(Conv, Bn2d)>,
+    downsample: Option<(Conv, Bn2d)>,
+}
+
+impl Block {
+    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut h = x.shallow_clone();
+        let n = self.convs.len();
+        for (i, (c, b)) in self.convs.iter().enumerate() {
+            h = b.forward(&c.forward(&h), train);
+            if i + 1 < n {
+                h = h.relu();
+            }
+        }
+        let skip = match &self.downsample {
+            Some((c, b)) => b.forward(&c.forward(x), train),
+            None => x.shallow_clone(),
+        };
+        (h + skip).relu()
+    }
+}
+
+/// ResNet tap names and scales.
+pub const RESNET_TAPS: [(&str, i64); 5] =
+    [("conv1", 2), ("layer1", 4), ("layer2", 8), ("layer3", 16), ("layer4", 32)];
+
+/// ResNet with standard BN; the head reads `layer4` (scale 32) at the points.
+#[derive(Debug)]
+pub struct ResNet {
+    conv1: Conv,
+    bn1: Bn2d,
+    layers: Vec<Vec<Block>>,
+    /// Output channels of conv1 and of layer1 ... layer4.
+    channels: Vec<i64>,
+    /// The first this many of conv1, layer1 ... layer4 are frozen (transfer's `freeze_until`):
+    /// their BN uses its running statistics and does not update them, even in training.
+    pub frozen: usize,
+    /// ResNet-18, 50 or 152.
+    pub spec: &'static ArchSpec,
+}
+
+impl ResNet {
+    pub fn new(
+        vs: &nn::Path,
+        cfg: &ModelConfig,
+        spec: &'static ArchSpec,
+        bottleneck: bool,
+        counts: [usize; 4],
+    ) -> Self {
+        let w = |c| scaled(c, cfg.width);
+        let conv1 = Conv::new(vs / "conv1", cfg.in_channels, w(64), 7, 2, 3, false);
+        let bn1 = Bn2d::new(vs / "bn1", w(64));
+        let mut cin = w(64);
+        let mut channels = vec![cin];
+        let mut layers = Vec::new();
+        for (li, &n) in counts.iter().enumerate() {
+            let planes = w(64 << li);
+            let out = if bottleneck { planes * 4 } else { planes };
+            let mut blocks = Vec::new();
+            for bi in 0..n {
+                let p = vs / format!("layer{}", li + 1) / bi;
+                let stride = if bi == 0 && li > 0 { 2 } else { 1 };
+                let convs = if bottleneck {
+                    vec![
+                        (Conv::new(&p / "conv1", cin, planes, 1, 1, 0, false), Bn2d::new(&p / "bn1", planes)),
+                        (
+                            Conv::new(&p / "conv2", planes, planes, 3, stride, 1, false),
+                            Bn2d::new(&p / "bn2", planes),
+                        ),
+                        (Conv::new(&p / "conv3", planes, out, 1, 1, 0, false), Bn2d::new(&p / "bn3", out)),
+                    ]
+                } else {
+                    vec![
+                        (
+                            Conv::new(&p / "conv1", cin, planes, 3, stride, 1, false),
+                            Bn2d::new(&p / "bn1", planes),
+                        ),
+                        (
+                            Conv::new(&p / "conv2", planes, planes, 3, 1, 1, false),
+                            Bn2d::new(&p / "bn2", planes),
+                        ),
+                    ]
+                };
+                let downsample = (bi == 0 && (stride != 1 || cin != out)).then(|| {
+                    let d = &p / "downsample";
+                    (Conv::new(&d / 0, cin, out, 1, stride, 0, false), Bn2d::new(&d / 1, out))
+                });
+                blocks.push(Block { convs, downsample });
+                cin = out;
+            }
+            layers.push(blocks);
+            channels.push(cin);
+        }
+        Self { conv1, bn1, layers, channels, frozen: 0, spec }
+    }
+
+    /// Taps (for transfer hypercolumns): conv1 (after BN and ReLU, scale 2), layer1 ... layer4
+    /// (scales 4 ... 32); colorization pretraining reads layer4, the last.
+    pub fn tap_specs(&self) -> Vec<(&'static str, i64, i64)> {
+        RESNET_TAPS.iter().zip(&self.channels).map(|(&(n, s), &c)| (n, c, s)).collect()
+    }
+
+    pub fn forward_taps(&self, x: &Tensor, train: bool) -> Vec<Tap> {
+        let mut h = self.bn1.forward(&self.conv1.forward(x), train && self.frozen < 1).relu();
+        let mut taps = vec![Tap { name: "conv1", features: h.shallow_clone(), scale: 2 }];
+        h = h.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        for (k, (blocks, &(name, scale))) in self.layers.iter().zip(&RESNET_TAPS[1..]).enumerate() {
+            for b in blocks {
+                h = b.forward(&h, train && self.frozen < k + 2);
+            }
+            taps.push(Tap { name, features: h.shallow_clone(), scale });
+        }
+        taps
+    }
+}

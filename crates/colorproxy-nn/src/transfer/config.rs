@@ -1,0 +1,141 @@
+//! The fine-tuning config ([`TransferConfig`], saved as RUN_DIR/config.toml) and its presets,
+//! which live in `presets/{cls,seg}-{paper,cpu}.toml`.
+use serde::{Deserialize, Serialize};
+
+use super::Task;
+use crate::config::{ModelConfig, OptimConfig};
+use crate::early_stop::EarlyStopConfig;
+use crate::NnError;
+
+/// Everything a fine-tuning run needs; saved as RUN_DIR/config.toml.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferConfig {
+    pub task: Task,
+    /// `random` or the path of a checkpoint (colorization or supervised safetensors).
+    pub init: String,
+    /// The backbone (must match the checkpoint's architecture and widths).
+    pub model: ModelConfig,
+    /// Lift conv1 to RGB and feed colour images.
+    pub color: bool,
+    pub absorb_bn: bool,
+    /// Rescale every layer to unit activation variance on a sample of training images (after BN
+    /// absorption).
+    #[serde(default)]
+    pub rebalance: bool,
+    /// Pad convolutions with the ReLU of the previous layer's bias instead of zeros (the
+    /// paper's footnote 3; off by default).
+    #[serde(default)]
+    pub pad_with_bias: bool,
+    /// Train only the layers above this one (e.g. `fc7`: only the new head and +FoV blocks).
+    pub freeze_until: Option<String>,
+    /// Shorter side of training images before the random scale (0: keep).
+    pub short_side: f64,
+    pub scale_min: f64,
+    pub scale_max: f64,
+    pub crop: usize,
+    pub batch_size: usize,
+    /// Segmentation: points per image and their border.
+    pub points: usize,
+    pub border: usize,
+    /// Segmentation: hypercolumn layers (VGG layers plus `fov1`, `fov2`).
+    pub hypercolumn: Vec<String>,
+    /// Segmentation: add the +FoV blocks.
+    pub fov: bool,
+    pub fov_channels: i64,
+    pub head_hidden: i64,
+    pub head_init_std: f64,
+    pub dropout: f64,
+    pub optim: OptimConfig,
+    /// Clip the gradient norm to this (0: off; the classification code uses 10).
+    pub grad_clip: f64,
+    pub early_stop: EarlyStopConfig,
+    /// Fraction of the training split held out for early stopping.
+    pub held_out: f64,
+    /// Classification test: shorter side before the 10 crops.
+    pub test_short_side: f64,
+    /// Segmentation test: images larger than this (longer side) are downscaled for inference
+    /// and the prediction upsampled back (0: always full resolution).
+    pub test_max_side: usize,
+    pub seed: u64,
+    pub threads: usize,
+    pub log_every: usize,
+    /// Write `checkpoints/last.*` every this many iterations (and at the end; 0: only at the end).
+    #[serde(default)]
+    pub checkpoint_every: usize,
+    /// Single-label classification: the class names (the training split's class folders, set
+    /// by the run). Empty: VOC's 20 multi-label classes.
+    #[serde(default)]
+    pub classes: Vec<String>,
+}
+
+/// The fine-tuning presets shipped in `presets/`, compiled into the binary.
+pub const TRANSFER_PRESETS: [(&str, &str); 4] = [
+    ("cls-paper", include_str!("../../../../presets/cls-paper.toml")),
+    ("seg-paper", include_str!("../../../../presets/seg-paper.toml")),
+    ("cls-cpu", include_str!("../../../../presets/cls-cpu.toml")),
+    ("seg-cpu", include_str!("../../../../presets/seg-cpu.toml")),
+];
+
+impl TransferConfig {
+    /// A preset by name: `cls-paper`, `seg-paper`, `cls-cpu`, `seg-cpu`.
+    pub fn preset(name: &str) -> Result<Self, NnError> {
+        let text = crate::config::preset_text(&TRANSFER_PRESETS, name)?;
+        Self::from_toml(text).map_err(|e| NnError::Config(format!("preset {name}: {e}")))
+    }
+
+    /// The paper's protocol for a task (`cls-paper`, `seg-paper`).
+    pub fn paper(task: Task) -> Self {
+        Self::preset(if task == Task::Cls { "cls-paper" } else { "seg-paper" })
+            .expect("built-in preset parses")
+    }
+
+    /// The same protocol at CPU scale (`cls-cpu`, `seg-cpu`: the cpu-small backbone).
+    pub fn cpu(task: Task) -> Self {
+        Self::preset(if task == Task::Cls { "cls-cpu" } else { "seg-cpu" }).expect("built-in preset parses")
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serialises")
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, NnError> {
+        toml::from_str(text).map_err(|e| NnError::Config(e.to_string()))
+    }
+
+    /// Adapts the default segmentation hypercolumn (all VGG-16 layers plus +FoV) to the
+    /// backbone's architecture (its default in [`crate::backbone::arch`]). A custom list is kept.
+    pub fn for_arch(mut self) -> Self {
+        let with_fov = |layers: &[&str]| {
+            let mut v: Vec<String> = layers.iter().map(|s| s.to_string()).collect();
+            v.extend(["fov1".to_string(), "fov2".to_string()]);
+            v
+        };
+        let Ok(spec) = crate::backbone::arch::arch(&self.model.arch) else {
+            return self; // an unknown arch is reported when the network is built
+        };
+        let vgg = with_fov(crate::backbone::arch::arch("vgg16").expect("vgg16").transfer_hypercolumn);
+        if self.hypercolumn == vgg && self.model.arch != "vgg16" {
+            self.hypercolumn = spec.transfer_hypercolumn.iter().map(|s| s.to_string()).collect();
+            if self.fov {
+                self.hypercolumn.extend(["fov1".to_string(), "fov2".to_string()]);
+            }
+        }
+        self
+    }
+
+    /// Number of network outputs: 20 (VOC classification), the class folders (single-label) or
+    /// 21 (segmentation, with background).
+    pub fn classes(&self) -> i64 {
+        match self.task {
+            Task::Cls if self.single_label() => self.classes.len() as i64,
+            Task::Cls => 20,
+            Task::Seg => 21,
+        }
+    }
+
+    /// Single-label (softmax) classification rather than VOC multi-label.
+    pub fn single_label(&self) -> bool {
+        self.task == Task::Cls && !self.classes.is_empty()
+    }
+}

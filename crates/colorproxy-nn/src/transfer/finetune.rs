@@ -1,0 +1,299 @@
+//! The fine-tuning loop, in the shape of torchvision's `references/*/train.py`: build the
+//! network, then per iteration a train step, every `eval_every` iterations the early-stopping
+//! decision on the held-out part ([`crate::early_stop`]), metrics and checkpoints.
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use colorproxy_data::RgbImage8;
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use super::batch::batch_loss;
+use super::config::TransferConfig;
+use super::eval::evaluate;
+use super::net::TransferNet;
+use super::{load_split, LabelledSet, OnBad, Task};
+use crate::checkpoint;
+use crate::early_stop::{
+    protocol_split, schedule_path, Decision, EarlyStopConfig, EarlyStopping, FoundSchedule,
+};
+use crate::optim::Sgd;
+use crate::run_dir::{MetricsLog, RunPaths, TrainObserver};
+use crate::schedule::step_lr;
+use crate::NnError;
+
+/// Options of a fine-tuning run that are not part of the saved config.
+pub struct FinetuneRun<'a> {
+    pub config: TransferConfig,
+    pub data: PathBuf,
+    pub train_split: String,
+    pub out: PathBuf,
+    pub device: Device,
+    /// Retrain on 100% of the training split with this schedule (from a previous run).
+    pub fixed_schedule: Option<FoundSchedule>,
+    pub on_bad: OnBad,
+    /// Continue from `out/checkpoints/last.*` to the same result as an uninterrupted run.
+    pub resume: bool,
+    /// Set (e.g. by Ctrl-C) to checkpoint and stop after the current iteration.
+    pub interrupt: Arc<AtomicBool>,
+    pub observer: &'a mut dyn TrainObserver,
+}
+
+/// How the run ended.
+pub struct FinetuneSummary {
+    pub iterations: usize,
+    pub schedule: FoundSchedule,
+    pub best_held_out: Option<f64>,
+    /// The run's resolved config (with the class names of a single-label set).
+    pub config: TransferConfig,
+    /// Stopped by `interrupt` before the schedule's end (resume with `resume`).
+    pub interrupted: bool,
+    /// Training images that failed to decode and were skipped.
+    pub skipped: usize,
+}
+
+/// Fine-tuning state saved beside the weights (`checkpoints/last.state.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct FinetuneState {
+    /// Iterations completed.
+    iteration: usize,
+    /// Learning-rate drops so far.
+    drops: Vec<usize>,
+    best: Option<f64>,
+    early_stopping: EarlyStopping,
+    skipped: usize,
+    /// Early stopping said stop: the run is complete.
+    finished: bool,
+    /// Loss sum and count of the current logging window.
+    window: (f64, usize),
+}
+
+/// Scales the gradients so their global norm is at most `max` (0: off).
+pub fn clip_grad_norm(params: &BTreeMap<String, Tensor>, max: f64) {
+    if max <= 0.0 {
+        return;
+    }
+    tch::no_grad(|| {
+        let total: f64 = params
+            .values()
+            .filter(|t| t.grad().defined())
+            .map(|t| t.grad().square().sum(Kind::Double).double_value(&[]))
+            .sum();
+        let norm = total.sqrt();
+        if norm > max {
+            for t in params.values() {
+                let mut g = t.grad();
+                if g.defined() {
+                    let _ = g.g_mul_scalar_(max / norm);
+                }
+            }
+        }
+    });
+}
+
+impl FinetuneState {
+    fn new(cfg: &TransferConfig, fixed: Option<&FoundSchedule>) -> Self {
+        Self {
+            iteration: 0,
+            drops: fixed.map(|s| s.drops.clone()).unwrap_or_default(),
+            best: None,
+            early_stopping: EarlyStopping::new(cfg.early_stop.clone()),
+            skipped: 0,
+            finished: false,
+            window: (0.0, 0),
+        }
+    }
+}
+
+/// One training step: the batch's loss, backward, gradient clipping and the SGD update at `lr`.
+/// Returns the loss (an error, before any update, if it is not finite).
+#[allow(clippy::too_many_arguments)]
+pub fn train_step(
+    net: &TransferNet,
+    cfg: &TransferConfig,
+    set: &LabelledSet,
+    idx: &[usize],
+    params: &BTreeMap<String, Tensor>,
+    sgd: &mut Sgd,
+    lr: f64,
+    iteration: usize,
+) -> Result<f64, NnError> {
+    sgd.zero_grad();
+    let loss = batch_loss(net, cfg, set, idx, iteration)?;
+    let lv = loss.double_value(&[]);
+    if !lv.is_finite() {
+        return Err(NnError::NonFiniteLoss { iteration, value: lv });
+    }
+    loss.backward();
+    clip_grad_norm(params, cfg.grad_clip);
+    sgd.step(lr);
+    Ok(lv)
+}
+
+/// The network of a run: built, initialised from `cfg.init`, BN absorbed, pad-with-bias and
+/// rebalancing applied as configured.
+pub fn build_net(
+    cfg: &TransferConfig,
+    device: Device,
+    set: &LabelledSet,
+    obs: &mut dyn TrainObserver,
+) -> Result<TransferNet, NnError> {
+    let mut net = TransferNet::new(cfg, device)?;
+    if cfg.init != "random" {
+        net.load_backbone(Path::new(&cfg.init))?;
+    }
+    if cfg.absorb_bn {
+        net.absorb_bn();
+    }
+    if cfg.pad_with_bias {
+        net.set_pad_with_bias(true);
+    }
+    if cfg.rebalance {
+        let sample: Vec<RgbImage8> =
+            (0..set.len().min(32)).map(|i| set.image(i).map(Cow::into_owned)).collect::<Result<_, _>>()?;
+        let dev = net.rebalance(&sample);
+        obs.message(&format!(
+            "rebalanced {} layers to unit variance (largest std deviation from 1 before: {:.3})",
+            dev.len(),
+            dev.iter().cloned().fold(0.0, f64::max)
+        ));
+    }
+    Ok(net)
+}
+
+/// A resumed run must have the same config, except the early-stopping limits.
+fn check_resumed_config(paths: &RunPaths, cfg: &TransferConfig) -> Result<(), NnError> {
+    let saved = TransferConfig::from_toml(&paths.read_config()?)?;
+    let same = |c: &TransferConfig| TransferConfig { early_stop: EarlyStopConfig::default(), ..c.clone() };
+    if same(&saved) != same(cfg) {
+        return Err(NnError::Config(format!(
+            "resuming with a config that differs from {} (only the early-stopping limits may change)",
+            paths.config().display()
+        )));
+    }
+    Ok(())
+}
+
+/// Scores the held-out images and lets the early-stopping controller decide; returns the score.
+fn early_stopping_step(
+    net: &TransferNet,
+    set: &LabelledSet,
+    held: &[usize],
+    state: &mut FinetuneState,
+    obs: &mut dyn TrainObserver,
+) -> Result<f64, NnError> {
+    let it = state.iteration;
+    let r = evaluate(net, set, held, &mut |_, _| {})?;
+    state.best = Some(state.best.map_or(r.value, |b: f64| b.max(r.value)));
+    match state.early_stopping.observe(it, r.value) {
+        Decision::Continue => {}
+        Decision::DropLr => {
+            state.drops.push(it);
+            obs.message(&format!("held-out {} plateaued: learning rate x0.1 at iteration {it}", r.metric));
+        }
+        Decision::Stop => {
+            obs.message(&format!("held-out {} plateaued again: stopping at iteration {it}", r.metric));
+            state.finished = true;
+        }
+    }
+    Ok(r.value)
+}
+
+impl FinetuneRun<'_> {
+    /// Trains until early stopping (or the fixed schedule) ends the run, or `interrupt` is set.
+    pub fn run(self) -> Result<FinetuneSummary, NnError> {
+        let FinetuneRun {
+            config,
+            data,
+            train_split,
+            out,
+            device,
+            fixed_schedule,
+            on_bad,
+            resume,
+            interrupt,
+            observer: obs,
+        } = self;
+        let paths = RunPaths::new(&out);
+        if config.threads > 0 {
+            tch::set_num_threads(config.threads as i32);
+        }
+        let set = load_split(config.task, &data, &train_split, on_bad, &mut |m| obs.message(m))?;
+        paths.start(resume)?;
+        let mut cfg = config;
+        if cfg.task == Task::Cls {
+            cfg.classes = set.class_names.clone();
+        }
+        if resume {
+            check_resumed_config(&paths, &cfg)?;
+        }
+        paths.write_config(&cfg.to_toml())?;
+        let mut net = build_net(&cfg, device, &set, obs)?;
+        let params = net.trainable()?;
+        let mut sgd =
+            Sgd::new(params.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect(), cfg.optim.clone());
+        let mut state = FinetuneState::new(&cfg, fixed_schedule.as_ref());
+        if resume {
+            state =
+                checkpoint::load_resumable(&paths, &mut net.vs, &mut sgd, |s: &FinetuneState| s.iteration)?;
+            state.early_stopping.config = cfg.early_stop.clone();
+            set.skipped.store(state.skipped, Ordering::Relaxed);
+            obs.message(&format!("resuming at iteration {}", state.iteration));
+        }
+        let (train_idx, held_idx) =
+            protocol_split(&set.ids, cfg.held_out, cfg.seed, fixed_schedule.is_some());
+        let max_iters = fixed_schedule.as_ref().map_or(cfg.early_stop.max_iterations, |s| s.stop);
+        let mut log = MetricsLog::open(&paths.metrics(), resume.then_some(state.iteration))?;
+        obs.start(state.iteration, max_iters);
+        let (t0, start) = (std::time::Instant::now(), state.iteration);
+        let mut interrupted = false;
+        while state.iteration < max_iters && !state.finished {
+            if interrupt.load(Ordering::Relaxed) {
+                interrupted = true;
+                break;
+            }
+            let lr = step_lr(cfg.optim.lr, cfg.optim.gamma, &state.drops, state.iteration);
+            let loss = train_step(&net, &cfg, &set, &train_idx, &params, &mut sgd, lr, state.iteration)?;
+            state.iteration += 1;
+            state.window = (state.window.0 + loss, state.window.1 + 1);
+            let it = state.iteration;
+            let ips = (cfg.batch_size * (it - start)) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            obs.step(it, loss, ips);
+            let score = (fixed_schedule.is_none() && it.is_multiple_of(cfg.early_stop.eval_every))
+                .then(|| early_stopping_step(&net, &set, &held_idx, &mut state, obs))
+                .transpose()?;
+            if it.is_multiple_of(cfg.log_every) || score.is_some() {
+                log.append(&serde_json::json!({
+                    "iteration": it, "loss": state.window.0 / state.window.1.max(1) as f64, "lr": lr,
+                    "held_out_score": score, "images_per_s": ips,
+                }))?;
+                state.window = (0.0, 0);
+            }
+            if cfg.checkpoint_every > 0 && it.is_multiple_of(cfg.checkpoint_every) {
+                state.skipped = set.skipped.load(Ordering::Relaxed);
+                checkpoint::save_resumable(&paths, &net.vs, &sgd, state.iteration, &state)?;
+            }
+        }
+        state.skipped = set.skipped.load(Ordering::Relaxed);
+        checkpoint::save_resumable(&paths, &net.vs, &sgd, state.iteration, &state)?;
+        let schedule = fixed_schedule.unwrap_or_else(|| FoundSchedule {
+            drops: state.drops.clone(),
+            stop: state.iteration,
+            windows: state.early_stopping.found.windows.clone(),
+        });
+        if !interrupted {
+            checkpoint::write_json(&schedule_path(&out), &schedule)?;
+        }
+        Ok(FinetuneSummary {
+            iterations: state.iteration,
+            schedule,
+            best_held_out: state.best,
+            config: cfg,
+            interrupted,
+            skipped: state.skipped,
+        })
+    }
+}
