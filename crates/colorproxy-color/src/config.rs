@@ -47,10 +47,13 @@ impl Default for TargetConfig {
 impl TargetConfig {
     /// Checks the values make sense (bins >= 2, odd window >= 1, positive scales).
     pub fn validate(&self) -> Result<(), ColorError> {
-        if self.hue_bins < 2 || self.chroma_bins < 2 {
-            return Err(ColorError::BadConfig("hue_bins and chroma_bins must be >= 2".into()));
+        if !(2..=4096).contains(&self.hue_bins) || !(2..=4096).contains(&self.chroma_bins) {
+            return Err(ColorError::BadConfig(format!(
+                "hue_bins and chroma_bins must be in [2, 4096], got {} and {}",
+                self.hue_bins, self.chroma_bins
+            )));
         }
-        if self.window == 0 || self.window.is_multiple_of(2) {
+        if self.window == 0 || self.window.is_multiple_of(2) || self.window > 255 {
             return Err(ColorError::BadConfig(format!("window must be odd and >= 1, got {}", self.window)));
         }
         if self.lab_ab_scale <= 0.0 || !self.lab_ab_scale.is_finite() {

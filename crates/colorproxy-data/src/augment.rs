@@ -30,6 +30,12 @@ impl Default for AugmentConfig {
 
 impl AugmentConfig {
     pub fn validate(&self) -> Result<(), DataError> {
+        if self.crop > 8192 || self.short_side_max > 20_000 {
+            return Err(DataError::BadConfig(format!(
+                "crop {} or short_side_max {} is beyond any image this pipeline decodes (crop <= 8192, sides <= 20000)",
+                self.crop, self.short_side_max
+            )));
+        }
         if self.crop == 0 || self.short_side_min < self.crop || self.short_side_max < self.short_side_min {
             return Err(DataError::BadConfig(format!(
                 "augment needs 0 < crop <= short_side_min <= short_side_max, got crop {} and [{}, {}]",

@@ -56,6 +56,12 @@ impl PipelineConfig {
         if self.batch_size == 0 || self.points == 0 {
             return Err(DataError::BadConfig("batch_size and points must be positive".into()));
         }
+        if self.batch_size > 65_536 || self.points > 1 << 20 {
+            return Err(DataError::BadConfig(format!(
+                "batch_size {} or points {} is absurdly large",
+                self.batch_size, self.points
+            )));
+        }
         if 2 * self.border >= self.augment.crop as usize {
             return Err(DataError::BadConfig(format!(
                 "border {} leaves no room for points in a {} crop",

@@ -114,7 +114,8 @@ pub fn decode_bytes(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage8, Sk
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| SkipReason::Unreadable(e.to_string()))?;
-    if reader.format().is_none() {
+    let format = reader.format();
+    if format.is_none() {
         return Err(SkipReason::NotAnImage);
     }
     let mut lim = image::Limits::default();
@@ -136,12 +137,50 @@ pub fn decode_bytes(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage8, Sk
         )));
     }
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder).map_err(classify)?;
+    let mut img = if format == Some(image::ImageFormat::Jpeg) {
+        drop(decoder);
+        decode_jpeg_strict(bytes, limits)?
+    } else {
+        DynamicImage::from_decoder(decoder).map_err(classify)?
+    };
     img.apply_orientation(orientation);
     Ok(to_rgb8(img))
 }
 
 /// Converts any decoded image to 8-bit RGB; alpha is composited on white.
+/// JPEG pixels through zune-jpeg (the decoder `image` uses) in strict mode: truncated data,
+/// garbage in the entropy-coded segment or a missing end marker are errors instead of rows
+/// padded with gray. Same colour handling as `image` (RGB, RGBA, gray, gray + alpha kept; CMYK
+/// and YCCK converted to RGB), so intact files decode to the same pixels.
+fn decode_jpeg_strict(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImage, SkipReason> {
+    use zune_core::colorspace::ColorSpace;
+    let corrupt = |e: zune_jpeg::errors::DecodeErrors| SkipReason::Corrupt(format!("{e:?}"));
+    let opts = zune_core::options::DecoderOptions::default()
+        .set_strict_mode(true)
+        .set_max_width(limits.max_side as usize)
+        .set_max_height(limits.max_side as usize);
+    let mut d = zune_jpeg::JpegDecoder::new_with_options(zune_core::bytestream::ZCursor::new(bytes), opts);
+    d.decode_headers().map_err(corrupt)?;
+    let cs = match d.input_colorspace() {
+        Some(c @ (ColorSpace::RGB | ColorSpace::RGBA | ColorSpace::Luma | ColorSpace::LumaA)) => c,
+        _ => ColorSpace::RGB,
+    };
+    d.set_options(d.options().jpeg_set_out_colorspace(cs));
+    let (w, h) = d.dimensions().ok_or_else(|| SkipReason::Corrupt("no dimensions".into()))?;
+    let px = d.decode().map_err(corrupt)?;
+    let (w, h) = (w as u32, h as u32);
+    let n = px.len();
+    let short = || SkipReason::Corrupt(format!("decoded {n} bytes for {w}x{h}"));
+    Ok(match cs {
+        ColorSpace::RGBA => DynamicImage::ImageRgba8(image::RgbaImage::from_raw(w, h, px).ok_or_else(short)?),
+        ColorSpace::Luma => DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, px).ok_or_else(short)?),
+        ColorSpace::LumaA => {
+            DynamicImage::ImageLumaA8(image::GrayAlphaImage::from_raw(w, h, px).ok_or_else(short)?)
+        }
+        _ => DynamicImage::ImageRgb8(image::RgbImage::from_raw(w, h, px).ok_or_else(short)?),
+    })
+}
+
 fn to_rgb8(img: DynamicImage) -> RgbImage8 {
     let (width, height) = (img.width() as usize, img.height() as usize);
     let data = if img.color().has_alpha() {

@@ -33,14 +33,19 @@ pub struct LabelledSet {
     pub labels: Vec<Vec<i8>>,
     /// Single-label classification: the class index of each image.
     pub targets: Vec<usize>,
-    /// Single-label classification: class names (folder names, sorted); empty for VOC.
+    /// The object classes: class folder names (sorted) or a VOC set's class list (without
+    /// background).
     pub class_names: Vec<String>,
+    /// Single-label class folders (softmax classification) rather than a VOC devkit.
+    pub single_label: bool,
     /// What to do with a file that fails to decode when it is used.
     pub on_bad: OnBad,
     /// Malformed samples skipped (at load time, or files that failed to decode on use).
     pub skipped: AtomicUsize,
     /// Files known not to decode (not tried again).
     bad: std::sync::Mutex<std::collections::BTreeSet<usize>>,
+    /// "skipped <file>: <reason>" lines not yet reported (see [`Self::take_skip_notes`]).
+    notes: std::sync::Mutex<Vec<String>>,
 }
 
 impl LabelledSet {
@@ -53,9 +58,11 @@ impl LabelledSet {
             labels: vec![],
             targets: vec![],
             class_names: vec![],
+            single_label: false,
             on_bad,
             skipped: AtomicUsize::new(0),
             bad: Default::default(),
+            notes: Default::default(),
         }
     }
 
@@ -68,14 +75,22 @@ impl LabelledSet {
         }
         match self.image(i) {
             Ok(img) => Ok(Some(img)),
-            Err(_) if self.on_bad == OnBad::Skip => {
+            Err(e) if self.on_bad == OnBad::Skip => {
                 if self.bad.lock().map(|mut b| b.insert(i)).unwrap_or(false) {
                     self.skipped.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut n) = self.notes.lock() {
+                        n.push(format!("skipped {e}"));
+                    }
                 }
                 Ok(None)
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The skip notes gathered since the last call (each bad file named once, with its reason).
+    pub fn take_skip_notes(&self) -> Vec<String> {
+        self.notes.lock().map(|mut n| std::mem::take(&mut *n)).unwrap_or_default()
     }
 
     pub fn len(&self) -> usize {
@@ -98,19 +113,33 @@ impl LabelledSet {
             .map_err(|e| DataError::Malformed { path: path.clone(), msg: e.to_string() })
     }
 
-    /// Renumbers single-label targets to `classes` (a trained network's class order), matching
-    /// class folders by name; a folder the network does not know is an error.
+    /// Matches the set to a trained network's classes. Class folders: targets renumbered to
+    /// `classes` by folder name (a folder the network does not know, or a network without class
+    /// folders, is an error). A VOC set: its class list must be the network's (an empty
+    /// `classes`: VOC's 20, as networks saved before class lists).
     pub fn align_classes(&mut self, classes: &[String]) -> Result<(), DataError> {
-        if classes.is_empty() != self.class_names.is_empty() {
-            return Err(DataError::Labels(if classes.is_empty() {
+        if self.single_label && classes.is_empty() {
+            return Err(DataError::Labels(
                 "the network is a VOC (multi-label) classifier; the data are single-label class folders"
-                    .into()
-            } else {
-                "the network is a single-label classifier of class folders; the data are a VOC devkit".into()
-            }));
+                    .into(),
+            ));
         }
+        let voc20: Vec<String>;
+        let classes = if classes.is_empty() {
+            voc20 = crate::voc::VOC_CLASSES.map(String::from).to_vec();
+            &voc20[..]
+        } else {
+            classes
+        };
         if self.class_names.as_slice() == classes {
             return Ok(());
+        }
+        if !self.single_label {
+            return Err(DataError::Labels(format!(
+                "the data's classes ({}) differ from the network's ({})",
+                self.class_names.join(", "),
+                classes.join(", ")
+            )));
         }
         let map: Vec<usize> = self
             .class_names
@@ -150,10 +179,31 @@ pub fn load_split(
     on_bad: OnBad,
     log: &mut dyn FnMut(&str),
 ) -> Result<LabelledSet, DataError> {
+    load_split_with(task, root, split, None, on_bad, log)
+}
+
+/// [`load_split`] with the object classes of a VOC set given (`classes`, e.g. from `--classes`
+/// or a trained network); `None` reads them from the set ([`crate::voc::class_list`]).
+pub fn load_split_with(
+    task: Task,
+    root: &Path,
+    split: &str,
+    classes: Option<&[String]>,
+    on_bad: OnBad,
+    log: &mut dyn FnMut(&str),
+) -> Result<LabelledSet, DataError> {
     let mut set = LabelledSet::empty(on_bad);
+    let voc_classes = |split: &str| -> Result<(Vec<String>, String), DataError> {
+        match classes {
+            Some(c) if !c.is_empty() => Ok((c.to_vec(), "the given class list".into())),
+            _ => crate::voc::class_list(root, None, split),
+        }
+    };
     match task {
         Task::Seg => {
-            let voc = VocSegmentation::open(root, split)?;
+            let (names, source) = voc_classes(split)?;
+            let voc = VocSegmentation::open_with(root, split, names.len(), &source)?;
+            set.class_names = names;
             let loaded: Vec<_> = (0..voc.ids.len()).into_par_iter().map(|i| voc.load(i)).collect();
             for (i, r) in loaded.into_iter().enumerate() {
                 match r {
@@ -187,6 +237,7 @@ pub fn load_split(
                 set.targets.push(c);
             }
             set.class_names = folders.classes;
+            set.single_label = true;
             log(&format!(
                 "{}: {} images in {} class folders",
                 dir.display(),
@@ -195,7 +246,9 @@ pub fn load_split(
             ));
         }
         Task::Cls => {
-            let voc = VocClassification::open(root, split)?;
+            let (names, source) = voc_classes(split)?;
+            let voc = VocClassification::open_with(root, split, &names, &source)?;
+            set.class_names = names;
             let limits = DecodeLimits { min_side: 1, ..DecodeLimits::default() };
             let loaded: Vec<_> = (0..voc.ids.len())
                 .into_par_iter()

@@ -33,7 +33,7 @@ pub use batch::{ColorBatch, PipelineConfig, PretrainData};
 pub use check::{check_images, CheckReport};
 pub use decode::{decode_file, DecodeLimits, RgbImage8, SkipReason};
 pub use image_folder::ImageFolder;
-pub use labelled::{load_split, LabelledSet, OnBad, Task};
+pub use labelled::{load_split, load_split_with, LabelledSet, OnBad, Task};
 pub use loader::{BatchLoader, DataPosition};
 pub use rng::Rng;
 pub use source::ImageSource;

@@ -10,6 +10,8 @@ pub const IMAGE_EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "webp", "bmp", "t
 #[derive(Debug, Clone)]
 pub struct ImageSource {
     pub files: Vec<PathBuf>,
+    /// Folders not entered (symbolic-link cycles, folders reached twice), with the reason.
+    pub skipped_dirs: Vec<(PathBuf, String)>,
 }
 
 fn has_image_ext(p: &Path) -> bool {
@@ -19,14 +21,30 @@ fn has_image_ext(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), DataError> {
+/// Lists `dir` recursively. Every folder is entered once, by its canonical path: a symbolic link
+/// back to an ancestor (a cycle) or to a folder already listed is skipped and reported in
+/// `skipped`, so no image is counted twice.
+fn walk(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    seen: &mut std::collections::HashSet<PathBuf>,
+    skipped: &mut Vec<(PathBuf, String)>,
+) -> Result<(), DataError> {
+    let canon = std::fs::canonicalize(dir).map_err(|e| DataError::Io { path: dir.to_owned(), source: e })?;
+    if !seen.insert(canon.clone()) {
+        skipped.push((
+            dir.to_owned(),
+            format!("links to {}, already listed (a cycle or a duplicate)", canon.display()),
+        ));
+        return Ok(());
+    }
     let rd = std::fs::read_dir(dir).map_err(|e| DataError::Io { path: dir.to_owned(), source: e })?;
     for entry in rd {
         let entry = entry.map_err(|e| DataError::Io { path: dir.to_owned(), source: e })?;
         let p = entry.path();
         let ft = entry.file_type().map_err(|e| DataError::Io { path: p.clone(), source: e })?;
         if ft.is_dir() || (ft.is_symlink() && p.is_dir()) {
-            walk(&p, out)?;
+            walk(&p, out, seen, skipped)?;
         } else if has_image_ext(&p) {
             out.push(p);
         }
@@ -48,13 +66,13 @@ impl ImageSource {
 
     /// All image files under `dir`, recursively, sorted by path.
     pub fn from_dir(dir: &Path) -> Result<Self, DataError> {
-        let mut files = Vec::new();
-        walk(dir, &mut files)?;
+        let (mut files, mut skipped_dirs) = (Vec::new(), Vec::new());
+        walk(dir, &mut files, &mut Default::default(), &mut skipped_dirs)?;
         if files.is_empty() {
             return Err(DataError::NoImages { path: dir.to_owned(), exts: IMAGE_EXTENSIONS.join("/") });
         }
         files.sort();
-        Ok(Self { files })
+        Ok(Self { files, skipped_dirs })
     }
 
     /// The files named in a list file, in order; a missing file is an error naming the line.
@@ -78,7 +96,7 @@ impl ImageSource {
         if files.is_empty() {
             return Err(DataError::NoImages { path: list.to_owned(), exts: "listed".into() });
         }
-        Ok(Self { files })
+        Ok(Self { files, skipped_dirs: vec![] })
     }
 
     pub fn len(&self) -> usize {

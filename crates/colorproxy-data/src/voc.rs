@@ -48,27 +48,104 @@ fn bad(path: &Path, msg: impl Into<String>) -> DataError {
     DataError::Malformed { path: path.to_owned(), msg: msg.into() }
 }
 
+/// Background names a devkit export may write as the first line of its class list.
+const BACKGROUND: [&str; 3] = ["background", "_background_", "__background__"];
+
+/// The object classes of a VOC-layout set, in index order (segmentation index = position + 1),
+/// and where they came from: `given` (a file, one name per line), else `ROOT/class_names.txt`
+/// (as labelme, CVAT and others export it), else the classes of the
+/// `ImageSets/Main/<class>_<split>.txt` files present (sorted), else VOC's 20. A first line
+/// naming the background is dropped; blank lines are ignored; a duplicate name is an error.
+pub fn class_list(
+    root: &Path,
+    given: Option<&Path>,
+    split: &str,
+) -> Result<(Vec<String>, String), DataError> {
+    let file =
+        given.map(Path::to_owned).or_else(|| Some(root.join("class_names.txt")).filter(|p| p.is_file()));
+    if let Some(f) = file {
+        let text = std::fs::read_to_string(&f).map_err(|e| io(&f, e))?;
+        let mut names: Vec<String> =
+            text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+        if names.first().is_some_and(|n| BACKGROUND.contains(&n.as_str())) {
+            names.remove(0);
+        }
+        if names.is_empty() {
+            return Err(bad(&f, "lists no classes"));
+        }
+        for (i, n) in names.iter().enumerate() {
+            if names[..i].contains(n) {
+                return Err(bad(&f, format!("lists class {n:?} twice")));
+            }
+        }
+        return Ok((names, f.display().to_string()));
+    }
+    let main = root.join("ImageSets/Main");
+    let suffix = format!("_{split}.txt");
+    let mut names: Vec<String> = std::fs::read_dir(&main)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(&suffix).map(String::from))
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        return Ok((VOC_CLASSES.map(String::from).to_vec(), "the 20 VOC classes".into()));
+    }
+    Ok((names, format!("the {}/<class>{suffix} files", main.display())))
+}
+
 /// A multi-label classification split.
 #[derive(Debug, Clone)]
 pub struct VocClassification {
     pub root: PathBuf,
     pub ids: Vec<String>,
-    /// `[N][20]`: 1 positive, -1 negative, 0 difficult (ignored).
+    /// `[N][K]`: 1 positive, -1 negative, 0 difficult (ignored).
     pub labels: Vec<Vec<Label>>,
+    /// The K object classes.
+    pub classes: Vec<String>,
 }
 
 impl VocClassification {
-    /// Reads `ImageSets/Main/<class>_<split>.txt` for the 20 classes, or, when those are missing,
-    /// the split's ids from `ImageSets/Main/<split>.txt` with labels from `Annotations/*.xml`.
+    /// [`Self::open_with`] the set's own class list ([`class_list`]).
     pub fn open(root: &Path, split: &str) -> Result<Self, DataError> {
+        let (classes, source) = class_list(root, None, split)?;
+        Self::open_with(root, split, &classes, &source)
+    }
+
+    /// Reads `ImageSets/Main/<class>_<split>.txt` for every class of `classes` or, when there
+    /// are no such files, the split's ids from `ImageSets/Main/<split>.txt` with labels from
+    /// `Annotations/*.xml`. A class file missing for a listed class, or present for a class not
+    /// in the list, is an error naming the file and `source` (where the list came from).
+    pub fn open_with(root: &Path, split: &str, classes: &[String], source: &str) -> Result<Self, DataError> {
         let main = root.join("ImageSets/Main");
         let mut table: BTreeMap<String, Vec<Label>> = BTreeMap::new();
         let mut order: Vec<String> = Vec::new();
-        let first = main.join(format!("{}_{split}.txt", VOC_CLASSES[0]));
-        if first.is_file() {
-            for (c, name) in VOC_CLASSES.iter().enumerate() {
+        let suffix = format!("_{split}.txt");
+        let present: Vec<String> = std::fs::read_dir(&main)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(&suffix).map(String::from))
+            .collect();
+        if let Some(extra) = present.iter().find(|c| !classes.contains(c)) {
+            return Err(bad(
+                &main.join(format!("{extra}{suffix}")),
+                format!("class {extra:?} is not in the class list ({source})"),
+            ));
+        }
+        if !present.is_empty() {
+            let k = classes.len();
+            for (c, name) in classes.iter().enumerate() {
+                let p = main.join(format!("{name}_{split}.txt"));
+                if !p.is_file() {
+                    return Err(bad(&p, format!("missing: class {name:?} is in the class list ({source})")));
+                }
                 let p = main.join(format!("{name}_{split}.txt"));
                 let text = std::fs::read_to_string(&p).map_err(|e| io(&p, e))?;
+                if text.trim().is_empty() {
+                    return Err(bad(&p, "is empty (a class list file lists every image of the split)"));
+                }
                 for (ln, line) in text.lines().enumerate() {
                     let mut it = line.split_whitespace();
                     let (Some(id), Some(l)) = (it.next(), it.next()) else {
@@ -85,7 +162,7 @@ impl VocClassification {
                     };
                     let row = table.entry(id.to_string()).or_insert_with(|| {
                         order.push(id.to_string());
-                        vec![-1; 20]
+                        vec![-1; k]
                     });
                     row[c] = l;
                 }
@@ -95,7 +172,7 @@ impl VocClassification {
             let text = std::fs::read_to_string(&list).map_err(|e| io(&list, e))?;
             for id in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
                 let xml = root.join("Annotations").join(format!("{id}.xml"));
-                let labels = labels_from_xml(&xml)?;
+                let labels = labels_from_xml_for(&xml, classes)?;
                 order.push(id.to_string());
                 table.insert(id.to_string(), labels);
             }
@@ -104,7 +181,7 @@ impl VocClassification {
             return Err(bad(&main, format!("split {split:?} lists no images")));
         }
         let labels = order.iter().map(|id| table[id].clone()).collect();
-        Ok(Self { root: root.to_owned(), ids: order, labels })
+        Ok(Self { root: root.to_owned(), ids: order, labels, classes: classes.to_vec() })
     }
 
     pub fn image_path(&self, i: usize) -> PathBuf {
@@ -112,27 +189,31 @@ impl VocClassification {
     }
 
     pub fn class_names(&self) -> Vec<String> {
-        VOC_CLASSES.iter().map(|s| s.to_string()).collect()
+        self.classes.clone()
     }
 }
 
 /// Labels from a VOC annotation: 1 for classes with a non-difficult object, 0 for classes with
-/// only difficult objects, -1 otherwise.
+/// only difficult objects, -1 otherwise. The file is parsed as XML; malformed XML, an object
+/// without a name or an unknown class is an error naming the file.
 pub fn labels_from_xml(path: &Path) -> Result<Vec<Label>, DataError> {
+    labels_from_xml_for(path, &VOC_CLASSES.map(String::from))
+}
+
+/// [`labels_from_xml`] for a set's own class list.
+pub fn labels_from_xml_for(path: &Path, classes: &[String]) -> Result<Vec<Label>, DataError> {
     let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
-    let mut labels = vec![-1i8; 20];
-    for obj in text.split("<object>").skip(1) {
-        let tag = |t: &str| -> Option<String> {
-            let a = obj.find(&format!("<{t}>"))? + t.len() + 2;
-            let b = obj[a..].find(&format!("</{t}>"))? + a;
-            Some(obj[a..b].trim().to_string())
-        };
-        let name = tag("name").ok_or_else(|| bad(path, "an <object> without <name>"))?;
-        let c = VOC_CLASSES
+    let doc = roxmltree::Document::parse(&text).map_err(|e| bad(path, format!("not valid XML: {e}")))?;
+    let mut labels = vec![-1i8; classes.len()];
+    for obj in doc.descendants().filter(|n| n.has_tag_name("object")) {
+        let child =
+            |t: &str| obj.children().find(|c| c.has_tag_name(t)).and_then(|c| c.text()).map(str::trim);
+        let name = child("name").ok_or_else(|| bad(path, "an <object> without <name>"))?;
+        let c = classes
             .iter()
-            .position(|n| *n == name)
-            .ok_or_else(|| bad(path, format!("unknown class {name:?}")))?;
-        let difficult = tag("difficult").map(|d| d == "1").unwrap_or(false);
+            .position(|n| n == name)
+            .ok_or_else(|| bad(path, format!("unknown class {name:?} (not in the class list)")))?;
+        let difficult = child("difficult").is_some_and(|d| d == "1");
         labels[c] = if difficult { labels[c].max(0) } else { 1 };
     }
     Ok(labels)
@@ -145,8 +226,10 @@ pub struct VocSegmentation {
     pub ids: Vec<String>,
     /// `SegmentationClass` or `SegmentationClassAug`.
     pub mask_dir: PathBuf,
-    /// Number of classes including background (21).
+    /// Number of classes including background (K + 1).
     pub classes: usize,
+    /// Where the class list came from (named in errors about mask indices).
+    pub class_source: String,
     /// The split's list file (named in errors about its entries).
     pub list: PathBuf,
 }
@@ -156,6 +239,12 @@ impl VocSegmentation {
     /// `SegmentationClassAug`. A listed image or mask that does not exist is reported by
     /// [`Self::load`] (so a run can skip it or stop).
     pub fn open(root: &Path, split: &str) -> Result<Self, DataError> {
+        let (classes, source) = class_list(root, None, split)?;
+        Self::open_with(root, split, classes.len(), &source)
+    }
+
+    /// [`Self::open`] with `k` object classes (indices 0 ..= k; `source`: where the list came from).
+    pub fn open_with(root: &Path, split: &str, k: usize, source: &str) -> Result<Self, DataError> {
         let list = root.join("ImageSets/Segmentation").join(format!("{split}.txt"));
         let text = std::fs::read_to_string(&list).map_err(|e| io(&list, e))?;
         let aug = root.join("SegmentationClassAug");
@@ -166,7 +255,7 @@ impl VocSegmentation {
         if ids.is_empty() {
             return Err(bad(&list, "lists no images"));
         }
-        Ok(Self { root: root.to_owned(), ids, mask_dir, classes: 21, list })
+        Ok(Self { root: root.to_owned(), ids, mask_dir, classes: k + 1, list, class_source: source.into() })
     }
 
     pub fn image_path(&self, i: usize) -> PathBuf {
@@ -197,7 +286,13 @@ impl VocSegmentation {
             return Err(bad(&mp, format!("mask is {w}x{h}, image {}x{}", img.width, img.height)));
         }
         if let Some(&v) = mask.iter().find(|&&v| v != VOID && v as usize >= self.classes) {
-            return Err(bad(&mp, format!("class index {v} out of range 0..{} (255 = void)", self.classes)));
+            return Err(bad(
+                &mp,
+                format!(
+                    "class index {v} out of range 0..{} (255 = void) of the class list ({})",
+                    self.classes, self.class_source
+                ),
+            ));
         }
         Ok((img, mask))
     }

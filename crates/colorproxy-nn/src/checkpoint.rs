@@ -1,39 +1,93 @@
-//! Checkpoints: model weights and optimiser state as safetensors, training state as JSON, each
-//! written atomically (temporary file + rename).
+//! Checkpoints: model weights and optimiser state as safetensors, training state as JSON.
+//!
+//! A run's resumable checkpoint is a *generation*, the folder `checkpoints/gen-<iteration>`:
+//! `weights.safetensors`, `optim.safetensors` (which also holds the iteration), `state.json` and
+//! `manifest.json` (a random id shared by the set, the iteration, and each file's size and xxh3
+//! hash). A generation is written into a uniquely named temporary folder, every file fsynced, the
+//! manifest last, then the folder is renamed into place and the parent folder fsynced; only then is
+//! the previous generation removed. `--resume` takes the newest generation whose manifest verifies
+//! and falls back to the one before; files of two generations are never mixed, and modification
+//! times are never consulted (a copied run resumes). `checkpoints/last.safetensors` is a copy of the
+//! newest generation's weights, for `colorize`, `finetune --init` and other readers.
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use colorproxy_data::DataPosition;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Tensor};
 
+use crate::run_dir::RunPaths;
 use crate::NnError;
 
 fn file_err(path: &Path, e: impl std::fmt::Display) -> NnError {
     NnError::File { path: path.to_owned(), msg: e.to_string() }
 }
 
-/// `dir/.name.tmp.ext` for an atomic write of `dir/name`.
+/// A unique temporary name beside `path` (process id and a counter: two processes or two writes
+/// never share one).
 fn tmp_path(path: &Path) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let ext = path.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp.{ext}"))
+    path.with_file_name(format!(".{name}.tmp.{}.{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)))
 }
 
-fn commit(tmp: &Path, path: &Path) -> Result<(), NnError> {
-    std::fs::rename(tmp, path).map_err(|e| file_err(path, e))
+/// The fault-injection hook of the crash tests: with `COLORPROXY_FAULT_AT=k` the process kills
+/// itself (SIGKILL, no clean-up) at the k-th checkpoint file operation (1-based), counted over
+/// the whole run.
+fn fault_point() {
+    static OPS: AtomicUsize = AtomicUsize::new(0);
+    static AT: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    let at = *AT.get_or_init(|| std::env::var("COLORPROXY_FAULT_AT").ok().and_then(|v| v.parse().ok()));
+    let n = OPS.fetch_add(1, Ordering::SeqCst) + 1;
+    if at == Some(n) {
+        // SAFETY: kill(2) on our own pid with a valid signal number.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+}
+
+fn fsync_dir(dir: &Path) -> Result<(), NnError> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| file_err(dir, e))
+}
+
+/// Writes `bytes` to `path` and fsyncs it (no rename: for files inside a temporary folder).
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), NnError> {
+    let mut f = std::fs::File::create(path).map_err(|e| file_err(path, e))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| file_err(path, e))?;
+    fault_point();
+    Ok(())
+}
+
+/// Replaces `path` atomically and durably: unique temporary file, fsync, rename, fsync folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NnError> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
+    let tmp = tmp_path(path);
+    write_synced(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).map_err(|e| file_err(path, e))?;
+    fault_point();
+    fsync_dir(dir)
+}
+
+/// Named tensors (moved to CPU) as safetensors bytes.
+fn safetensors_bytes(named: &[(String, Tensor)], scratch: &Path) -> Result<Vec<u8>, NnError> {
+    let cpu: Vec<(String, Tensor)> =
+        named.iter().map(|(n, t)| (n.clone(), t.to_device(Device::Cpu).contiguous())).collect();
+    Tensor::write_safetensors(&cpu, scratch).map_err(|e| file_err(scratch, e))?;
+    let bytes = std::fs::read(scratch).map_err(|e| file_err(scratch, e));
+    let _ = std::fs::remove_file(scratch);
+    bytes
 }
 
 /// Writes named tensors (moved to CPU) as safetensors, atomically.
 pub fn write_tensors(path: &Path, named: &[(String, Tensor)]) -> Result<(), NnError> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
-    }
-    let tmp = tmp_path(path);
-    let cpu: Vec<(String, Tensor)> =
-        named.iter().map(|(n, t)| (n.clone(), t.to_device(Device::Cpu).contiguous())).collect();
-    Tensor::write_safetensors(&cpu, &tmp).map_err(|e| file_err(&tmp, e))?;
-    commit(&tmp, path)
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
+    let bytes = safetensors_bytes(named, &tmp_path(path))?;
+    write_atomic(path, &bytes)
 }
 
 /// Reads a safetensors file.
@@ -56,8 +110,8 @@ pub fn save_weights(vs: &nn::VarStore, path: &Path) -> Result<(), NnError> {
     write_tensors(path, &named_variables(vs))
 }
 
-/// Loads every variable of `vs` from `path`; a missing name or a shape mismatch is an error that
-/// names both.
+/// Loads every variable of `vs` from `path`; a missing name, a shape mismatch or a non-finite
+/// value is an error that names the tensor.
 pub fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<(), NnError> {
     let file: BTreeMap<String, Tensor> = read_tensors(path)?.into_iter().collect();
     tch::no_grad(|| {
@@ -80,10 +134,22 @@ pub fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<(), NnError> {
                     ),
                 ));
             }
+            check_finite(path, &name, src)?;
             var.copy_(&src.to_kind(var.kind()));
         }
         Ok(())
     })
+}
+
+/// A tensor with NaN or infinite values is an error naming it (a diverged run's weights).
+pub fn check_finite(path: &Path, name: &str, t: &Tensor) -> Result<(), NnError> {
+    if t.is_floating_point() && t.numel() > 0 && !bool::try_from(t.isfinite().all()).unwrap_or(false) {
+        return Err(file_err(
+            path,
+            format!("tensor {name:?} holds NaN or infinite values (a diverged run?)"),
+        ));
+    }
+    Ok(())
 }
 
 /// Training state saved beside the weights.
@@ -100,10 +166,8 @@ pub struct TrainState {
 
 /// Writes JSON atomically.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), NnError> {
-    let tmp = tmp_path(path);
     let text = serde_json::to_string_pretty(value).map_err(|e| file_err(path, e))?;
-    std::fs::write(&tmp, text).map_err(|e| file_err(&tmp, e))?;
-    commit(&tmp, path)
+    write_atomic(path, text.as_bytes())
 }
 
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, NnError> {
@@ -111,62 +175,178 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, NnError
     serde_json::from_str(&text).map_err(|e| file_err(path, format!("invalid JSON: {e}")))
 }
 
-/// Checks that a checkpoint's `parts` (weights, optimiser state) were written no later than its
-/// `marker` (the state file, written last): a run killed between replacing the parts and the
-/// marker leaves a newer part beside an older marker, which must not be resumed silently.
-pub fn check_complete(parts: &[PathBuf], marker: &Path) -> Result<(), NnError> {
-    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).map_err(|e| file_err(p, e));
-    let m = mtime(marker)?;
-    for p in parts {
-        if mtime(p)? > m {
+/// The manifest of a generation, written last: it names the set's files with their sizes and
+/// hashes, so a set is complete and unmixed exactly when its manifest verifies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Random id shared by the files of the set (also in `state.json` as `checkpoint_id`).
+    pub id: String,
+    pub iteration: usize,
+    /// File name -> (bytes, xxh3-64 hash as hex).
+    pub files: BTreeMap<String, (u64, String)>,
+}
+
+const WEIGHTS: &str = "weights.safetensors";
+const OPTIM: &str = "optim.safetensors";
+const STATE: &str = "state.json";
+const MANIFEST: &str = "manifest.json";
+
+fn hash_hex(bytes: &[u8]) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(bytes))
+}
+
+fn new_id() -> String {
+    let t =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(format!("{t}-{}", std::process::id()).as_bytes()))
+}
+
+/// The generation folders of a run, newest first: `(iteration, path)`.
+pub fn generations(paths: &RunPaths) -> Vec<(usize, PathBuf)> {
+    let mut v: Vec<(usize, PathBuf)> = std::fs::read_dir(paths.checkpoints())
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let it = name.strip_prefix("gen-")?.parse().ok()?;
+            Some((it, e.path()))
+        })
+        .collect();
+    v.sort_by_key(|g| std::cmp::Reverse(g.0));
+    v
+}
+
+/// Checks a generation folder against its manifest; returns the manifest.
+pub fn verify_generation(dir: &Path) -> Result<Manifest, NnError> {
+    let m: Manifest = read_json(&dir.join(MANIFEST))?;
+    for (name, (size, hash)) in &m.files {
+        let p = dir.join(name);
+        let bytes = std::fs::read(&p).map_err(|e| file_err(&p, e))?;
+        if bytes.len() as u64 != *size || hash_hex(&bytes) != *hash {
             return Err(file_err(
-                p,
-                format!("is newer than {}: the last checkpoint was not completed", marker.display()),
+                &p,
+                format!("does not match the manifest of checkpoint {} (torn or corrupt)", m.id),
             ));
         }
     }
-    Ok(())
+    for name in [WEIGHTS, OPTIM, STATE] {
+        if !m.files.contains_key(name) {
+            return Err(file_err(&dir.join(MANIFEST), format!("lists no {name}")));
+        }
+    }
+    Ok(m)
 }
 
-/// Writes a run's resumable checkpoint `paths.checkpoints()/last.*`: weights, optimiser state
-/// (with `iteration`), then the state file, which is written last and marks it complete.
+/// Writes a run's resumable checkpoint as a new generation (see the module docs); keeps the
+/// previous generation until the new one is durable, then removes older ones.
 pub fn save_resumable<S: Serialize>(
-    paths: &crate::run_dir::RunPaths,
+    paths: &RunPaths,
     vs: &nn::VarStore,
     sgd: &crate::optim::Sgd,
     iteration: usize,
     state: &S,
 ) -> Result<(), NnError> {
-    save_weights(vs, &paths.last_weights())?;
+    let ck = paths.checkpoints();
+    std::fs::create_dir_all(&ck).map_err(|e| file_err(&ck, e))?;
+    let tmp = tmp_path(&ck.join(format!("gen-{iteration}")));
+    std::fs::create_dir(&tmp).map_err(|e| file_err(&tmp, e))?;
+    fault_point();
+    let id = new_id();
+    let weights = safetensors_bytes(&named_variables(vs), &tmp.join(".w.tmp"))?;
     let mut opt = sgd.state();
     opt.push(("iteration".into(), Tensor::from(iteration as i64)));
-    write_tensors(&paths.last_optim(), &opt)?;
-    write_json(&paths.last_state(), state)
+    let optim = safetensors_bytes(&opt, &tmp.join(".o.tmp"))?;
+    let mut state_json = serde_json::to_value(state).map_err(|e| file_err(&tmp, e))?;
+    if let Some(o) = state_json.as_object_mut() {
+        o.insert("checkpoint_id".into(), id.clone().into());
+    }
+    let state_bytes = serde_json::to_vec_pretty(&state_json).map_err(|e| file_err(&tmp, e))?;
+    let mut files = BTreeMap::new();
+    for (name, bytes) in [(WEIGHTS, &weights), (OPTIM, &optim), (STATE, &state_bytes)] {
+        write_synced(&tmp.join(name), bytes)?;
+        files.insert(name.to_string(), (bytes.len() as u64, hash_hex(bytes)));
+    }
+    let manifest = Manifest { id, iteration, files };
+    let mbytes = serde_json::to_vec_pretty(&manifest).map_err(|e| file_err(&tmp, e))?;
+    write_synced(&tmp.join(MANIFEST), &mbytes)?;
+    fsync_dir(&tmp)?;
+    let dest = ck.join(format!("gen-{iteration}"));
+    if dest.exists() {
+        // Only after an interrupted write of this same iteration: replace it.
+        std::fs::remove_dir_all(&dest).map_err(|e| file_err(&dest, e))?;
+    }
+    std::fs::rename(&tmp, &dest).map_err(|e| file_err(&dest, e))?;
+    fault_point();
+    fsync_dir(&ck)?;
+    write_atomic(&paths.last_weights(), &weights)?;
+    for (it, old) in generations(paths) {
+        if it != iteration {
+            std::fs::remove_dir_all(&old).map_err(|e| file_err(&old, e))?;
+            fault_point();
+        }
+    }
+    Ok(())
 }
 
-/// Reads back what [`save_resumable`] wrote: checks the checkpoint is complete and its parts agree
-/// on the iteration (`iteration` reads it from the state), loads the weights into `vs` and the
-/// momentum buffers into `sgd`, and returns the state.
+/// Reads back the newest complete generation (falling back to older ones; a skipped generation
+/// is reported through `warn`): loads the weights into `vs`, the momentum buffers into `sgd`, and
+/// returns the state. `iteration` reads the iteration from the state.
 pub fn load_resumable<S: for<'de> Deserialize<'de>>(
-    paths: &crate::run_dir::RunPaths,
+    paths: &RunPaths,
     vs: &mut nn::VarStore,
     sgd: &mut crate::optim::Sgd,
     iteration: impl Fn(&S) -> usize,
+    warn: &mut dyn FnMut(&str),
 ) -> Result<S, NnError> {
-    check_complete(&[paths.last_weights(), paths.last_optim()], &paths.last_state())?;
-    let state: S = read_json(&paths.last_state())?;
-    load_weights(vs, &paths.last_weights())?;
-    let opt = read_tensors(&paths.last_optim())?;
-    let it = opt.iter().find(|(n, _)| n == "iteration").map(|(_, t)| t.int64_value(&[]) as usize);
-    if it != Some(iteration(&state)) {
+    let gens = generations(paths);
+    if gens.is_empty() {
+        return Err(file_err(&paths.checkpoints(), "no checkpoint to resume from"));
+    }
+    let mut last_err = None;
+    for (_, dir) in gens {
+        match load_generation(&dir, vs, sgd, &iteration) {
+            Ok(s) => {
+                // A run killed between placing a generation and updating last.safetensors: bring
+                // the copy up to date.
+                let w = std::fs::read(dir.join(WEIGHTS)).map_err(|e| file_err(&dir, e))?;
+                if std::fs::read(paths.last_weights()).ok().as_deref() != Some(&w[..]) {
+                    write_atomic(&paths.last_weights(), &w)?;
+                }
+                return Ok(s);
+            }
+            Err(e) => {
+                warn(&format!("skipping incomplete checkpoint: {e}"));
+                last_err = Some(e);
+            }
+        }
+    }
+    Err(last_err.expect("at least one generation was tried"))
+}
+
+fn load_generation<S: for<'de> Deserialize<'de>>(
+    dir: &Path,
+    vs: &mut nn::VarStore,
+    sgd: &mut crate::optim::Sgd,
+    iteration: &impl Fn(&S) -> usize,
+) -> Result<S, NnError> {
+    let m = verify_generation(dir)?;
+    let state: S = read_json(&dir.join(STATE))?;
+    if iteration(&state) != m.iteration {
         return Err(file_err(
-            &paths.last_optim(),
-            format!(
-                "is from iteration {it:?}, the state file from {}: incomplete checkpoint",
-                iteration(&state)
-            ),
+            &dir.join(STATE),
+            format!("is from iteration {}, the manifest from {}", iteration(&state), m.iteration),
         ));
     }
-    sgd.load_state(opt).map_err(|m| file_err(&paths.last_optim(), m))?;
+    let opt = read_tensors(&dir.join(OPTIM))?;
+    let it = opt.iter().find(|(n, _)| n == "iteration").map(|(_, t)| t.int64_value(&[]) as usize);
+    if it != Some(m.iteration) {
+        return Err(file_err(
+            &dir.join(OPTIM),
+            format!("is from iteration {it:?}, the manifest from {}", m.iteration),
+        ));
+    }
+    load_weights(vs, &dir.join(WEIGHTS))?;
+    sgd.load_state(opt).map_err(|msg| file_err(&dir.join(OPTIM), msg))?;
     Ok(state)
 }

@@ -93,6 +93,24 @@ impl Default for OptimConfig {
 }
 
 impl OptimConfig {
+    /// The learning rate, momentum, decay and gamma must be finite, the rate positive.
+    pub fn validate(&self) -> Result<(), NnError> {
+        let ok = |v: f64| v.is_finite() && v >= 0.0;
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(NnError::Config(format!("optim.lr must be positive and finite, got {}", self.lr)));
+        }
+        if !ok(self.momentum) || self.momentum >= 1.0 || !ok(self.weight_decay) || !ok(self.bias_lr_mult) {
+            return Err(NnError::Config(
+                "optim.momentum must be in [0, 1); weight_decay and bias_lr_mult non-negative and finite"
+                    .into(),
+            ));
+        }
+        if !(self.gamma.is_finite() && self.gamma > 0.0 && self.gamma <= 1.0) {
+            return Err(NnError::Config(format!("optim.gamma must be in (0, 1], got {}", self.gamma)));
+        }
+        Ok(())
+    }
+
     /// The learning rate at `iteration` (0-based) of the step schedule.
     pub fn lr_at(&self, iteration: usize) -> f64 {
         crate::schedule::step_lr(self.lr, self.gamma, &self.lr_drops, iteration)
@@ -163,6 +181,11 @@ impl PretrainConfig {
     }
 
     pub fn from_toml(text: &str) -> Result<Self, NnError> {
+        if text.trim().is_empty() {
+            return Err(NnError::Config(
+                "the config is empty (start from a preset: presets/*.toml, or pass --preset)".into(),
+            ));
+        }
         let cfg: Self = toml::from_str(text).map_err(|e| NnError::Config(e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
@@ -173,6 +196,39 @@ impl PretrainConfig {
     pub fn of_checkpoint(ck: &std::path::Path, given: Option<&std::path::Path>) -> Result<Self, NnError> {
         let (path, text) = crate::run_dir::config_of_checkpoint(ck, given)?;
         Self::from_toml(&text).map_err(|e| NnError::File { path, msg: format!("invalid config: {e}") })
+    }
+
+    /// The config for a run of `n` iterations with the same schedule shape: learning-rate drops
+    /// and snapshots keep their fraction of the run (a drop at 450 of 600 moves to 3000 of 4000).
+    pub fn with_iterations(mut self, n: usize) -> Self {
+        let scale = |v: &[usize], old: usize| -> Vec<usize> {
+            let mut out: Vec<usize> = v
+                .iter()
+                .map(|&d| ((d as f64 * n as f64 / old.max(1) as f64).round() as usize).max(1))
+                .collect();
+            out.dedup();
+            out
+        };
+        self.optim.lr_drops = scale(&self.optim.lr_drops, self.iterations);
+        self.snapshots = scale(&self.snapshots, self.iterations);
+        self.iterations = n;
+        self
+    }
+
+    /// The learning-rate schedule in words, e.g. `lr 0.01, x0.1 at 450 (of 600)`.
+    pub fn schedule_summary(&self) -> String {
+        let drops: Vec<String> = self.optim.lr_drops.iter().map(|d| d.to_string()).collect();
+        if drops.is_empty() {
+            format!("lr {} for all {} iterations", self.optim.lr, self.iterations)
+        } else {
+            format!(
+                "lr {}, x{} at {} (of {})",
+                self.optim.lr,
+                self.optim.gamma,
+                drops.join(", "),
+                self.iterations
+            )
+        }
     }
 
     pub fn to_toml(&self) -> String {
@@ -187,9 +243,10 @@ impl PretrainConfig {
                 "iterations, checkpoint_every and log_every must be positive".into(),
             ));
         }
-        if self.model.width.is_nan() || self.model.width <= 0.0 {
-            return Err(NnError::Config("model.width must be positive".into()));
+        if !(self.model.width.is_finite() && self.model.width > 0.0 && self.model.width <= 16.0) {
+            return Err(NnError::Config(format!("model.width must be in (0, 16], got {}", self.model.width)));
         }
+        self.optim.validate()?;
         if !(0.0..1.0).contains(&self.model.dropout) {
             return Err(NnError::Config("model.dropout must be in [0, 1)".into()));
         }

@@ -30,6 +30,10 @@ pub struct EarlyStopConfig {
     pub max_drops: usize,
     /// Hard cap on iterations.
     pub max_iterations: usize,
+    /// A plateau only counts (drop or stop) once a window has beaten the reference score (what
+    /// a network that learned nothing gets, see [`EarlyStopping::set_reference`]) by more than
+    /// this: a run still at the trivial solution goes on, up to `max_iterations`.
+    pub reference_margin: f64,
 }
 
 impl Default for EarlyStopConfig {
@@ -41,6 +45,7 @@ impl Default for EarlyStopConfig {
             min_stage_iterations: 5000,
             max_drops: 2,
             max_iterations: 80_000,
+            reference_margin: 0.01,
         }
     }
 }
@@ -73,6 +78,12 @@ pub struct EarlyStopping {
     stage_start: usize,
     plateaus: usize,
     pub found: FoundSchedule,
+    /// The reference score of the held-out part, if known.
+    #[serde(default)]
+    reference: Option<f64>,
+    /// The best window mean of the whole run.
+    #[serde(default)]
+    best_overall: Option<f64>,
 }
 
 impl EarlyStopping {
@@ -84,7 +95,15 @@ impl EarlyStopping {
             stage_start: 0,
             plateaus: 0,
             found: FoundSchedule::default(),
+            reference: None,
+            best_overall: None,
         }
+    }
+
+    /// The score of the trivial solution on the held-out part (majority class, constant scorer):
+    /// no plateau counts before a window beats it by `reference_margin`.
+    pub fn set_reference(&mut self, reference: f64) {
+        self.reference = Some(reference);
     }
 
     /// Records the held-out score after `iteration` training steps.
@@ -100,11 +119,17 @@ impl EarlyStopping {
         let mean = self.scores.iter().sum::<f64>() / self.scores.len() as f64;
         self.scores.clear();
         self.found.windows.push((iteration, mean));
+        self.best_overall = Some(self.best_overall.map_or(mean, |b| b.max(mean)));
         if self.best.is_none_or(|b| mean > b + self.config.min_delta) {
             self.best = Some(mean);
             return Decision::Continue;
         }
         if iteration - self.stage_start < self.config.min_stage_iterations {
+            return Decision::Continue;
+        }
+        let beaten = |r: f64| self.best_overall.is_some_and(|b| b > r + self.config.reference_margin);
+        if self.reference.is_some_and(|r| !beaten(r)) {
+            // Still at the trivial solution: not a plateau to act on.
             return Decision::Continue;
         }
         self.plateaus += 1;

@@ -22,7 +22,7 @@ use crate::config::PretrainConfig;
 use crate::model::ColorizationNet;
 use crate::optim::Sgd;
 use crate::run_dir::MetricsLog;
-use crate::run_dir::{RunPaths, TrainObserver};
+use crate::run_dir::{DataRecord, RunLock, RunPaths, StartMode, TrainObserver};
 use crate::NnError;
 
 /// One line of metrics.jsonl.
@@ -54,6 +54,8 @@ pub struct PretrainRun<'a> {
     pub data_dir: PathBuf,
     pub out: PathBuf,
     pub resume: bool,
+    /// Start over in a folder that holds a run (without it, such a folder is refused).
+    pub force: bool,
     pub device: Device,
     /// Set from outside (Ctrl-C) to checkpoint and stop after the current step.
     pub interrupt: Arc<AtomicBool>,
@@ -142,18 +144,36 @@ fn check_resumed_config(paths: &RunPaths, cfg: &PretrainConfig) -> Result<(), Nn
     Ok(())
 }
 
+/// A run set up and ready to train.
+struct Session {
+    paths: RunPaths,
+    _lock: RunLock,
+    data: Arc<PretrainData>,
+    net: ColorizationNet,
+    sgd: Sgd,
+    state: TrainState,
+}
+
 impl PretrainRun<'_> {
-    /// Trains to `config.iterations`, or until `interrupt` is set (then checkpoints and returns).
-    pub fn run(self) -> Result<PretrainSummary, NnError> {
+    /// Validates every input before the run folder is touched, then takes the folder (lock,
+    /// fresh / resume / overwrite), records the data, builds the network and, on resume, loads
+    /// the newest complete checkpoint.
+    fn open(&mut self) -> Result<Session, NnError> {
         let cfg = &self.config;
         cfg.validate()?;
-        let paths = RunPaths::new(&self.out);
-        if self.resume {
-            paths.start(true)?;
-            check_resumed_config(&paths, cfg)?;
-        } else {
-            paths.start(false)?;
+        let source = ImageSource::open(&self.data_dir)?;
+        for (d, why) in &source.skipped_dirs {
+            self.observer.message(&format!("skipped folder {}: {why}", d.display()));
         }
+        let data_record = DataRecord::of_files(&self.data_dir, &source.files);
+        let data = Arc::new(PretrainData::new(source, cfg.data.clone(), cfg.targets.clone(), cfg.seed)?);
+        let paths = RunPaths::new(&self.out);
+        let lock = paths.lock()?;
+        paths.start(StartMode::new(self.resume, self.force))?;
+        if self.resume {
+            check_resumed_config(&paths, cfg)?;
+        }
+        paths.check_data(&data_record, self.resume)?;
         if self.device.is_cuda() {
             tch::Cuda::cudnn_set_benchmark(true);
         }
@@ -164,12 +184,19 @@ impl PretrainRun<'_> {
         let mut state =
             TrainState { iteration: 0, data: DataPosition::default(), seed: cfg.seed, skipped_images: 0 };
         if self.resume {
-            state = checkpoint::load_resumable(&paths, &mut net.vs, &mut sgd, |s: &TrainState| s.iteration)?;
-            self.observer.message(&format!("resuming at iteration {}", state.iteration));
+            let obs = &mut *self.observer;
+            let it = |s: &TrainState| s.iteration;
+            state = checkpoint::load_resumable(&paths, &mut net.vs, &mut sgd, it, &mut |m| obs.message(m))?;
+            obs.message(&format!("resuming at iteration {}", state.iteration));
         }
+        Ok(Session { paths, _lock: lock, data, net, sgd, state })
+    }
+
+    /// Trains to `config.iterations`, or until `interrupt` is set (then checkpoints and returns).
+    pub fn run(mut self) -> Result<PretrainSummary, NnError> {
+        let Session { paths, _lock, data, net, mut sgd, mut state } = self.open()?;
+        let cfg = &self.config;
         paths.write_config(&cfg.to_toml())?;
-        let source = ImageSource::open(&self.data_dir)?;
-        let data = Arc::new(PretrainData::new(source, cfg.data.clone(), cfg.targets.clone(), cfg.seed)?);
         let mut loader = BatchLoader::new(data.clone(), state.data)?;
         let mut log = MetricsLog::open(&paths.metrics(), self.resume.then_some(state.iteration))?;
         self.observer.start(state.iteration, cfg.iterations);

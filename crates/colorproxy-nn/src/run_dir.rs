@@ -5,7 +5,8 @@
 //! ```text
 //! RUN_DIR/config.toml        the resolved config
 //! RUN_DIR/metrics.jsonl      one JSON object per logged iteration
-//! RUN_DIR/checkpoints/       last.* (resumable), iter-N.safetensors (snapshots)
+//! RUN_DIR/checkpoints/       gen-N/ (resumable), last.safetensors, iter-N.safetensors (snapshots)
+//! RUN_DIR/.lock              held by the process that runs in the folder
 //! ```
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -38,34 +39,99 @@ impl RunPaths {
     pub fn checkpoints(&self) -> PathBuf {
         self.root.join("checkpoints")
     }
+    /// The newest weights (a copy of the newest checkpoint generation's), for readers such as
+    /// `colorize` and `finetune --init`.
     pub fn last_weights(&self) -> PathBuf {
         self.checkpoints().join("last.safetensors")
     }
-    pub fn last_optim(&self) -> PathBuf {
-        self.checkpoints().join("last.optim.safetensors")
-    }
+    /// The state file of the newest checkpoint generation (see [`crate::checkpoint`]).
     pub fn last_state(&self) -> PathBuf {
-        self.checkpoints().join("last.state.json")
+        match crate::checkpoint::generations(self).first() {
+            Some((_, dir)) => dir.join("state.json"),
+            None => self.checkpoints().join("gen-none/state.json"),
+        }
     }
     pub fn snapshot(&self, iteration: usize) -> PathBuf {
         self.checkpoints().join(format!("iter-{iteration}.safetensors"))
     }
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join(".lock")
+    }
 
-    /// Creates the folder for a run: on `resume`, checks there is a checkpoint to continue;
-    /// otherwise removes what an earlier run left (metrics, the resumable checkpoint), so nothing
-    /// of it is resumed or reported.
-    pub fn start(&self, resume: bool) -> Result<(), NnError> {
-        std::fs::create_dir_all(self.checkpoints()).map_err(|e| file_err(&self.checkpoints(), e))?;
-        if resume {
-            if !self.last_state().is_file() {
-                return Err(file_err(&self.last_state(), "no checkpoint to resume from"));
+    /// Whether the folder holds (part of) a run: a config, metrics or checkpoints.
+    pub fn holds_run(&self) -> bool {
+        self.config().exists()
+            || self.metrics().exists()
+            || std::fs::read_dir(self.checkpoints()).is_ok_and(|mut d| d.next().is_some())
+    }
+
+    /// Takes the run folder for this process (created if needed): a second process on the same
+    /// folder gets an error naming the holder. The lock is held until the guard is dropped (or
+    /// the process ends, however it ends).
+    pub fn lock(&self) -> Result<RunLock, NnError> {
+        std::fs::create_dir_all(&self.root).map_err(|e| file_err(&self.root, e))?;
+        let path = self.lock_file();
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| file_err(&path, e))?;
+        if let Err(e) = f.try_lock() {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            let holder = holder.trim();
+            return Err(file_err(
+                &self.root,
+                match e {
+                    std::fs::TryLockError::WouldBlock => format!(
+                        "is in use by another run ({})",
+                        if holder.is_empty() { "holder unknown" } else { holder }
+                    ),
+                    std::fs::TryLockError::Error(e) => format!("cannot lock {}: {e}", path.display()),
+                },
+            ));
+        }
+        let me = format!(
+            "pid {} since {}s after the epoch: {}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            std::env::args().collect::<Vec<_>>().join(" ")
+        );
+        use std::io::{Seek, Write};
+        let _ = f.set_len(0).and_then(|_| f.rewind()).and_then(|_| f.write_all(me.as_bytes()));
+        Ok(RunLock { _file: f })
+    }
+
+    /// Prepares the folder for a run (call with the lock held, after every input was validated):
+    /// `Resume` needs a checkpoint; `Fresh` refuses a folder that holds a run; `Overwrite` clears
+    /// what an earlier run left (checkpoints, metrics, schedule, results) so nothing of it is
+    /// resumed or reported.
+    pub fn start(&self, mode: StartMode) -> Result<(), NnError> {
+        match mode {
+            StartMode::Resume => {
+                if crate::checkpoint::generations(self).is_empty() {
+                    return Err(file_err(&self.checkpoints(), "no checkpoint to resume from"));
+                }
             }
-        } else {
-            for p in [self.metrics(), self.last_state(), self.last_optim(), self.last_weights()] {
-                let _ = std::fs::remove_file(p);
+            StartMode::Fresh if self.holds_run() => {
+                return Err(file_err(
+                    &self.root,
+                    "already holds a run: continue it with --resume, or start over with --force",
+                ));
+            }
+            StartMode::Fresh => {}
+            StartMode::Overwrite => {
+                let _ = std::fs::remove_dir_all(self.checkpoints());
+                for f in ["metrics.jsonl", "schedule.json", "results.json", "results.md", "config.toml"] {
+                    let _ = std::fs::remove_file(self.root.join(f));
+                }
             }
         }
-        Ok(())
+        std::fs::create_dir_all(self.checkpoints()).map_err(|e| file_err(&self.checkpoints(), e))
     }
 
     /// The saved config text (for comparing a resumed run's config with the original).
@@ -73,10 +139,37 @@ impl RunPaths {
         std::fs::read_to_string(self.config()).map_err(|e| file_err(&self.config(), e))
     }
 
-    /// Writes the resolved config.
+    /// Writes the resolved config (atomically).
     pub fn write_config(&self, toml: &str) -> Result<(), NnError> {
-        std::fs::write(self.config(), toml).map_err(|e| file_err(&self.config(), e))
+        crate::checkpoint::write_atomic(&self.config(), toml.as_bytes())
     }
+}
+
+/// How a run uses its folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartMode {
+    /// A new run; the folder must not hold one.
+    Fresh,
+    /// Continue from the newest complete checkpoint.
+    Resume,
+    /// A new run replacing whatever the folder holds (`--force`).
+    Overwrite,
+}
+
+impl StartMode {
+    pub fn new(resume: bool, force: bool) -> Self {
+        match (resume, force) {
+            (true, _) => Self::Resume,
+            (false, true) => Self::Overwrite,
+            (false, false) => Self::Fresh,
+        }
+    }
+}
+
+/// The lock on a run folder ([`RunPaths::lock`]), released when dropped.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
 }
 
 /// What the caller sees while a training loop runs (progress bars, logs).
@@ -173,4 +266,71 @@ pub fn config_of_checkpoint(ck: &Path, given: Option<&Path>) -> Result<(PathBuf,
             candidates[0].display()
         ),
     ))
+}
+
+/// What a run trains on, recorded as `RUN_DIR/data.json` and checked when it resumes.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct DataRecord {
+    /// The data as given (folder, file list or devkit and split).
+    pub source: String,
+    pub items: usize,
+    /// xxh3 of the items' names (and sizes, for files), in order.
+    pub fingerprint: String,
+}
+
+impl DataRecord {
+    /// A record of `items` (names, e.g. relative paths with sizes, or VOC ids).
+    pub fn new(source: &str, items: &[String]) -> Self {
+        let joined = items.join("\n");
+        Self {
+            source: source.into(),
+            items: items.len(),
+            fingerprint: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(joined.as_bytes())),
+        }
+    }
+
+    /// A record of image files: their paths relative to `root` and their sizes.
+    pub fn of_files(root: &Path, files: &[PathBuf]) -> Self {
+        let items: Vec<String> = files
+            .iter()
+            .map(|f| {
+                let size = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+                format!("{}\t{size}", f.strip_prefix(root).unwrap_or(f).display())
+            })
+            .collect();
+        Self::new(&root.display().to_string(), &items)
+    }
+}
+
+impl RunPaths {
+    pub fn data_record(&self) -> PathBuf {
+        self.root.join("data.json")
+    }
+
+    /// On resume, checks that `data` is what the run trained on (a run from before records
+    /// existed is accepted and recorded); otherwise records it.
+    pub fn check_data(&self, data: &DataRecord, resume: bool) -> Result<(), NnError> {
+        let path = self.data_record();
+        if resume && path.is_file() {
+            let saved: DataRecord = crate::checkpoint::read_json(&path)?;
+            if saved.fingerprint != data.fingerprint {
+                return Err(file_err(
+                    &self.root,
+                    format!(
+                        "--resume with other data: the run trained on {} ({} items, fingerprint {}), \
+                         the data given now are {} ({} items, fingerprint {}); resume with the original \
+                         data or start a new run",
+                        saved.source,
+                        saved.items,
+                        saved.fingerprint,
+                        data.source,
+                        data.items,
+                        data.fingerprint
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        crate::checkpoint::write_json(&path, data)
+    }
 }

@@ -206,6 +206,7 @@ fn run(
         data_dir: data.to_owned(),
         out: out.to_owned(),
         resume,
+        force: false,
         device: Device::Cpu,
         interrupt: Arc::new(AtomicBool::new(false)),
         observer: &mut Silent,

@@ -32,6 +32,7 @@ fn segmentation_fits_the_voc_mini_training_images() {
         data_dir: root.join("photos/train"),
         out: pre.clone(),
         resume: false,
+        force: false,
         device: Device::Cpu,
         interrupt: Arc::new(AtomicBool::new(false)),
         observer: &mut Silent,
@@ -56,9 +57,10 @@ fn segmentation_fits_the_voc_mini_training_images() {
         train_split: "train".into(),
         out: out.clone(),
         device: Device::Cpu,
-        fixed_schedule: Some(FoundSchedule { drops: vec![], stop: 4000, windows: vec![] }),
+        fixed_schedule: Some(FoundSchedule { drops: vec![3000], stop: 4000, windows: vec![] }),
         on_bad: OnBad::Stop,
         resume: false,
+        force: false,
         interrupt: Arc::new(AtomicBool::new(false)),
         observer: &mut Silent,
     }
@@ -67,6 +69,7 @@ fn segmentation_fits_the_voc_mini_training_images() {
     let net = load_finetuned(&RunPaths::new(&out).last_weights(), cfg, Device::Cpu).unwrap();
     let set = load_split(Task::Seg, &root.join("voc-mini"), "train", OnBad::Stop, &mut |_| {}).unwrap();
     let r = evaluate(&net, &set, &[0, 1, 2], &mut |_, _| {}).unwrap();
+    eprintln!("training-image mIoU {:.4}, pixel accuracy {:.4}", r.value, r.extra["pixel_accuracy"]);
     assert!(r.value > 0.9, "training-image mIoU {:.3}", r.value);
     assert!(r.extra["pixel_accuracy"] > 0.95, "{:?}", r.extra);
 }

@@ -208,6 +208,7 @@ fn finetune(
         fixed_schedule: None,
         on_bad: colorproxy_nn::transfer::OnBad::Stop,
         resume,
+        force: false,
         interrupt,
         observer,
     }
@@ -353,6 +354,7 @@ fn interrupted_finetuning_resumes_to_the_same_result() {
         fixed_schedule: None,
         on_bad: colorproxy_nn::transfer::OnBad::Stop,
         resume: true,
+        force: false,
         interrupt: Default::default(),
         observer: &mut Silent,
     }

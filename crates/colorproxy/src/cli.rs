@@ -62,7 +62,8 @@ pub struct TargetsArgs {
 
 #[derive(Debug, Args)]
 pub struct PretrainArgs {
-    /// A built-in preset: paper-vgg16, cpu-small, cpu-small-lab, paper-resnet152, cpu-resnet18.
+    /// A built-in preset (presets/*.toml): paper-vgg16, paper-alexnet, paper-resnet152, cpu-small,
+    /// cpu-small-lab, cpu-alexnet, cpu-resnet18.
     #[arg(long)]
     pub preset: Option<String>,
     /// A config TOML file (e.g. a run's config.toml).
@@ -80,6 +81,10 @@ pub struct PretrainArgs {
     /// Continue from RUN_DIR/checkpoints/last.* to the same result as an uninterrupted run.
     #[arg(long)]
     pub resume: bool,
+    /// Start over in a run folder that holds a run (its checkpoints, metrics and results are
+    /// removed); without it such a folder is refused.
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
     /// cpu, cuda or cuda:N (default: cuda if available, else cpu).
     #[arg(long)]
     pub device: Option<String>,
@@ -151,6 +156,15 @@ pub struct FinetuneArgs {
     /// sub-folder per class (DATA/train/<class>/*.jpg, ImageNet-style).
     #[arg(long)]
     pub data: PathBuf,
+    /// The object classes of a VOC-layout set, one per line (a first `background` line is
+    /// skipped). Default: DATA/class_names.txt, else the ImageSets/Main/<class>_<split>.txt files
+    /// present, else VOC's 20.
+    #[arg(long)]
+    pub classes: Option<PathBuf>,
+    /// Keep a randomly initialised BN-free backbone (VGG-16) as initialised: no data-dependent
+    /// rescaling (on by default for `--init random`, as the paper's random baseline).
+    #[arg(long)]
+    pub no_rebalance: bool,
     /// `random` (Xavier) or a checkpoint: colorization (RUN_DIR/checkpoints/last.safetensors) or
     /// supervised (torchvision names).
     #[arg(long)]
@@ -174,6 +188,10 @@ pub struct FinetuneArgs {
     /// Continue an interrupted run from OUT/checkpoints/last.* (to the same result).
     #[arg(long)]
     pub resume: bool,
+    /// Start over in a run folder that holds a run (its checkpoints, metrics and results are
+    /// removed); without it such a folder is refused.
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
     /// Lift conv1 to RGB and train on colour images.
     #[arg(long)]
     pub color: bool,

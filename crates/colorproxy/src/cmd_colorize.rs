@@ -1,5 +1,7 @@
 //! `colorproxy colorize`: colour images with a pretrained network, and `--eval` how well.
 
+use std::path::{Path, PathBuf};
+
 use anyhow::{bail, Context};
 use colorproxy_color::reconstruct::{ChromaEstimate, ReconstructOptions};
 use colorproxy_data::{decode_file, DecodeLimits, ImageSource, RgbImage8};
@@ -38,25 +40,35 @@ pub fn run(a: ColorizeArgs) -> anyhow::Result<()> {
     }
     let colorizer = Colorizer::load(&a.checkpoint, config, device, options)?;
     let input_is_dir = a.input.is_dir();
-    let files = if input_is_dir { ImageSource::open(&a.input)?.files } else { vec![a.input.clone()] };
+    let files = if input_is_dir {
+        let src = ImageSource::open(&a.input)?;
+        for (d, why) in &src.skipped_dirs {
+            eprintln!("skipped folder {}: {why}", d.display());
+        }
+        src.files
+    } else {
+        vec![a.input.clone()]
+    };
     if a.output.is_none() && !a.eval {
         bail!("give --output FILE|DIR (or --eval)");
     }
-    if let Some(out) = &a.output {
-        if input_is_dir {
-            std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-        }
+    let targets = match &a.output {
+        Some(out) => plan_outputs(&files, &a.input, out, input_is_dir)?,
+        None => vec![],
+    };
+    if let (Some(out), true) = (&a.output, input_is_dir) {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     }
     let limits = DecodeLimits { min_side: 1, ..DecodeLimits::default() };
     let pb = progress::bar(files.len() as u64, "colorize");
     let (mut n, mut skipped) = (0usize, 0usize);
     let (mut psnr, mut rmse, mut psnr_g, mut rmse_g) = (0.0, 0.0, 0.0, 0.0);
-    for f in &files {
+    for (k, f) in files.iter().enumerate() {
         pb.inc(1);
         let img: RgbImage8 = match decode_file(f, &limits) {
             Ok(i) => i,
             Err(e) => {
-                pb.println(format!("skipped {}: {e}", f.display()));
+                progress::note(&pb, &format!("skipped {}: {e}", f.display()));
                 skipped += 1;
                 continue;
             }
@@ -71,13 +83,7 @@ pub fn run(a: ColorizeArgs) -> anyhow::Result<()> {
             psnr_g += pg;
             rmse_g += rg;
         }
-        let Some(out_path) = &a.output else { continue };
-        let target = if input_is_dir {
-            let rel = f.strip_prefix(&a.input).unwrap_or(f);
-            out_path.join(rel).with_extension("png")
-        } else {
-            out_path.clone()
-        };
+        let Some(target) = targets.get(k).cloned() else { continue };
         if let Some(dir) = target.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -131,5 +137,65 @@ pub fn run(a: ColorizeArgs) -> anyhow::Result<()> {
     } else {
         eprintln!("colorized {n} image(s), {skipped} skipped");
     }
+    if n == 0 {
+        bail!("no image could be colorized ({skipped} skipped, reasons above)");
+    }
     Ok(())
+}
+
+/// The output file of every input: `OUT/<relative path>.png` for a folder (`<name>.<ext>.png`
+/// where two inputs would share a name, e.g. `a.jpg` and `a.png`), `OUT` for one file. An output
+/// that would overwrite an input is refused before anything is written.
+fn plan_outputs(
+    files: &[PathBuf],
+    input: &Path,
+    out: &Path,
+    input_is_dir: bool,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let targets: Vec<PathBuf> = if input_is_dir {
+        let rel: Vec<&Path> = files.iter().map(|f| f.strip_prefix(input).unwrap_or(f)).collect();
+        let plain: Vec<PathBuf> = rel.iter().map(|r| out.join(r).with_extension("png")).collect();
+        let mut count = std::collections::HashMap::new();
+        for t in &plain {
+            *count.entry(t.clone()).or_insert(0usize) += 1;
+        }
+        plain
+            .iter()
+            .zip(&rel)
+            .map(|(t, r)| {
+                if count[t] > 1 {
+                    let mut name = out.join(r).into_os_string();
+                    name.push(".png");
+                    PathBuf::from(name)
+                } else {
+                    t.clone()
+                }
+            })
+            .collect()
+    } else {
+        vec![out.to_owned()]
+    };
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+    if input_is_dir {
+        let (i, o) = (std::fs::canonicalize(input).unwrap_or_else(|_| absolute(input)), absolute(out));
+        let o = std::fs::canonicalize(&o).unwrap_or(o);
+        if o.starts_with(&i) {
+            bail!(
+                "{}: the output folder is inside the input folder (outputs could overwrite or mix with the inputs); choose another --output",
+                out.display()
+            );
+        }
+    }
+    let inputs: std::collections::HashSet<PathBuf> =
+        files.iter().map(|f| std::fs::canonicalize(f).unwrap_or_else(|_| absolute(f))).collect();
+    for t in &targets {
+        let t_abs = match (t.parent().and_then(|p| std::fs::canonicalize(p).ok()), t.file_name()) {
+            (Some(dir), Some(name)) => dir.join(name),
+            _ => absolute(t),
+        };
+        if inputs.contains(&t_abs) {
+            bail!("{}: the output would overwrite an input image; choose another --output", t.display());
+        }
+    }
+    Ok(targets)
 }

@@ -54,6 +54,9 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<()> {
 fn transfer_config(task: Task, init: &str, plan: &Plan, seed: u64) -> TransferConfig {
     let mut c = TransferConfig::cpu(task);
     c.init = init.to_string();
+    // The paper's random baseline: a BN-free backbone rescaled to unit variance (as `finetune`
+    // does by default for --init random).
+    c.rebalance = init == "random";
     c.seed = seed;
     c.short_side = SIDE as f64;
     c.crop = if task == Task::Seg { SIDE } else { 80 };
@@ -97,6 +100,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         data_dir: data.join("unlabelled"),
         out: pre.clone(),
         resume: false,
+        force: true,
         device: tch::Device::Cpu,
         interrupt: Arc::new(AtomicBool::new(false)),
         observer: &mut crate::progress::BarObserver(pb.clone()),
@@ -126,6 +130,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
                 fixed_schedule: None,
                 on_bad: OnBad::Stop,
                 resume: false,
+                force: true,
                 interrupt: Arc::new(AtomicBool::new(false)),
                 observer: &mut crate::progress::BarObserver(pb.clone()),
             }

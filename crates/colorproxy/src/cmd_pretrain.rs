@@ -20,7 +20,13 @@ pub fn resolve_config(a: &PretrainArgs) -> anyhow::Result<PretrainConfig> {
         (Some(_), Some(_)) => anyhow::bail!("give --preset or --config, not both"),
     };
     if let Some(n) = a.iterations {
-        cfg.iterations = n;
+        // The schedule moves with the run length (drops and snapshots keep their fraction); on
+        // --resume the saved schedule is kept.
+        if !a.resume {
+            cfg = cfg.with_iterations(n);
+        } else {
+            cfg.iterations = n;
+        }
     }
     if let Some(s) = a.seed {
         cfg.seed = s;
@@ -38,7 +44,7 @@ pub fn resolve_config(a: &PretrainArgs) -> anyhow::Result<PretrainConfig> {
 pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
     let cfg = resolve_config(&a)?;
     let device = parse_device(a.device.as_deref())?;
-    let interrupt = progress::ctrl_c_flag();
+    let interrupt = progress::interrupt_flag();
     let pb = progress::bar(cfg.iterations as u64, "pretrain");
     pb.println(format!(
         "pretrain {} (width {}), {} iterations of batch {} at {}x{}, on {:?} -> {}",
@@ -51,12 +57,14 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
         device,
         a.out.display()
     ));
+    pb.println(format!("schedule: {}", cfg.schedule_summary()));
     let mut obs = crate::progress::BarObserver(pb.clone());
     let summary = PretrainRun {
         config: cfg,
         data_dir: a.data.clone(),
         out: a.out.clone(),
         resume: a.resume,
+        force: a.force,
         device,
         interrupt,
         observer: &mut obs,
@@ -78,7 +86,7 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
     );
     if summary.interrupted {
         eprintln!("continue with the same command and --resume");
-        std::process::exit(130);
+        std::process::exit(progress::interrupt_exit_code());
     }
     Ok(())
 }

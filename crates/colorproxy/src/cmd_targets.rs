@@ -28,6 +28,9 @@ pub fn run(a: TargetsArgs) -> anyhow::Result<()> {
         }
         None => TargetConfig::default(),
     };
+    if let Some(p) = &a.config {
+        cfg.validate().map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+    }
     let points = a.points.iter().map(|s| parse_point(s)).collect::<anyhow::Result<Vec<_>>>()?;
     let limits = DecodeLimits { min_side: 1, ..DecodeLimits::default() };
     let img = decode_file(&a.image, &limits).map_err(|e| anyhow::anyhow!("{}: {e}", a.image.display()))?;

@@ -7,7 +7,7 @@ use colorproxy_nn::early_stop;
 use colorproxy_nn::parse_device;
 use colorproxy_nn::run_dir::{config_of_checkpoint, RunPaths};
 use colorproxy_nn::transfer::{
-    evaluate, load_finetuned, load_split, FinetuneRun, OnBad, Task, TransferConfig,
+    evaluate, load_finetuned, load_split_with, FinetuneRun, LabelledSet, OnBad, Task, TransferConfig,
 };
 
 use crate::cli::{EvalArgs, FinetuneArgs, TaskArg};
@@ -51,14 +51,22 @@ pub fn resolve(a: &FinetuneArgs) -> anyhow::Result<TransferConfig> {
     let mut cfg = cfg.for_arch();
     cfg.freeze_until = a.freeze_until.clone();
     cfg.color = a.color;
-    cfg.rebalance = cfg.rebalance || a.rebalance;
+    // The paper's random baseline: data-dependent rescaling of a BN-free backbone.
+    let rebalance_default =
+        cfg.init == "random" && colorproxy_nn::backbone::arch::arch(&cfg.model.arch)?.rebalance;
+    cfg.rebalance = (cfg.rebalance || a.rebalance || rebalance_default) && !a.no_rebalance;
+    if let Some(f) = &a.classes {
+        cfg.classes = colorproxy_data::voc::class_list(&a.data, Some(f), &a.train_split)?.0;
+    }
     cfg.pad_with_bias = cfg.pad_with_bias || a.pad_with_bias;
     if let Some(s) = a.seed {
         cfg.seed = s;
     }
     if let Some(n) = a.max_iterations {
-        cfg.early_stop.max_iterations = n;
+        // The early-stopping protocol scales with the cap (see TransferConfig::with_max_iterations).
+        cfg = cfg.with_max_iterations(n);
     }
+    cfg.validate()?;
     Ok(cfg)
 }
 
@@ -71,8 +79,8 @@ pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
     let param_free_bn = colorproxy_nn::backbone::arch::arch(&cfg.model.arch)?.param_free_bn;
     if cfg.init == "random" && !cfg.rebalance && param_free_bn {
         eprintln!(
-            "note: a randomly initialised {} has no BN after absorption; the paper's random baseline \
-             used data-dependent rescaling (--rebalance), without which deep layers may barely train",
+            "note: a randomly initialised {} has no BN after absorption and is not rescaled \
+             (--no-rebalance, or no rebalancing for this architecture); deep layers may barely train",
             cfg.model.arch
         );
     }
@@ -90,8 +98,9 @@ pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
         device,
         out.display()
     ));
+    pb.println(format!("schedule: {}", cfg.schedule_summary()));
     let mut obs = crate::progress::BarObserver(pb.clone());
-    let interrupt = progress::ctrl_c_flag();
+    let interrupt = progress::interrupt_flag();
     let summary = FinetuneRun {
         config: cfg.clone(),
         data: a.data.clone(),
@@ -101,6 +110,7 @@ pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
         fixed_schedule: fixed,
         on_bad,
         resume: a.resume,
+        force: a.force,
         interrupt,
         observer: &mut obs,
     }
@@ -115,7 +125,7 @@ pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
             summary.iterations,
             RunPaths::new(&out).checkpoints().display()
         );
-        std::process::exit(130);
+        std::process::exit(progress::interrupt_exit_code());
     }
     crate::report::finetune_curves(&out, None)?;
     println!(
@@ -136,9 +146,7 @@ fn final_evaluation(
     on_bad: OnBad,
 ) -> anyhow::Result<()> {
     let net = load_finetuned(&RunPaths::new(out).last_weights(), cfg.clone(), device)?;
-    let set = match load_split(cfg.task, &a.data, &a.eval_split, on_bad, &mut |m| eprintln!("{m}"))
-        .and_then(|mut s| s.align_classes(&cfg.classes).map(|_| s))
-    {
+    let set = match load_aligned(cfg, &a.data, &a.eval_split, on_bad) {
         Ok(set) => set,
         Err(e) => {
             eprintln!("no final evaluation: {e}");
@@ -160,6 +168,26 @@ fn final_evaluation(
     Ok(())
 }
 
+/// An evaluation split read with the network's classes and matched to them.
+fn load_aligned(
+    cfg: &TransferConfig,
+    data: &Path,
+    split: &str,
+    on_bad: OnBad,
+) -> anyhow::Result<LabelledSet> {
+    let classes = (!cfg.classes.is_empty()).then_some(&cfg.classes[..]);
+    let mut set = load_split_with(cfg.task, data, split, classes, on_bad, &mut |m| eprintln!("{m}"))?;
+    if set.single_label != cfg.single_label() {
+        bail!(if cfg.single_label() {
+            "the network is a single-label classifier of class folders; the data are a VOC devkit"
+        } else {
+            "the network is a VOC (multi-label) classifier or a segmenter; the data are single-label class folders"
+        });
+    }
+    set.align_classes(&cfg.classes)?;
+    Ok(set)
+}
+
 pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
     let (cfg_path, text) = config_of_checkpoint(&a.checkpoint, a.config.as_deref())?;
     let cfg = TransferConfig::from_toml(&text)
@@ -173,8 +201,7 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
     let device = parse_device(a.device.as_deref())?;
     let net = load_finetuned(&a.checkpoint, cfg.clone(), device)?;
     let on_bad = if a.skip_bad { OnBad::Skip } else { OnBad::Stop };
-    let mut set = load_split(cfg.task, &a.data, &a.split, on_bad, &mut |m| eprintln!("{m}"))?;
-    set.align_classes(&cfg.classes)?;
+    let set = load_aligned(&cfg, &a.data, &a.split, on_bad)?;
     let idx: Vec<usize> = (0..set.len()).collect();
     if let Some(d) = &a.save_predictions {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
@@ -202,7 +229,7 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
     if a.json {
         println!(
             "{}",
-            serde_json::json!({"metric": r.metric, "value": r.value, "per_class": r.per_class, "extra": r.extra})
+            serde_json::json!({"metric": r.metric, "value": r.value, "per_class": r.per_class, "extra": r.extra, "reference": r.reference})
         );
     } else {
         println!("{} split, {} images: {} {:.4}", a.split, idx.len(), r.metric, r.value);

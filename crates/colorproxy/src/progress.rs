@@ -1,5 +1,9 @@
 //! Progress bars (indicatif), hidden when stderr is not a terminal or under CI.
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Arc;
+
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 /// A bar over `len` items with a message prefix.
 pub fn bar(len: u64, what: &str) -> ProgressBar {
@@ -17,6 +21,15 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
     pb
 }
 
+/// A line above the bar on a terminal, on stderr when the bar is hidden (output redirected, CI).
+pub fn note(pb: &ProgressBar, msg: &str) {
+    if pb.is_hidden() {
+        eprintln!("{msg}");
+    } else {
+        pb.println(msg);
+    }
+}
+
 /// Shows a training loop's progress on a bar: position, loss and images/s, messages above it.
 pub struct BarObserver(pub ProgressBar);
 
@@ -30,24 +43,50 @@ impl colorproxy_nn::run_dir::TrainObserver for BarObserver {
         self.0.set_position(it as u64);
         self.0.set_message(format!("loss {loss:.4} | {ips:.1} img/s"));
     }
+    /// Above the bar on a terminal; on stderr when the bar is hidden (redirected output, CI), so
+    /// that every skipped file is named whatever the terminal.
     fn message(&mut self, msg: &str) {
-        self.0.println(msg);
+        note(&self.0, msg);
     }
 }
 
-/// The Ctrl-C flag of a training command: the first Ctrl-C sets it (the run checkpoints and
-/// stops after the current iteration); a second one exits at once with status 130 (checkpoint
-/// files are replaced atomically, so none is left half-written).
-pub fn ctrl_c_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let flag = std::sync::Arc::new(AtomicBool::new(false));
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// The interrupt flag of a training command. The first SIGINT (Ctrl-C) or SIGTERM (what Slurm,
+/// Kubernetes and `timeout` send) sets it: the run writes a checkpoint after the current step and
+/// the command exits with [`interrupt_exit_code`] (130 or 143). A second signal exits at once with
+/// 128 + its number, without running destructors (the other threads may be inside libtorch);
+/// checkpoints are replaced atomically, so none is left half-written.
+pub fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
     let f = flag.clone();
-    let _ = ctrlc::set_handler(move || {
-        if f.swap(true, Ordering::SeqCst) {
-            eprintln!("interrupted again: exiting without a final checkpoint");
-            std::process::exit(130);
+    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                for sig in signals.forever() {
+                    let name = if sig == SIGTERM { "SIGTERM" } else { "interrupt" };
+                    if f.swap(true, Ordering::SeqCst) {
+                        eprintln!("{name} again: exiting now (the last checkpoint is intact)");
+                        // SAFETY: _exit ends the process at once; no Rust state is touched.
+                        unsafe { libc::_exit(128 + sig) };
+                    }
+                    SIGNAL.store(sig, Ordering::SeqCst);
+                    eprintln!(
+                        "{name}: writing a checkpoint after the current step (send it again to exit now)"
+                    );
+                }
+            });
         }
-        eprintln!("interrupt: checkpointing after the current step (Ctrl-C again to exit now)");
-    });
+        Err(e) => eprintln!("warning: cannot install signal handlers ({e}); Ctrl-C will not checkpoint"),
+    }
     flag
+}
+
+/// The exit status of a run stopped by a signal: 128 + the signal (130 for SIGINT, 143 for
+/// SIGTERM).
+pub fn interrupt_exit_code() -> i32 {
+    match SIGNAL.load(Ordering::SeqCst) {
+        0 => 130,
+        s => 128 + s,
+    }
 }

@@ -133,9 +133,9 @@ pub fn batch_loss(
         Task::Cls => {
             let l: Vec<f32> = labels.iter().flatten().map(|&v| if v > 0 { 1.0 } else { 0.0 }).collect();
             let m: Vec<f32> = labels.iter().flatten().map(|&v| if v != 0 { 1.0 } else { 0.0 }).collect();
-            let n = labels.len() as i64;
-            let target = Tensor::from_slice(&l).reshape([n, 20]).to_dev(dev);
-            let mask = Tensor::from_slice(&m).reshape([n, 20]).to_dev(dev);
+            let (n, k) = (labels.len() as i64, cfg.classes());
+            let target = Tensor::from_slice(&l).reshape([n, k]).to_dev(dev);
+            let mask = Tensor::from_slice(&m).reshape([n, k]).to_dev(dev);
             let logits = net.cls_logits(&x, true, key);
             let per =
                 logits.binary_cross_entropy_with_logits::<Tensor>(&target, None, None, tch::Reduction::None);

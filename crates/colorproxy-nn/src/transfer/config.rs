@@ -63,10 +63,13 @@ pub struct TransferConfig {
     /// Write `checkpoints/last.*` every this many iterations (and at the end; 0: only at the end).
     #[serde(default)]
     pub checkpoint_every: usize,
-    /// Single-label classification: the class names (the training split's class folders, set
-    /// by the run). Empty: VOC's 20 multi-label classes.
+    /// The object classes (set by the run from the training data or `--classes`): a VOC set's
+    /// class list without background, or the class folders. Empty: VOC's 20.
     #[serde(default)]
     pub classes: Vec<String>,
+    /// Single-label classification of class folders (softmax) rather than VOC multi-label.
+    #[serde(default)]
+    pub single_label: bool,
 }
 
 /// The fine-tuning presets shipped in `presets/`, compiled into the binary.
@@ -95,12 +98,69 @@ impl TransferConfig {
         Self::preset(if task == Task::Cls { "cls-cpu" } else { "seg-cpu" }).expect("built-in preset parses")
     }
 
+    /// The config with at most `n` iterations and the early-stopping protocol scaled with it:
+    /// `eval_every` and `min_stage_iterations` keep their fraction of the cap.
+    pub fn with_max_iterations(mut self, n: usize) -> Self {
+        let old = self.early_stop.max_iterations.max(1) as f64;
+        let scale = |v: usize| ((v as f64 * n as f64 / old).round() as usize).max(1);
+        self.early_stop.eval_every = scale(self.early_stop.eval_every);
+        self.early_stop.min_stage_iterations = scale(self.early_stop.min_stage_iterations);
+        self.early_stop.max_iterations = n;
+        self
+    }
+
+    /// The early-stopping schedule in words.
+    pub fn schedule_summary(&self) -> String {
+        let e = &self.early_stop;
+        format!(
+            "lr {}, held-out score every {} iterations in windows of {}, x{} at a plateau after at least {} iterations per stage, stop at plateau {} or {} iterations",
+            self.optim.lr, e.eval_every, e.window, self.optim.gamma, e.min_stage_iterations, e.max_drops, e.max_iterations
+        )
+    }
+
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("config serialises")
     }
 
     pub fn from_toml(text: &str) -> Result<Self, NnError> {
-        toml::from_str(text).map_err(|e| NnError::Config(e.to_string()))
+        if text.trim().is_empty() {
+            return Err(NnError::Config(
+                "the config is empty (start from a preset: presets/{cls,seg}-*.toml, or pass --preset)"
+                    .into(),
+            ));
+        }
+        let cfg: Self = toml::from_str(text).map_err(|e| NnError::Config(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Rejects values no run can use: a non-positive or non-finite learning rate, empty
+    /// batches, crops beyond any image, a held-out fraction outside [0, 1).
+    pub fn validate(&self) -> Result<(), NnError> {
+        self.optim.validate()?;
+        let bad = |m: String| Err(NnError::Config(m));
+        if self.batch_size == 0 || self.batch_size > 65_536 || self.crop == 0 || self.crop > 8192 {
+            return bad(format!(
+                "batch_size {} and crop {} must be in [1, 65536] and [1, 8192]",
+                self.batch_size, self.crop
+            ));
+        }
+        if self.task == Task::Seg && (self.points == 0 || self.points > 1 << 20) {
+            return bad(format!("points must be in [1, 2^20], got {}", self.points));
+        }
+        if !(0.0..1.0).contains(&self.held_out) || !(0.0..1.0).contains(&self.dropout) {
+            return bad("held_out and dropout must be in [0, 1)".into());
+        }
+        if !(self.scale_min > 0.0 && self.scale_min <= self.scale_max && self.scale_max.is_finite()) {
+            return bad(format!(
+                "need 0 < scale_min <= scale_max, got {} and {}",
+                self.scale_min, self.scale_max
+            ));
+        }
+        if self.early_stop.eval_every == 0 || self.early_stop.window == 0 || self.log_every == 0 {
+            return bad("early_stop.eval_every, early_stop.window and log_every must be positive".into());
+        }
+        Ok(())
     }
 
     /// Adapts the default segmentation hypercolumn (all VGG-16 layers plus +FoV) to the
@@ -124,18 +184,31 @@ impl TransferConfig {
         self
     }
 
-    /// Number of network outputs: 20 (VOC classification), the class folders (single-label) or
-    /// 21 (segmentation, with background).
+    /// Number of network outputs: the K classes for classification, K + 1 (with background)
+    /// for segmentation (K = 20, VOC's, when no class list is set).
     pub fn classes(&self) -> i64 {
+        let k = if self.classes.is_empty() { 20 } else { self.classes.len() as i64 };
         match self.task {
-            Task::Cls if self.single_label() => self.classes.len() as i64,
-            Task::Cls => 20,
-            Task::Seg => 21,
+            Task::Cls => k,
+            Task::Seg => k + 1,
+        }
+    }
+
+    /// The class names the outputs stand for (background first for segmentation).
+    pub fn output_names(&self) -> Vec<String> {
+        let objects: Vec<String> = if self.classes.is_empty() {
+            colorproxy_data::voc::VOC_CLASSES.map(String::from).to_vec()
+        } else {
+            self.classes.clone()
+        };
+        match self.task {
+            Task::Cls => objects,
+            Task::Seg => std::iter::once("background".to_string()).chain(objects).collect(),
         }
     }
 
     /// Single-label (softmax) classification rather than VOC multi-label.
     pub fn single_label(&self) -> bool {
-        self.task == Task::Cls && !self.classes.is_empty()
+        self.task == Task::Cls && self.single_label
     }
 }

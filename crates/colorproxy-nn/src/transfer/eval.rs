@@ -8,6 +8,7 @@ use colorproxy_data::RgbImage8;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind};
 
+use super::config::TransferConfig;
 use super::net::{TransferNet, GRAY_MEAN};
 use super::{LabelledSet, Task};
 use crate::NnError;
@@ -21,6 +22,51 @@ pub struct EvalResult {
     pub per_class: BTreeMap<String, Option<f64>>,
     /// Extra figures: pixel accuracy, mAP VOC07 11-point.
     pub extra: BTreeMap<String, f64>,
+    /// What a network that learned nothing about the images scores on the same images
+    /// ([`reference_score`]): its name and value.
+    #[serde(default)]
+    pub reference: Option<(String, f64)>,
+}
+
+/// The reference row of an evaluation, what a network that learned nothing about the images
+/// gets: VOC classification, the mAP of a constant scorer (every image the same score for a
+/// class, so each class's AP is its share of positives); class folders, the top-1 of always
+/// answering the most frequent class; segmentation, the mIoU of labelling every pixel with the
+/// most frequent class. Returns its name and value on `subset`.
+pub fn reference_score(cfg: &TransferConfig, set: &LabelledSet, subset: &[usize]) -> (String, f64) {
+    match cfg.task {
+        Task::Seg => {
+            let k = cfg.classes() as usize;
+            let mut counts = vec![0u64; k];
+            for &i in subset {
+                for &v in &set.masks[i] {
+                    if (v as usize) < k {
+                        counts[v as usize] += 1;
+                    }
+                }
+            }
+            let major = (0..k).max_by_key(|&c| (counts[c], std::cmp::Reverse(c))).unwrap_or(0) as u8;
+            let mut cm = ConfusionMatrix::new(k);
+            for &i in subset {
+                let pred = vec![major; set.masks[i].len()];
+                let _ = cm.add(&set.masks[i], &pred);
+            }
+            ("majority-class mIoU".into(), cm.report().miou)
+        }
+        Task::Cls if cfg.single_label() => {
+            let mut counts = std::collections::BTreeMap::<usize, usize>::new();
+            for &i in subset {
+                *counts.entry(set.targets[i]).or_default() += 1;
+            }
+            let top = counts.values().max().copied().unwrap_or(0);
+            ("majority-class top-1".into(), top as f64 / subset.len().max(1) as f64)
+        }
+        Task::Cls => {
+            let labels: Vec<Vec<i8>> = subset.iter().map(|&i| set.labels[i].clone()).collect();
+            let scores = vec![vec![0.5f32; cfg.classes() as usize]; subset.len()];
+            ("constant-scorer mAP".into(), ap_report(&scores, &labels, &cfg.output_names()).map)
+        }
+    }
 }
 
 /// Dense segmentation of one image at full resolution (or downscaled to `test_max_side` and
@@ -74,25 +120,26 @@ pub fn evaluate(
     subset: &[usize],
     save: &mut dyn FnMut(usize, &[u8]),
 ) -> Result<EvalResult, NnError> {
+    let reference = Some(reference_score(&net.config, set, subset));
     if net.config.single_label() {
-        return evaluate_single_label(net, set, subset, save);
+        return Ok(EvalResult { reference, ..evaluate_single_label(net, set, subset, save)? });
     }
+    let names = net.config.output_names();
     match net.config.task {
         Task::Seg => {
-            let mut cm = ConfusionMatrix::new(21);
+            let mut cm = ConfusionMatrix::new(names.len());
             for &i in subset {
                 let pred = segment(net, &set.images[i]);
                 save(i, &pred);
                 cm.add(&set.masks[i], &pred).map_err(|m| NnError::Config(format!("{}: {m}", set.ids[i])))?;
             }
             let r = cm.report();
-            let mut names = vec!["background".to_string()];
-            names.extend(colorproxy_data::voc::VOC_CLASSES.iter().map(|s| s.to_string()));
             Ok(EvalResult {
                 metric: "miou".into(),
                 value: r.miou,
                 per_class: names.into_iter().zip(r.per_class_iou).collect(),
                 extra: BTreeMap::from([("pixel_accuracy".into(), r.pixel_accuracy)]),
+                reference,
             })
         }
         Task::Cls => {
@@ -105,14 +152,13 @@ pub fn evaluate(
                 })
                 .collect();
             let labels: Vec<Vec<i8>> = subset.iter().map(|&i| set.labels[i].clone()).collect();
-            let names: Vec<String> =
-                colorproxy_data::voc::VOC_CLASSES.iter().map(|s| s.to_string()).collect();
             let r = ap_report(&scores, &labels, &names);
             Ok(EvalResult {
                 metric: "map".into(),
                 value: r.map,
                 per_class: r.per_class.into_iter().collect(),
                 extra: BTreeMap::from([("map_voc07_11point".into(), r.map_voc07)]),
+                reference,
             })
         }
     }
@@ -152,5 +198,6 @@ fn evaluate_single_label(
             ("top5".into(), top_k_accuracy(&scores, &targets, 5)),
             ("images".into(), scores.len() as f64),
         ]),
+        reference: None,
     })
 }

@@ -13,15 +13,15 @@ use tch::{Device, Kind, Tensor};
 
 use super::batch::batch_loss;
 use super::config::TransferConfig;
-use super::eval::evaluate;
+use super::eval::{evaluate, reference_score};
 use super::net::TransferNet;
-use super::{load_split, LabelledSet, OnBad, Task};
+use super::{load_split_with, LabelledSet, OnBad};
 use crate::checkpoint;
 use crate::early_stop::{
     protocol_split, schedule_path, Decision, EarlyStopConfig, EarlyStopping, FoundSchedule,
 };
 use crate::optim::Sgd;
-use crate::run_dir::{MetricsLog, RunPaths, TrainObserver};
+use crate::run_dir::{DataRecord, MetricsLog, RunLock, RunPaths, StartMode, TrainObserver};
 use crate::schedule::step_lr;
 use crate::NnError;
 
@@ -37,6 +37,8 @@ pub struct FinetuneRun<'a> {
     pub on_bad: OnBad,
     /// Continue from `out/checkpoints/last.*` to the same result as an uninterrupted run.
     pub resume: bool,
+    /// Start over in a folder that holds a run (without it, such a folder is refused).
+    pub force: bool,
     /// Set (e.g. by Ctrl-C) to checkpoint and stop after the current iteration.
     pub interrupt: Arc<AtomicBool>,
     pub observer: &'a mut dyn TrainObserver,
@@ -202,56 +204,77 @@ fn early_stopping_step(
     Ok(r.value)
 }
 
+/// A run set up and ready to train: the locked folder, the data, the network and its state.
+struct Session {
+    paths: RunPaths,
+    _lock: RunLock,
+    set: LabelledSet,
+    cfg: TransferConfig,
+    net: TransferNet,
+    params: BTreeMap<String, Tensor>,
+    sgd: Sgd,
+    state: FinetuneState,
+}
+
 impl FinetuneRun<'_> {
-    /// Trains until early stopping (or the fixed schedule) ends the run, or `interrupt` is set.
-    pub fn run(self) -> Result<FinetuneSummary, NnError> {
-        let FinetuneRun {
-            config,
-            data,
-            train_split,
-            out,
-            device,
-            fixed_schedule,
-            on_bad,
-            resume,
-            interrupt,
-            observer: obs,
-        } = self;
-        let paths = RunPaths::new(&out);
-        if config.threads > 0 {
-            tch::set_num_threads(config.threads as i32);
+    /// Validates every input, then takes the run folder (lock, fresh / resume / overwrite),
+    /// records the config and data, builds the network and, on resume, loads the checkpoint.
+    fn open(&mut self) -> Result<Session, NnError> {
+        let obs = &mut *self.observer;
+        self.config.validate()?;
+        let paths = RunPaths::new(&self.out);
+        if self.config.threads > 0 {
+            tch::set_num_threads(self.config.threads as i32);
         }
-        let set = load_split(config.task, &data, &train_split, on_bad, &mut |m| obs.message(m))?;
-        paths.start(resume)?;
-        let mut cfg = config;
-        if cfg.task == Task::Cls {
-            cfg.classes = set.class_names.clone();
-        }
-        if resume {
+        let given = (!self.config.classes.is_empty()).then_some(&self.config.classes[..]);
+        let (task, split) = (self.config.task, &self.train_split);
+        let set = load_split_with(task, &self.data, split, given, self.on_bad, &mut |m| obs.message(m))?;
+        let lock = paths.lock()?;
+        let mut cfg = self.config.clone();
+        cfg.classes = set.class_names.clone();
+        cfg.single_label = set.single_label;
+        paths.start(StartMode::new(self.resume, self.force))?;
+        if self.resume {
             check_resumed_config(&paths, &cfg)?;
         }
+        let source = format!("{} ({})", self.data.display(), self.train_split);
+        paths.check_data(&DataRecord::new(&source, &set.ids), self.resume)?;
         paths.write_config(&cfg.to_toml())?;
-        let mut net = build_net(&cfg, device, &set, obs)?;
+        let mut net = build_net(&cfg, self.device, &set, obs)?;
         let params = net.trainable()?;
         let mut sgd =
             Sgd::new(params.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect(), cfg.optim.clone());
-        let mut state = FinetuneState::new(&cfg, fixed_schedule.as_ref());
-        if resume {
-            state =
-                checkpoint::load_resumable(&paths, &mut net.vs, &mut sgd, |s: &FinetuneState| s.iteration)?;
+        let mut state = FinetuneState::new(&cfg, self.fixed_schedule.as_ref());
+        if self.resume {
+            let it = |s: &FinetuneState| s.iteration;
+            state = checkpoint::load_resumable(&paths, &mut net.vs, &mut sgd, it, &mut |m| obs.message(m))?;
             state.early_stopping.config = cfg.early_stop.clone();
             set.skipped.store(state.skipped, Ordering::Relaxed);
             obs.message(&format!("resuming at iteration {}", state.iteration));
         }
-        let (train_idx, held_idx) =
-            protocol_split(&set.ids, cfg.held_out, cfg.seed, fixed_schedule.is_some());
-        let max_iters = fixed_schedule.as_ref().map_or(cfg.early_stop.max_iterations, |s| s.stop);
-        let mut log = MetricsLog::open(&paths.metrics(), resume.then_some(state.iteration))?;
+        Ok(Session { paths, _lock: lock, set, cfg, net, params, sgd, state })
+    }
+
+    /// Trains until early stopping (or the fixed schedule) ends the run, or `interrupt` is set.
+    pub fn run(mut self) -> Result<FinetuneSummary, NnError> {
+        let Session { paths, _lock, set, cfg, net, params, mut sgd, mut state } = self.open()?;
+        let (fixed, obs) = (self.fixed_schedule.take(), self.observer);
+        let (train_idx, held_idx) = protocol_split(&set.ids, cfg.held_out, cfg.seed, fixed.is_some());
+        if fixed.is_none() && !self.resume {
+            let (name, r) = reference_score(&cfg, &set, &held_idx);
+            state.early_stopping.set_reference(r);
+            obs.message(&format!(
+                "held-out reference ({name}): {r:.4}; plateaus count once a window beats it by {}",
+                cfg.early_stop.reference_margin
+            ));
+        }
+        let max_iters = fixed.as_ref().map_or(cfg.early_stop.max_iterations, |s| s.stop);
+        let mut log = MetricsLog::open(&paths.metrics(), self.resume.then_some(state.iteration))?;
         obs.start(state.iteration, max_iters);
         let (t0, start) = (std::time::Instant::now(), state.iteration);
         let mut interrupted = false;
         while state.iteration < max_iters && !state.finished {
-            if interrupt.load(Ordering::Relaxed) {
+            if self.interrupt.load(Ordering::Relaxed) {
                 interrupted = true;
                 break;
             }
@@ -262,13 +285,14 @@ impl FinetuneRun<'_> {
             let it = state.iteration;
             let ips = (cfg.batch_size * (it - start)) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
             obs.step(it, loss, ips);
-            let score = (fixed_schedule.is_none() && it.is_multiple_of(cfg.early_stop.eval_every))
+            set.take_skip_notes().iter().for_each(|n| obs.message(n));
+            let score = (fixed.is_none() && it.is_multiple_of(cfg.early_stop.eval_every))
                 .then(|| early_stopping_step(&net, &set, &held_idx, &mut state, obs))
                 .transpose()?;
             if it.is_multiple_of(cfg.log_every) || score.is_some() {
+                let loss = state.window.0 / state.window.1.max(1) as f64;
                 log.append(&serde_json::json!({
-                    "iteration": it, "loss": state.window.0 / state.window.1.max(1) as f64, "lr": lr,
-                    "held_out_score": score, "images_per_s": ips,
+                    "iteration": it, "loss": loss, "lr": lr, "held_out_score": score, "images_per_s": ips,
                 }))?;
                 state.window = (0.0, 0);
             }
@@ -279,21 +303,15 @@ impl FinetuneRun<'_> {
         }
         state.skipped = set.skipped.load(Ordering::Relaxed);
         checkpoint::save_resumable(&paths, &net.vs, &sgd, state.iteration, &state)?;
-        let schedule = fixed_schedule.unwrap_or_else(|| FoundSchedule {
+        let schedule = fixed.unwrap_or_else(|| FoundSchedule {
             drops: state.drops.clone(),
             stop: state.iteration,
             windows: state.early_stopping.found.windows.clone(),
         });
         if !interrupted {
-            checkpoint::write_json(&schedule_path(&out), &schedule)?;
+            checkpoint::write_json(&schedule_path(&self.out), &schedule)?;
         }
-        Ok(FinetuneSummary {
-            iterations: state.iteration,
-            schedule,
-            best_held_out: state.best,
-            config: cfg,
-            interrupted,
-            skipped: state.skipped,
-        })
+        let (iterations, best_held_out, skipped) = (state.iteration, state.best, state.skipped);
+        Ok(FinetuneSummary { iterations, schedule, best_held_out, config: cfg, interrupted, skipped })
     }
 }

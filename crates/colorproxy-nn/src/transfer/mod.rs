@@ -21,9 +21,9 @@ pub mod finetune;
 pub mod fov;
 pub mod net;
 
-pub use colorproxy_data::labelled::{load_split, LabelledSet, OnBad, Task};
+pub use colorproxy_data::labelled::{load_split, load_split_with, LabelledSet, OnBad, Task};
 pub use config::TransferConfig;
-pub use eval::{classify, evaluate, segment, EvalResult};
+pub use eval::{classify, evaluate, reference_score, segment, EvalResult};
 pub use finetune::{FinetuneRun, FinetuneSummary};
 pub use fov::FovBlocks;
 pub use net::{load_finetuned, TransferNet, GRAY_MEAN};

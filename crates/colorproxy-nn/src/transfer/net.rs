@@ -68,7 +68,8 @@ impl TransferNet {
                     };
                 }
                 let fc1 = Fc::new(vs.root() / "head" / "fc1", cin, cfg.head_hidden, Init::Const(0.0));
-                let out = Fc::new(vs.root() / "head" / "fc2", cfg.head_hidden, 21, Init::Const(0.0));
+                let out =
+                    Fc::new(vs.root() / "head" / "fc2", cfg.head_hidden, cfg.classes(), Init::Const(0.0));
                 (Some(fc1), out, cfg.hypercolumn.clone())
             }
         };
@@ -239,7 +240,7 @@ impl TransferNet {
         let hc = self.hypercolumn.dense_quarter(&taps, (s[2], s[3]));
         let c = hc.size()[1];
         let logits = self.seg_head(&hc.permute([0, 2, 3, 1]).reshape([-1, c]), false, 0);
-        logits.reshape([1, h4, w4, 21]).permute([0, 3, 1, 2]).upsample_bilinear2d(
+        logits.reshape([1, h4, w4, self.config.classes()]).permute([0, 3, 1, 2]).upsample_bilinear2d(
             [s[2], s[3]],
             false,
             None,

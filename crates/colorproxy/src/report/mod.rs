@@ -24,6 +24,9 @@ pub fn write_results(dir: &Path, r: &EvalResult, title: &str) -> anyhow::Result<
     std::fs::write(&json, serde_json::to_string_pretty(r)?)
         .with_context(|| format!("writing {}", json.display()))?;
     let mut md = format!("# {title}\n\n| metric | value |\n|---|---|\n| {} | {:.4} |\n", r.metric, r.value);
+    if let Some((name, v)) = &r.reference {
+        md.push_str(&format!("| reference: {name} | {v:.4} |\n"));
+    }
     for (k, v) in &r.extra {
         md.push_str(&format!("| {k} | {v:.4} |\n"));
     }
