@@ -26,10 +26,10 @@ stamp=".venv/.colorproxy-setup-v1"
 if [[ ! -f "$stamp" ]]; then
   echo "setup: creating .venv with torch 2.11.0 (libtorch), CUDA runtime + CUPTI wheels, numpy, Pillow"
   "$PY" -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps \
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-warn-conflicts --no-deps \
     "torch==2.11.0" "nvidia-cuda-runtime==13.0.96.*" "nvidia-cuda-cupti==13.0.85.*"
   # What `import torch` needs on CPU (the reference benchmarks), and the references' image stack.
-  .venv/bin/pip install --quiet --disable-pip-version-check \
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-warn-conflicts \
     "typing-extensions>=4.10" "sympy>=1.13.3" filelock "networkx>=2.5.1" jinja2 "fsspec>=0.8.5" \
     "setuptools<82" numpy pillow
   touch "$stamp"

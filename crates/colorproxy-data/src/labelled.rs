@@ -12,7 +12,7 @@ use crate::voc::{VocClassification, VocSegmentation};
 use crate::{decode_file, DataError, DecodeLimits, RgbImage8};
 
 /// The downstream task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Task {
     Cls,

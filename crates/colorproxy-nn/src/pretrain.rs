@@ -168,6 +168,7 @@ impl PretrainRun<'_> {
         let data_record = DataRecord::of_files(&self.data_dir, &source.files);
         let data = Arc::new(PretrainData::new(source, cfg.data.clone(), cfg.targets.clone(), cfg.seed)?);
         let paths = RunPaths::new(&self.out);
+        paths.refuse_existing(StartMode::new(self.resume, self.force))?;
         let lock = paths.lock()?;
         paths.start(StartMode::new(self.resume, self.force))?;
         if self.resume {

@@ -106,6 +106,18 @@ impl RunPaths {
         Ok(RunLock { _file: f })
     }
 
+    /// Refuses a fresh run in a folder that holds one, before anything in it is touched (not even
+    /// the lock file); [`Self::start`] checks again with the lock held.
+    pub fn refuse_existing(&self, mode: StartMode) -> Result<(), NnError> {
+        if mode == StartMode::Fresh && self.holds_run() {
+            return Err(file_err(
+                &self.root,
+                "already holds a run: continue it with --resume, or start over with --force",
+            ));
+        }
+        Ok(())
+    }
+
     /// Prepares the folder for a run (call with the lock held, after every input was validated):
     /// `Resume` needs a checkpoint; `Fresh` refuses a folder that holds a run; `Overwrite` clears
     /// what an earlier run left (checkpoints, metrics, schedule, results) so nothing of it is

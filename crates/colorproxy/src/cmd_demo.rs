@@ -114,6 +114,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     println!("[3/5] fine-tuning segmentation and classification from random init and from colorization");
     let voc = data.join("voc");
     let mut results: Vec<(Task, &str, f64, usize)> = Vec::new();
+    let mut reference = std::collections::BTreeMap::new();
     for task in [Task::Seg, Task::Cls] {
         for (label, init) in
             [("random", "random".to_string()), ("colorization", ck.to_string_lossy().into_owned())]
@@ -143,6 +144,9 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
             crate::report::write_results(&run_dir, &r, &format!("{task:?} from {label}"))?;
             println!("    {task:?} from {label}: {} {:.4} ({} iterations)", r.metric, r.value, s.iterations);
             results.push((task, label, r.value, s.iterations));
+            if let Some(rf) = r.reference {
+                reference.insert(task, rf);
+            }
         }
     }
 
@@ -168,17 +172,24 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     let json = serde_json::json!({
         "seg": {"random": get(Task::Seg, "random"), "colorization": get(Task::Seg, "colorization")},
         "cls": {"random": get(Task::Cls, "random"), "colorization": get(Task::Cls, "colorization")},
+        "reference": {
+            "seg": reference.get(&Task::Seg).map(|r| serde_json::json!({"name": r.0, "value": r.1})),
+            "cls": reference.get(&Task::Cls).map(|r| serde_json::json!({"name": r.0, "value": r.1})),
+        },
         "seconds": seconds,
         "seed": a.seed,
         "iterations": results.iter().map(|r| serde_json::json!({"task": format!("{:?}", r.0).to_lowercase(), "init": r.1, "iterations": r.3})).collect::<Vec<_>>(),
     });
     std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&json)?)?;
+    let rf = |t: Task| reference.get(&t).map(|r| r.1).unwrap_or(f64::NAN);
     let table = format!(
-        "| initialisation | segmentation (mIoU) | classification (mAP) |\n|---|---|---|\n| random | {:.3} | {:.3} |\n| colorization | {:.3} | {:.3} |\n",
+        "| initialisation | segmentation (mIoU) | classification (mAP) |\n|---|---|---|\n| random | {:.3} | {:.3} |\n| colorization | {:.3} | {:.3} |\n| reference (majority class / constant scorer) | {:.3} | {:.3} |\n",
         get(Task::Seg, "random"),
         get(Task::Cls, "random"),
         get(Task::Seg, "colorization"),
-        get(Task::Cls, "colorization")
+        get(Task::Cls, "colorization"),
+        rf(Task::Seg),
+        rf(Task::Cls)
     );
     let md = format!(
         "# colorproxy demo (seed {seed})\n\nColorization pretraining on {u} generated scenes ({pi} iterations), then fine-tuning on {tr} labelled scenes with the paper's early-stopping protocol, evaluated on {va} validation scenes. {secs:.0} s in all.\n\n{table}\n## Pretraining loss\n\n![loss](loss.png)\n\n## Colorization (gray | colorized | original)\n\n![colorization](colorization.png)\n",
@@ -195,8 +206,12 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         .map(|(l, s, c)| format!("<tr><td>{l}</td><td>{:.3}</td><td>{:.3}</td></tr>", get(*s, l), get(*c, l)))
         .collect();
     let html = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>colorproxy demo</title><style>body{{font-family:sans-serif;max-width:760px;margin:2em auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}</style></head><body><h1>colorproxy demo (seed {})</h1><p>Colorization pretraining on {} generated scenes, then fine-tuning with the paper's early-stopping protocol; validation scores. {:.0} s in all.</p><table><tr><th>initialisation</th><th>segmentation (mIoU)</th><th>classification (mAP)</th></tr>{rows}</table><h2>Pretraining loss</h2><img src=\"loss.png\" alt=\"loss curve\"><h2>Colorization (gray | colorized | original)</h2><img src=\"colorization.png\" alt=\"colorization samples\" width=\"600\"></body></html>\n",
-        a.seed, plan.unlabelled, seconds
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>colorproxy demo</title><style>body{{font-family:sans-serif;max-width:760px;margin:2em auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}</style></head><body><h1>colorproxy demo (seed {})</h1><p>Colorization pretraining on {} generated scenes, then fine-tuning with the paper's early-stopping protocol; validation scores. {:.0} s in all.</p><table><tr><th>initialisation</th><th>segmentation (mIoU)</th><th>classification (mAP)</th></tr>{rows}</table><p>Reference (a network that learned nothing about the images): majority-class mIoU {:.3}, constant-scorer mAP {:.3}.</p><h2>Pretraining loss</h2><img src=\"loss.png\" alt=\"loss curve\"><h2>Colorization (gray | colorized | original)</h2><img src=\"colorization.png\" alt=\"colorization samples\" width=\"600\"></body></html>\n",
+        a.seed,
+        plan.unlabelled,
+        seconds,
+        rf(Task::Seg),
+        rf(Task::Cls)
     );
     std::fs::write(out.join("report.html"), html)?;
     println!("\n{table}\n{:.0} s; report: {}", seconds, out.join("report.html").display());

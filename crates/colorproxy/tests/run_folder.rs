@@ -151,6 +151,23 @@ fn wait_for(path: &Path) {
     }
 }
 
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
 #[test]
 fn the_run_folder_is_locked_existing_runs_are_kept_and_data_changes_refused() {
     let tmp = tempfile::tempdir().unwrap();
@@ -169,14 +186,13 @@ fn the_run_folder_is_locked_existing_runs_are_kept_and_data_changes_refused() {
     first.wait().unwrap();
     // The folder holds a run: without --resume or --force it is refused, and a call that fails on
     // its input changes nothing in it.
-    let config_before = std::fs::read(run.join("config.toml")).unwrap();
-    let metrics_before = std::fs::read(run.join("metrics.jsonl")).unwrap();
+    let before = snapshot(&run);
     let o = pretrain(&long, &data, &run, &[]).output().unwrap();
     assert!(!o.status.success() && text(&o).contains("already holds a run"), "{}", text(&o));
+    assert!(snapshot(&run) == before, "a refused call changed the run folder");
     let o = pretrain(&long, &tmp.path().join("no-such-folder"), &run, &["--force"]).output().unwrap();
     assert!(!o.status.success() && text(&o).contains("no-such-folder"), "{}", text(&o));
-    assert_eq!(std::fs::read(run.join("config.toml")).unwrap(), config_before);
-    assert_eq!(std::fs::read(run.join("metrics.jsonl")).unwrap(), metrics_before);
+    assert!(snapshot(&run) == before, "a call that failed on its input changed the run folder");
     // Resuming on other data is refused, naming both.
     let other = tmp.path().join("other");
     make_images(&other, 5);
@@ -190,12 +206,17 @@ fn sigterm_checkpoints_and_a_second_signal_exits_at_once() {
     let data = tmp.path().join("images");
     make_images(&data, 6);
     let long = tiny_config(tmp.path(), 1_000_000);
+    // SIGTERM (or Ctrl-C) mid-run, then --resume: the weights of the uninterrupted run.
+    let finite = tiny_config(tmp.path(), 400);
+    let reference = tmp.path().join("reference");
+    assert!(pretrain(&finite, &data, &reference, &[]).status().unwrap().success());
     for (sig, twice, code) in
         [(libc::SIGTERM, false, 143), (libc::SIGINT, false, 130), (libc::SIGINT, true, 130)]
     {
         let run = tmp.path().join(format!("run-{sig}-{twice}"));
+        let cfg = if twice { &long } else { &finite };
         let child =
-            pretrain(&long, &data, &run, &[]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+            pretrain(cfg, &data, &run, &[]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         wait_for(&run.join("metrics.jsonl"));
         let pid = child.id() as i32;
         // SAFETY: signalling our own child.
@@ -208,8 +229,9 @@ fn sigterm_checkpoints_and_a_second_signal_exits_at_once() {
         assert_eq!(o.status.code(), Some(code), "signal {sig} twice={twice}: {:?} {}", o.status, text(&o));
         if !twice {
             assert!(text(&o).contains("checkpoint"), "{}", text(&o));
-            let r = pretrain(&tiny_config(tmp.path(), 3), &data, &run, &["--resume"]).output().unwrap();
+            let r = pretrain(cfg, &data, &run, &["--resume"]).output().unwrap();
             assert!(r.status.success(), "{}", text(&r));
+            assert!(weights(&run) == weights(&reference), "signal {sig}: resumed weights differ");
         }
     }
 }

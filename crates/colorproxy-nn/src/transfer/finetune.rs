@@ -229,6 +229,7 @@ impl FinetuneRun<'_> {
         let given = (!self.config.classes.is_empty()).then_some(&self.config.classes[..]);
         let (task, split) = (self.config.task, &self.train_split);
         let set = load_split_with(task, &self.data, split, given, self.on_bad, &mut |m| obs.message(m))?;
+        paths.refuse_existing(StartMode::new(self.resume, self.force))?;
         let lock = paths.lock()?;
         let mut cfg = self.config.clone();
         cfg.classes = set.class_names.clone();

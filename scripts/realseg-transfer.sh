@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Transfer on real photographs: colorization pretraining on the shared photos plus the real-image
+# set's own training images (unlabelled), then segmentation and classification fine-tuning on the
+# set from random init (rebalanced) and from colorization, evaluated on its validation split.
+#   scripts/realseg-transfer.sh SEED [PRETRAIN_ITERATIONS]
+# Needs data/realseg (tools/make_realseg.py) and ../shared/data; writes runs/realseg/seed-SEED.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+seed="${1:?seed}"
+iters="${2:-1500}"
+bin="${COLORPROXY_BIN:-target/release/colorproxy}"
+data="$root/data/realseg"
+out="$root/runs/realseg/seed-$seed"
+mkdir -p "$out"
+list="$out/pretrain-images.txt"
+{ ls "$root/../shared/data/photos/train"/*.jpg; ls "$data/JPEGImages"/train_*.jpg; } > "$list"
+"$bin" pretrain --preset cpu-small --data "$list" --out "$out/pretrain" --iterations "$iters" --seed "$seed" --force
+ck="$out/pretrain/checkpoints/last.safetensors"
+for task in seg cls; do
+  for init in random colorization; do
+    i=random; [[ $init == colorization ]] && i="$ck"
+    "$bin" finetune $task --config experiments/realseg/$task.toml --data "$data" --init "$i" \
+      --seed "$seed" --out "$out/$task-$init" --eval-split val --force
+  done
+done
+python3 - "$out" <<'PY'
+import json, sys, pathlib
+out = pathlib.Path(sys.argv[1])
+for task in ["seg", "cls"]:
+    for init in ["random", "colorization"]:
+        r = json.load(open(out / f"{task}-{init}" / "results.json"))
+        ref = r.get("reference") or ["-", float("nan")]
+        print(f"{out.name} {task} {init}: {r['metric']} {r['value']:.4f} (reference {ref[0]} {ref[1]:.4f})")
+PY
