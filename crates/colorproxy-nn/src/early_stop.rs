@@ -32,7 +32,8 @@ pub struct EarlyStopConfig {
     pub max_iterations: usize,
     /// A plateau only counts (drop or stop) once a window has beaten the reference score (what
     /// a network that learned nothing gets, see [`EarlyStopping::set_reference`]) by more than
-    /// this: a run still at the trivial solution goes on, up to `max_iterations`.
+    /// this: a run still at the trivial solution goes on, up to `max_iterations` (a margin of -1
+    /// or less turns the rule off).
     pub reference_margin: f64,
 }
 

@@ -306,6 +306,7 @@ fn interrupted_finetuning_resumes_to_the_same_result() {
     cfg.early_stop.window = 2;
     cfg.early_stop.min_stage_iterations = 8;
     cfg.early_stop.min_delta = 10.0; // every window after the first is a plateau
+    cfg.early_stop.reference_margin = -1.0; // plateaus count even before beating the reference
     cfg.early_stop.max_iterations = 60;
     cfg.checkpoint_every = 10;
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
