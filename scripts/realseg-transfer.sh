@@ -3,6 +3,8 @@
 # set's own training images (unlabelled), then segmentation and classification fine-tuning on the
 # set from random init (rebalanced) and from colorization, evaluated on its validation split.
 #   scripts/realseg-transfer.sh SEED [PRETRAIN_ITERATIONS]
+# FINETUNE_MAX=N caps fine-tuning at N iterations (default: the configs' 600; the early-stopping
+# protocol scales with the cap) and writes to runs/realseg/seed-SEED/<task>-<init>-N.
 # Needs data/realseg (tools/make_realseg.py) and ../shared/data; writes runs/realseg/seed-SEED.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,19 +19,21 @@ list="$out/pretrain-images.txt"
 { ls "$root/../shared/data/photos/train"/*.jpg; ls "$data/JPEGImages"/train_*.jpg; } > "$list"
 "$bin" pretrain --preset cpu-small --data "$list" --out "$out/pretrain" --iterations "$iters" --seed "$seed" --force
 ck="$out/pretrain/checkpoints/last.safetensors"
+cap=(); suffix=""
+if [[ -n "${FINETUNE_MAX:-}" ]]; then cap=(--max-iterations "$FINETUNE_MAX"); suffix="-$FINETUNE_MAX"; fi
 for task in seg cls; do
   for init in random colorization; do
     i=random; [[ $init == colorization ]] && i="$ck"
     "$bin" finetune $task --config experiments/realseg/$task.toml --data "$data" --init "$i" \
-      --seed "$seed" --out "$out/$task-$init" --eval-split val --force
+      --seed "$seed" --out "$out/$task-$init$suffix" --eval-split val --force "${cap[@]}"
   done
 done
-python3 - "$out" <<'PY'
+python3 - "$out" "$suffix" <<'PY'
 import json, sys, pathlib
 out = pathlib.Path(sys.argv[1])
 for task in ["seg", "cls"]:
     for init in ["random", "colorization"]:
-        r = json.load(open(out / f"{task}-{init}" / "results.json"))
+        r = json.load(open(out / f"{task}-{init}{sys.argv[2]}" / "results.json"))
         ref = r.get("reference") or ["-", float("nan")]
         print(f"{out.name} {task} {init}: {r['metric']} {r['value']:.4f} (reference {ref[0]} {ref[1]:.4f})")
 PY
