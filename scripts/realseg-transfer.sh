@@ -5,6 +5,7 @@
 #   scripts/realseg-transfer.sh SEED [PRETRAIN_ITERATIONS]
 # FINETUNE_MAX=N caps fine-tuning at N iterations (default: the configs' 600; the early-stopping
 # protocol scales with the cap) and writes to runs/realseg/seed-SEED/<task>-<init>-N.
+# TASKS="seg" (or "cls") runs one task only (default: "seg cls").
 # Needs data/realseg (tools/make_realseg.py) and ../shared/data; writes runs/realseg/seed-SEED.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,17 +22,18 @@ list="$out/pretrain-images.txt"
 ck="$out/pretrain/checkpoints/last.safetensors"
 cap=(); suffix=""
 if [[ -n "${FINETUNE_MAX:-}" ]]; then cap=(--max-iterations "$FINETUNE_MAX"); suffix="-$FINETUNE_MAX"; fi
-for task in seg cls; do
+tasks="${TASKS:-seg cls}"
+for task in $tasks; do
   for init in random colorization; do
     i=random; [[ $init == colorization ]] && i="$ck"
     "$bin" finetune $task --config experiments/realseg/$task.toml --data "$data" --init "$i" \
       --seed "$seed" --out "$out/$task-$init$suffix" --eval-split val --force "${cap[@]}"
   done
 done
-python3 - "$out" "$suffix" <<'PY'
+python3 - "$out" "$suffix" $tasks <<'PY'
 import json, sys, pathlib
 out = pathlib.Path(sys.argv[1])
-for task in ["seg", "cls"]:
+for task in sys.argv[3:]:
     for init in ["random", "colorization"]:
         r = json.load(open(out / f"{task}-{init}{sys.argv[2]}" / "results.json"))
         ref = r.get("reference") or ["-", float("nan")]
