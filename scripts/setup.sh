@@ -8,7 +8,8 @@
 #   COLORPROXY_LIBTORCH=/opt/torch/.venv/lib/python3.12/site-packages/torch scripts/setup.sh
 # which only writes the .libtorch link to that directory.
 #
-# scripts/setup.sh --bench also installs what `import torch` needs (the PyTorch reference benchmarks).
+# scripts/setup.sh --bench also installs what `import torch` needs (the PyTorch reference benchmarks),
+# torchvision and safetensors (the torchvision export check in tools/).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -34,12 +35,13 @@ if [[ ! -f "$stamp" ]]; then
     "setuptools<82" numpy pillow
   touch "$stamp"
 fi
-if [[ "${1:-}" == "--bench" && ! -f .venv/.colorproxy-bench-v1 ]]; then
+if [[ "${1:-}" == "--bench" && ! -f .venv/.colorproxy-bench-v2 ]]; then
   # The PyTorch reference of `colorproxy bench pretrain` imports torch, which loads libtorch_cuda and
-  # so needs all of torch's NVIDIA wheels (about 3 GB), even on CPU.
-  echo "setup: installing torch 2.11.0 with all its dependencies for the PyTorch reference benchmarks"
-  .venv/bin/pip install --quiet --disable-pip-version-check "torch==2.11.0"
-  touch .venv/.colorproxy-bench-v1
+  # so needs all of torch's NVIDIA wheels (about 3 GB), even on CPU. torchvision and safetensors:
+  # tools/check_torchvision_export.py and tools/torchvision_keys.py.
+  echo "setup: installing torch 2.11.0 with its dependencies, torchvision 0.26.0 and safetensors (reference tools)"
+  .venv/bin/pip install --quiet --disable-pip-version-check "torch==2.11.0" "torchvision==0.26.0" "safetensors>=0.4"
+  touch .venv/.colorproxy-bench-v2
 fi
 site="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 ln -sfn "$site/torch" .libtorch

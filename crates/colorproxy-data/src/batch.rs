@@ -120,6 +120,9 @@ pub struct PretrainData {
     pub pipeline: PipelineConfig,
     pub targets: HueChromaTargets,
     pub seed: u64,
+    /// Data parallelism: the slots of each global batch this process builds (its rank's share);
+    /// `None`: all of them. A slot's image, augmentation and points do not depend on the share.
+    pub shard: Option<std::ops::Range<usize>>,
 }
 
 /// Attempts per batch slot before giving up (each attempt draws another image).
@@ -137,7 +140,7 @@ impl PretrainData {
         seed: u64,
     ) -> Result<Self, DataError> {
         pipeline.validate()?;
-        Ok(Self { source, pipeline, targets: HueChromaTargets::new(targets)?, seed })
+        Ok(Self { source, pipeline, targets: HueChromaTargets::new(targets)?, seed, shard: None })
     }
 
     /// Whole batches per epoch (the last partial batch is dropped).
@@ -153,9 +156,10 @@ impl PretrainData {
     /// Builds the batch `index` of `epoch` given that epoch's order; slots are built in parallel
     /// on the current rayon pool. The result does not depend on the pool's size.
     pub fn batch(&self, epoch: u64, index: usize, order: &[usize]) -> Result<ColorBatch, DataError> {
-        let b = self.pipeline.batch_size;
+        let slots = self.shard.clone().unwrap_or(0..self.pipeline.batch_size);
+        let b = slots.len();
         let items: Vec<Result<Item, DataError>> =
-            (0..b).into_par_iter().map(|slot| self.item(epoch, index, slot, order)).collect();
+            slots.into_par_iter().map(|slot| self.item(epoch, index, slot, order)).collect();
         let p = self.pipeline.points;
         let cfg = self.targets.config();
         let s = self.pipeline.augment.crop as usize;

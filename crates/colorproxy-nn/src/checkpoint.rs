@@ -95,8 +95,19 @@ pub fn read_tensors(path: &Path) -> Result<Vec<(String, Tensor)>, NnError> {
     if !path.is_file() {
         return Err(file_err(path, "no such checkpoint file"));
     }
-    Tensor::read_safetensors(path)
-        .map_err(|e| file_err(path, format!("not a readable safetensors file: {e}")))
+    let pickle = path
+        .extension()
+        .is_some_and(|e| ["pth", "pt", "bin", "tar"].iter().any(|x| e.eq_ignore_ascii_case(x)));
+    Tensor::read_safetensors(path).map_err(|e| {
+        let hint = if pickle {
+            "; PyTorch's pickle files are not read: convert with python -c \"import torch; from safetensors.torch \
+             import save_file; sd = torch.load('IN.pth', map_location='cpu'); save_file({k: v.contiguous() for k, v in \
+             sd.items()}, 'OUT.safetensors')\""
+        } else {
+            ""
+        };
+        file_err(path, format!("not a readable safetensors file: {e}{hint}"))
+    })
 }
 
 /// All variables of a VarStore, sorted by name.

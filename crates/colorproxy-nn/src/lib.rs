@@ -18,6 +18,9 @@
 //! the fine-tuning loop), [`bn_absorb`] (BN folded into the convolutions), [`early_stop`] (the
 //! 90/10 early-stopping protocol and `--retrain-full`).
 //!
+//! Interoperation: [`torchvision`] (export a backbone as a torchvision state dict, read one
+//! back, the network input).
+//!
 //! Run folders: [`run_dir`] (paths, metrics log, resume or start fresh, the config beside a
 //! checkpoint) and [`checkpoint`] (atomic weights / optimiser / state files).
 
@@ -27,6 +30,7 @@ pub mod bn_absorb;
 pub mod checkpoint;
 pub mod colorize;
 pub mod config;
+pub mod data_parallel;
 pub mod early_stop;
 pub mod head;
 pub mod hypercolumn;
@@ -37,6 +41,7 @@ pub mod optim;
 pub mod pretrain;
 pub mod run_dir;
 pub mod schedule;
+pub mod torchvision;
 pub mod transfer;
 
 pub use bn::ParamFreeBatchNorm;
@@ -62,6 +67,8 @@ pub enum NnError {
     NonFiniteLoss { iteration: usize, value: f64 },
     #[error(transparent)]
     Data(#[from] colorproxy_data::DataError),
+    #[error(transparent)]
+    Dist(#[from] colorproxy_dist::DistError),
     #[error("device {0:?}: {1}")]
     Device(String, String),
 }

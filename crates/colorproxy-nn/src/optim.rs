@@ -31,6 +31,11 @@ impl Sgd {
         Self { params, config }
     }
 
+    /// The parameters, sorted by name (shallow handles).
+    pub fn parameters(&self) -> Vec<(String, Tensor)> {
+        self.params.iter().map(|p| (p.name.clone(), p.tensor.shallow_clone())).collect()
+    }
+
     pub fn zero_grad(&mut self) {
         for p in &mut self.params {
             p.tensor.zero_grad();

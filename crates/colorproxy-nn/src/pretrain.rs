@@ -17,8 +17,11 @@ use colorproxy_data::{BatchLoader, ColorBatch, DataPosition, ImageSource, Pretra
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
+use colorproxy_dist::ProcessGroup;
+
 use crate::checkpoint::{self, TrainState};
 use crate::config::PretrainConfig;
+use crate::data_parallel;
 use crate::model::ColorizationNet;
 use crate::optim::Sgd;
 use crate::run_dir::MetricsLog;
@@ -60,6 +63,9 @@ pub struct PretrainRun<'a> {
     /// Set from outside (Ctrl-C) to checkpoint and stop after the current step.
     pub interrupt: Arc<AtomicBool>,
     pub observer: &'a mut dyn TrainObserver,
+    /// Data-parallel training over this process group (`None`: one process). Rank 0 alone writes
+    /// the run folder; every rank builds its share of each global batch.
+    pub dist: Option<&'a ProcessGroup>,
 }
 
 /// The scalar results of one step.
@@ -70,16 +76,35 @@ pub struct StepResult {
 }
 
 /// One SGD step on a batch: forward, loss, backward, update (skipped if the loss is not finite).
-/// Dropout masks come from `key`.
-pub fn train_step(net: &ColorizationNet, sgd: &mut Sgd, batch: &ColorBatch, lr: f64, key: u64) -> StepResult {
+/// Dropout masks come from `key`. Data-parallel (`dist`): `batch` is this rank's share of the
+/// global batch; the loss is averaged over the ranks (all skip together if it is not finite),
+/// gradients are averaged before the update and BN buffers are taken from rank 0 after it.
+pub fn train_step(
+    net: &ColorizationNet,
+    sgd: &mut Sgd,
+    batch: &ColorBatch,
+    lr: f64,
+    key: u64,
+    dist: Option<&ProcessGroup>,
+) -> Result<StepResult, NnError> {
     sgd.zero_grad();
     let parts = net.batch_loss(batch, true, key);
-    let loss = parts.total.double_value(&[]);
-    if loss.is_finite() {
-        parts.total.backward();
-        sgd.step(lr);
+    let mut r =
+        StepResult { loss: parts.total.double_value(&[]), hue_kl: parts.hue_kl, chroma_kl: parts.chroma_kl };
+    if let Some(pg) = dist {
+        r = data_parallel::mean_step_result(pg, &r)?;
     }
-    StepResult { loss, hue_kl: parts.hue_kl, chroma_kl: parts.chroma_kl }
+    if r.loss.is_finite() {
+        parts.total.backward();
+        if let Some(pg) = dist {
+            data_parallel::average_gradients(pg, sgd)?;
+        }
+        sgd.step(lr);
+        if let Some(pg) = dist {
+            colorproxy_dist::ddp::broadcast_buffers(pg, &net.vs)?;
+        }
+    }
+    Ok(r)
 }
 
 /// Builds the network and optimiser for a config (seeded).
@@ -147,7 +172,7 @@ fn check_resumed_config(paths: &RunPaths, cfg: &PretrainConfig) -> Result<(), Nn
 /// A run set up and ready to train.
 struct Session {
     paths: RunPaths,
-    _lock: RunLock,
+    _lock: Option<RunLock>,
     data: Arc<PretrainData>,
     net: ColorizationNet,
     sgd: Sgd,
@@ -162,19 +187,30 @@ impl PretrainRun<'_> {
         let cfg = &self.config;
         cfg.validate()?;
         let source = ImageSource::open(&self.data_dir)?;
-        for (d, why) in &source.skipped_dirs {
+        let rank0 = data_parallel::is_rank0(self.dist);
+        for (d, why) in source.skipped_dirs.iter().filter(|_| rank0) {
             self.observer.message(&format!("skipped folder {}: {why}", d.display()));
         }
         let data_record = DataRecord::of_files(&self.data_dir, &source.files);
-        let data = Arc::new(PretrainData::new(source, cfg.data.clone(), cfg.targets.clone(), cfg.seed)?);
-        let paths = RunPaths::new(&self.out);
-        paths.refuse_existing(StartMode::new(self.resume, self.force))?;
-        let lock = paths.lock()?;
-        paths.start(StartMode::new(self.resume, self.force))?;
-        if self.resume {
-            check_resumed_config(&paths, cfg)?;
+        let mut data = PretrainData::new(source, cfg.data.clone(), cfg.targets.clone(), cfg.seed)?;
+        if let Some(pg) = self.dist {
+            data.shard = Some(data_parallel::shard(pg, cfg.data.batch_size)?);
         }
-        paths.check_data(&data_record, self.resume)?;
+        let data = Arc::new(data);
+        let paths = RunPaths::new(&self.out);
+        let mode = StartMode::new(self.resume, self.force);
+        let lock = if rank0 {
+            paths.refuse_existing(mode)?;
+            let lock = paths.lock()?;
+            paths.start(mode)?;
+            if self.resume {
+                check_resumed_config(&paths, cfg)?;
+            }
+            paths.check_data(&data_record, self.resume)?;
+            Some(lock)
+        } else {
+            None
+        };
         if self.device.is_cuda() {
             tch::Cuda::cudnn_set_benchmark(true);
         }
@@ -184,11 +220,26 @@ impl PretrainRun<'_> {
         let (mut net, mut sgd) = build(cfg, self.device)?;
         let mut state =
             TrainState { iteration: 0, data: DataPosition::default(), seed: cfg.seed, skipped_images: 0 };
-        if self.resume {
-            let obs = &mut *self.observer;
-            let it = |s: &TrainState| s.iteration;
-            state = checkpoint::load_resumable(&paths, &mut net.vs, &mut sgd, it, &mut |m| obs.message(m))?;
-            obs.message(&format!("resuming at iteration {}", state.iteration));
+        // Rank 0 takes the folder and (on resume) repairs the checkpoint first; the others then
+        // read the same checkpoint.
+        data_parallel::rank0_first(self.dist, rank0, || {
+            if self.resume {
+                let obs = &mut *self.observer;
+                let it = |s: &TrainState| s.iteration;
+                let mut say = |m: &str| {
+                    if rank0 {
+                        obs.message(m)
+                    }
+                };
+                state = checkpoint::load_resumable(&paths, &mut net.vs, &mut sgd, it, &mut say)?;
+                if rank0 {
+                    obs.message(&format!("resuming at iteration {}", state.iteration));
+                }
+            }
+            Ok(())
+        })?;
+        if let Some(pg) = self.dist {
+            colorproxy_dist::ddp::broadcast_variables(pg, &net.vs)?;
         }
         Ok(Session { paths, _lock: lock, data, net, sgd, state })
     }
@@ -197,15 +248,21 @@ impl PretrainRun<'_> {
     pub fn run(mut self) -> Result<PretrainSummary, NnError> {
         let Session { paths, _lock, data, net, mut sgd, mut state } = self.open()?;
         let cfg = &self.config;
-        paths.write_config(&cfg.to_toml())?;
+        let (dist, rank0) = (self.dist, data_parallel::is_rank0(self.dist));
+        if rank0 {
+            paths.write_config(&cfg.to_toml())?;
+        }
         let mut loader = BatchLoader::new(data.clone(), state.data)?;
-        let mut log = MetricsLog::open(&paths.metrics(), self.resume.then_some(state.iteration))?;
+        let mut log = match rank0 {
+            true => Some(MetricsLog::open(&paths.metrics(), self.resume.then_some(state.iteration))?),
+            false => None,
+        };
         self.observer.start(state.iteration, cfg.iterations);
         let (t0, start_iteration) = (Instant::now(), state.iteration);
         let (mut window, mut last_loss, mut interrupted) = (Window::new(), None, false);
         let b = cfg.data.batch_size as f64;
         while state.iteration < cfg.iterations {
-            if self.interrupt.load(Ordering::SeqCst) {
+            if data_parallel::any(dist, self.interrupt.load(Ordering::SeqCst))? {
                 interrupted = true;
                 break;
             }
@@ -217,8 +274,8 @@ impl PretrainRun<'_> {
             state.skipped_images += batch.skipped.len();
             let it = state.iteration;
             let lr = cfg.optim.lr_at(it);
-            let step =
-                train_step(&net, &mut sgd, &batch, lr, crate::init::dropout_key(cfg.seed, it as u64, 0));
+            let key = crate::init::dropout_key(cfg.seed, it as u64, data_parallel::rank(dist) as u64);
+            let step = train_step(&net, &mut sgd, &batch, lr, key, dist)?;
             if !step.loss.is_finite() {
                 return Err(NnError::NonFiniteLoss { iteration: it, value: step.loss });
             }
@@ -231,18 +288,23 @@ impl PretrainRun<'_> {
             let done = state.iteration == cfg.iterations;
             if state.iteration.is_multiple_of(cfg.log_every) || done {
                 let m = window.metrics(state.iteration, lr, b);
-                log.append(&m)?;
+                if let Some(log) = log.as_mut() {
+                    log.append(&m)?;
+                }
                 self.observer.log(&m);
                 window = Window::new();
             }
-            if cfg.snapshots.contains(&state.iteration) {
+            if cfg.snapshots.contains(&state.iteration) && rank0 {
                 checkpoint::save_weights(&net.vs, &paths.snapshot(state.iteration))?;
             }
             if state.iteration.is_multiple_of(cfg.checkpoint_every) || done {
-                checkpoint::save_resumable(&paths, &net.vs, &sgd, state.iteration, &state)?;
+                data_parallel::check_in_sync(dist, &net.vs, state.iteration, &mut *self.observer)?;
+                if rank0 {
+                    checkpoint::save_resumable(&paths, &net.vs, &sgd, state.iteration, &state)?;
+                }
             }
         }
-        if interrupted {
+        if interrupted && rank0 {
             checkpoint::save_resumable(&paths, &net.vs, &sgd, state.iteration, &state)?;
             self.observer
                 .message(&format!("interrupted: checkpoint written at iteration {}", state.iteration));

@@ -210,6 +210,7 @@ fn run(
         device: Device::Cpu,
         interrupt: Arc::new(AtomicBool::new(false)),
         observer: &mut Silent,
+        dist: None,
     }
     .run()
 }
@@ -410,7 +411,7 @@ fn alexnet_has_torchvision_names_and_trains_a_step() {
     let data = colorproxy_data::PretrainData::new(src, pipe, cfg.targets.clone(), 0).unwrap();
     let batch = data.batch(0, 0, &data.epoch_order(0)).unwrap();
     let before = vars["features.0.weight"].copy();
-    let r = colorproxy_nn::pretrain::train_step(&net, &mut sgd, &batch, 0.01, 0);
+    let r = colorproxy_nn::pretrain::train_step(&net, &mut sgd, &batch, 0.01, 0, None).unwrap();
     assert!(r.loss.is_finite() && r.loss > 0.0);
     assert!(!before.equal(&vars["features.0.weight"]));
 }

@@ -39,6 +39,7 @@ fn segmentation_fits_the_voc_mini_training_images() {
         device: Device::Cpu,
         interrupt: Arc::new(AtomicBool::new(false)),
         observer: &mut Silent,
+        dist: None,
     }
     .run()
     .unwrap();

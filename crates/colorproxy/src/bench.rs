@@ -150,12 +150,12 @@ fn rust_pretrain_rates(
         .ok_or_else(|| anyhow::anyhow!("no batch"))?
         .1?;
     for i in 0..warmup {
-        train_step(&net, &mut sgd, &batch, lr, i as u64);
+        train_step(&net, &mut sgd, &batch, lr, i as u64, None)?;
     }
     sync(device);
     let t = Instant::now();
     for i in 0..steps {
-        train_step(&net, &mut sgd, &batch, lr, i as u64);
+        train_step(&net, &mut sgd, &batch, lr, i as u64, None)?;
     }
     sync(device);
     let compute = b * steps as f64 / t.elapsed().as_secs_f64();
@@ -169,7 +169,7 @@ fn rust_pretrain_rates(
             t = Instant::now();
         }
         let batch = loader.next().ok_or_else(|| anyhow::anyhow!("loader stopped"))?.1?;
-        train_step(&net, &mut sgd, &batch, lr, i as u64);
+        train_step(&net, &mut sgd, &batch, lr, i as u64, None)?;
     }
     sync(device);
     let e2e = b * steps as f64 / t.elapsed().as_secs_f64();

@@ -34,6 +34,15 @@ pub enum Command {
     Finetune(FinetuneArgs),
     /// Evaluate a fine-tuned network (mAP or mIoU).
     Eval(EvalArgs),
+    /// Export a backbone as a torchvision state dict (safetensors) that
+    /// `torchvision.models.<arch>()` loads with `load_state_dict(strict=True)`.
+    Export(ExportArgs),
+    /// Layer activations of a network on images (centre crops), as safetensors: the input tensor
+    /// and each layer's features.
+    Features(FeaturesArgs),
+    /// Run a command data-parallel on this machine: N ranks on PyTorch's c10d (Gloo on CPU, NCCL
+    /// on GPU), like `torchrun --no-python --nproc-per-node N colorproxy ...`.
+    Launch(LaunchArgs),
     /// Benchmarks against reference implementations, run in the same command.
     Bench {
         #[command(subcommand)]
@@ -235,8 +244,90 @@ pub struct EvalArgs {
     /// the VOC colours, as the devkit's SegmentationClass).
     #[arg(long)]
     pub save_predictions: Option<PathBuf>,
+    /// Write results.json, results.md and report.html (per-class scores, the reference row,
+    /// segmentation examples) to this folder.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
     #[arg(long)]
     pub skip_bad: bool,
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LaunchArgs {
+    /// Processes (ranks) to start: one per GPU, or a few on CPU.
+    #[arg(long)]
+    pub nproc: usize,
+    /// The rendezvous port on 127.0.0.1 (default: a free one).
+    #[arg(long)]
+    pub master_port: Option<u16>,
+    /// The colorproxy command each rank runs, after `--` (e.g. `-- pretrain --preset cpu-small ...`).
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// torchvision's parameter names and shapes (VGG-16, AlexNet, ResNet-18/50/152).
+    Torchvision,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A pretraining or fine-tuning checkpoint (RUN_DIR/checkpoints/*.safetensors).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// The run's config (default: RUN_DIR/config.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "torchvision")]
+    pub format: ExportFormat,
+    /// Lift the gray conv1 to 3 input channels (each the gray filter / 3), so a stock model loads
+    /// the file and a gray image given as RGB gives the same features.
+    #[arg(long)]
+    pub rgb: bool,
+    /// The state dict to write (.safetensors).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Replace an existing file.
+    #[arg(long)]
+    pub force: bool,
+    /// Seed of the classifier's torchvision initialisation (when the checkpoint has none).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct FeaturesArgs {
+    /// A colorproxy checkpoint, or a torchvision state dict with --arch.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// The run's config (default: RUN_DIR/config.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The checkpoint is a torchvision state dict of this architecture (vgg16, alexnet,
+    /// resnet18, resnet50, resnet152).
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Images: a folder (recursive) or a file list.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Layers, comma-separated (e.g. conv5_3,fc7; ResNet: conv1, layer1 ... layer4).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub layers: Vec<String>,
+    /// Shorter side scaled to this, then the centre square crop of this side (pixels).
+    #[arg(long, default_value_t = 224)]
+    pub size: usize,
+    /// At most this many images (in sorted order).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Output .safetensors: `input` [N, C, S, S] (the network input) and one tensor per layer
+    /// [N, C, h, w]; the images, in order, are listed in OUT with the extension .txt.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub force: bool,
     #[arg(long)]
     pub device: Option<String>,
 }

@@ -3,7 +3,8 @@
 //! generate scenes -> pretrain a colorizer (cpu-small) -> fine-tune segmentation and
 //! classification from random init and from the colorization checkpoint (the paper's
 //! early-stopping protocol) -> evaluate on the validation split -> report.md, report.html,
-//! results.json, loss curve and colorization samples.
+//! results.json, loss curve, fine-tuning curves, segmentation examples and colorization samples.
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,13 +15,15 @@ use colorproxy_nn::colorize::{gray_rgb, ColorizeOptions, Colorizer};
 use colorproxy_nn::pretrain::{read_metrics, PretrainRun};
 use colorproxy_nn::run_dir::RunPaths;
 use colorproxy_nn::transfer::{
-    evaluate, load_finetuned, load_split, FinetuneRun, OnBad, Task, TransferConfig,
+    evaluate, load_finetuned, load_split, EvalResult, FinetuneRun, OnBad, Task, TransferConfig,
 };
 use colorproxy_nn::PretrainConfig;
 use image::RgbImage;
 
 use crate::cli::{DemoArgs, GenerateArgs};
 use crate::progress;
+use crate::report::html::{Cell, Page};
+use crate::report::run::{seg_examples, seg_legend, Legend};
 
 /// Image side of the generated scenes.
 const SIDE: usize = 96;
@@ -104,6 +107,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         device: tch::Device::Cpu,
         interrupt: Arc::new(AtomicBool::new(false)),
         observer: &mut crate::progress::BarObserver(pb.clone()),
+        dist: None,
     }
     .run()?;
     pb.finish_and_clear();
@@ -113,45 +117,16 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
 
     println!("[3/5] fine-tuning segmentation and classification from random init and from colorization");
     let voc = data.join("voc");
-    let mut results: Vec<(Task, &str, f64, usize)> = Vec::new();
-    let mut reference = std::collections::BTreeMap::new();
+    let mut runs = Vec::new();
     for task in [Task::Seg, Task::Cls] {
-        for (label, init) in
-            [("random", "random".to_string()), ("colorization", ck.to_string_lossy().into_owned())]
-        {
-            let cfg = transfer_config(task, &init, &plan, a.seed);
-            let run_dir = out.join(format!("{}-{label}", if task == Task::Seg { "seg" } else { "cls" }));
-            let pb = progress::bar(cfg.early_stop.max_iterations as u64, &format!("{task:?} {label}"));
-            let s = FinetuneRun {
-                config: cfg.clone(),
-                data: voc.clone(),
-                train_split: "train".into(),
-                out: run_dir.clone(),
-                device: tch::Device::Cpu,
-                fixed_schedule: None,
-                on_bad: OnBad::Stop,
-                resume: false,
-                force: true,
-                interrupt: Arc::new(AtomicBool::new(false)),
-                observer: &mut crate::progress::BarObserver(pb.clone()),
-            }
-            .run()?;
-            pb.finish_and_clear();
-            let net = load_finetuned(&RunPaths::new(&run_dir).last_weights(), cfg, tch::Device::Cpu)?;
-            let set = load_split(task, &voc, "val", OnBad::Stop, &mut |_| {})?;
-            let idx: Vec<usize> = (0..set.images.len()).collect();
-            let r = evaluate(&net, &set, &idx, &mut |_, _| {})?;
-            crate::report::write_results(&run_dir, &r, &format!("{task:?} from {label}"))?;
-            println!("    {task:?} from {label}: {} {:.4} ({} iterations)", r.metric, r.value, s.iterations);
-            results.push((task, label, r.value, s.iterations));
-            if let Some(rf) = r.reference {
-                reference.insert(task, rf);
-            }
+        for (label, init) in INITS.iter().zip(["random".to_string(), ck.to_string_lossy().into_owned()]) {
+            runs.push(finetune_and_evaluate(&out, &voc, task, label, &init, &plan, a.seed)?);
         }
     }
 
     println!("[4/5] colorizing validation scenes");
     let pcfg = PretrainConfig::of_checkpoint(&ck, None)?;
+    let pretrain_toml = pcfg.to_toml();
     let opts = ColorizeOptions::for_config(&pcfg);
     let col = Colorizer::load(&ck, pcfg, tch::Device::Cpu, opts)?;
     let set = load_split(Task::Seg, &voc, "val", OnBad::Stop, &mut |_| {})?;
@@ -159,61 +134,249 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     let rows: Vec<Vec<RgbImage>> = set
         .images
         .iter()
-        .take(4)
+        .take(EXAMPLES)
         .map(|img| vec![im(gray_rgb(img)), im(col.colorize(img).rgb), im(img.data.clone())])
         .collect();
     let canvas = crate::report::image_grid(&rows, SIDE as u32);
     canvas.save(out.join("colorization.png")).context("writing colorization.png")?;
+    // Segmentation examples: image | ground truth | from random | from colorization.
+    let seg: Vec<&DemoRun> = runs.iter().filter(|r| r.task == Task::Seg).collect();
+    let shown = seg.iter().map(|r| r.examples.len()).min().unwrap_or(0);
+    let preds: Vec<Vec<Vec<u8>>> =
+        (0..shown).map(|k| seg.iter().map(|r| r.examples[k].clone()).collect()).collect();
+    let images: Vec<usize> = (0..preds.len()).collect();
+    let shown = seg_examples(&set, &images, &preds, &out.join("segmentation.png"))?;
 
     println!("[5/5] writing the report");
-    let get =
-        |t: Task, l: &str| results.iter().find(|r| r.0 == t && r.1 == l).map(|r| r.2).unwrap_or(f64::NAN);
     let seconds = t0.elapsed().as_secs_f64();
-    let json = serde_json::json!({
-        "seg": {"random": get(Task::Seg, "random"), "colorization": get(Task::Seg, "colorization")},
-        "cls": {"random": get(Task::Cls, "random"), "colorization": get(Task::Cls, "colorization")},
-        "reference": {
-            "seg": reference.get(&Task::Seg).map(|r| serde_json::json!({"name": r.0, "value": r.1})),
-            "cls": reference.get(&Task::Cls).map(|r| serde_json::json!({"name": r.0, "value": r.1})),
-        },
-        "seconds": seconds,
-        "seed": a.seed,
-        "iterations": results.iter().map(|r| serde_json::json!({"task": format!("{:?}", r.0).to_lowercase(), "init": r.1, "iterations": r.3})).collect::<Vec<_>>(),
-    });
-    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&json)?)?;
-    let rf = |t: Task| reference.get(&t).map(|r| r.1).unwrap_or(f64::NAN);
-    let table = format!(
-        "| initialisation | segmentation (mIoU) | classification (mAP) |\n|---|---|---|\n| random | {:.3} | {:.3} |\n| colorization | {:.3} | {:.3} |\n| reference (majority class / constant scorer) | {:.3} | {:.3} |\n",
-        get(Task::Seg, "random"),
-        get(Task::Cls, "random"),
-        get(Task::Seg, "colorization"),
-        get(Task::Cls, "colorization"),
-        rf(Task::Seg),
-        rf(Task::Cls)
-    );
-    let md = format!(
-        "# colorproxy demo (seed {seed})\n\nColorization pretraining on {u} generated scenes ({pi} iterations), then fine-tuning on {tr} labelled scenes with the paper's early-stopping protocol, evaluated on {va} validation scenes. {secs:.0} s in all.\n\n{table}\n## Pretraining loss\n\n![loss](loss.png)\n\n## Colorization (gray | colorized | original)\n\n![colorization](colorization.png)\n",
-        seed = a.seed,
-        u = plan.unlabelled,
-        pi = plan.pretrain_iterations,
-        tr = plan.train,
-        va = plan.val,
-        secs = seconds
-    );
-    std::fs::write(out.join("report.md"), &md)?;
-    let rows: String = [("random", Task::Seg, Task::Cls), ("colorization", Task::Seg, Task::Cls)]
-        .iter()
-        .map(|(l, s, c)| format!("<tr><td>{l}</td><td>{:.3}</td><td>{:.3}</td></tr>", get(*s, l), get(*c, l)))
-        .collect();
-    let html = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>colorproxy demo</title><style>body{{font-family:sans-serif;max-width:760px;margin:2em auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}</style></head><body><h1>colorproxy demo (seed {})</h1><p>Colorization pretraining on {} generated scenes, then fine-tuning with the paper's early-stopping protocol; validation scores. {:.0} s in all.</p><table><tr><th>initialisation</th><th>segmentation (mIoU)</th><th>classification (mAP)</th></tr>{rows}</table><p>Reference (a network that learned nothing about the images): majority-class mIoU {:.3}, constant-scorer mAP {:.3}.</p><h2>Pretraining loss</h2><img src=\"loss.png\" alt=\"loss curve\"><h2>Colorization (gray | colorized | original)</h2><img src=\"colorization.png\" alt=\"colorization samples\" width=\"600\"></body></html>\n",
-        a.seed,
-        plan.unlabelled,
-        seconds,
-        rf(Task::Seg),
-        rf(Task::Cls)
-    );
-    std::fs::write(out.join("report.html"), html)?;
+    let legend = seg_legend(&set.class_names, &shown);
+    let report = DemoReport { seed: a.seed, plan: &plan, runs: &runs, seconds, pretrain_toml, legend };
+    let table = report.write(&out)?;
     println!("\n{table}\n{:.0} s; report: {}", seconds, out.join("report.html").display());
     Ok(())
+}
+
+/// The initialisations compared.
+const INITS: [&str; 2] = ["random", "colorization"];
+
+/// Segmentation examples in the report.
+const EXAMPLES: usize = 4;
+
+/// One fine-tuning run of the demo and its validation results.
+struct DemoRun {
+    task: Task,
+    init: &'static str,
+    result: EvalResult,
+    iterations: usize,
+    config: String,
+    /// Predictions on the first validation images (segmentation).
+    examples: Vec<Vec<u8>>,
+}
+
+/// Fine-tunes `task` from `init` into `OUT/{seg,cls}-{label}` and evaluates it on the validation
+/// split (results.md, curves.png in the run folder).
+fn finetune_and_evaluate(
+    out: &Path,
+    voc: &Path,
+    task: Task,
+    label: &'static str,
+    init: &str,
+    plan: &Plan,
+    seed: u64,
+) -> anyhow::Result<DemoRun> {
+    let cfg = transfer_config(task, init, plan, seed);
+    let run_dir = out.join(format!("{}-{label}", if task == Task::Seg { "seg" } else { "cls" }));
+    let pb = progress::bar(cfg.early_stop.max_iterations as u64, &format!("{task:?} {label}"));
+    let s = FinetuneRun {
+        config: cfg.clone(),
+        data: voc.to_owned(),
+        train_split: "train".into(),
+        out: run_dir.clone(),
+        device: tch::Device::Cpu,
+        fixed_schedule: None,
+        on_bad: OnBad::Stop,
+        resume: false,
+        force: true,
+        interrupt: Arc::new(AtomicBool::new(false)),
+        observer: &mut crate::progress::BarObserver(pb.clone()),
+    }
+    .run()?;
+    pb.finish_and_clear();
+    let net = load_finetuned(&RunPaths::new(&run_dir).last_weights(), cfg.clone(), tch::Device::Cpu)?;
+    let set = load_split(task, voc, "val", OnBad::Stop, &mut |_| {})?;
+    let idx: Vec<usize> = (0..set.images.len()).collect();
+    let mut examples = Vec::new();
+    let r = evaluate(&net, &set, &idx, &mut |i, pred| {
+        if i < EXAMPLES && !pred.is_empty() {
+            examples.push((i, pred.to_vec()));
+        }
+    })?;
+    examples.sort_by_key(|e| e.0);
+    let examples = examples.into_iter().map(|e| e.1).collect();
+    crate::report::write_results(&run_dir, &r, &format!("{task:?} from {label}"))?;
+    crate::report::finetune_curves(&run_dir, r.reference.as_ref().map(|(n, v)| (*v, n.clone())))?;
+    println!("    {task:?} from {label}: {} {:.4} ({} iterations)", r.metric, r.value, s.iterations);
+    Ok(DemoRun { task, init: label, result: r, iterations: s.iterations, config: cfg.to_toml(), examples })
+}
+
+/// What the demo's report shows.
+struct DemoReport<'a> {
+    seed: u64,
+    plan: &'a Plan,
+    runs: &'a [DemoRun],
+    seconds: f64,
+    pretrain_toml: String,
+    /// The segmentation examples' legend.
+    legend: Legend,
+}
+
+impl DemoReport<'_> {
+    fn run(&self, task: Task, init: &str) -> Option<&DemoRun> {
+        self.runs.iter().find(|r| r.task == task && r.init == init)
+    }
+
+    fn score(&self, task: Task, init: &str) -> f64 {
+        self.run(task, init).map(|r| r.result.value).unwrap_or(f64::NAN)
+    }
+
+    fn reference(&self, task: Task) -> f64 {
+        self.runs
+            .iter()
+            .find(|r| r.task == task)
+            .and_then(|r| r.result.reference.as_ref())
+            .map(|r| r.1)
+            .unwrap_or(f64::NAN)
+    }
+
+    /// Writes results.json, report.md and report.html to `out`; returns the Markdown table.
+    fn write(&self, out: &Path) -> anyhow::Result<String> {
+        let json = serde_json::json!({
+            "seg": {"random": self.score(Task::Seg, "random"), "colorization": self.score(Task::Seg, "colorization")},
+            "cls": {"random": self.score(Task::Cls, "random"), "colorization": self.score(Task::Cls, "colorization")},
+            "reference": {
+                "seg": self.run(Task::Seg, "random").and_then(|r| r.result.reference.as_ref()).map(|r| serde_json::json!({"name": r.0, "value": r.1})),
+                "cls": self.run(Task::Cls, "random").and_then(|r| r.result.reference.as_ref()).map(|r| serde_json::json!({"name": r.0, "value": r.1})),
+            },
+            "seconds": self.seconds,
+            "seed": self.seed,
+            "iterations": self.runs.iter().map(|r| serde_json::json!({"task": format!("{:?}", r.task).to_lowercase(), "init": r.init, "iterations": r.iterations})).collect::<Vec<_>>(),
+        });
+        std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&json)?)?;
+        let table = format!(
+            "| initialisation | segmentation (mIoU) | classification (mAP) |\n|---|---|---|\n| random | {:.3} | {:.3} |\n| colorization | {:.3} | {:.3} |\n| reference (majority class / constant scorer) | {:.3} | {:.3} |\n",
+            self.score(Task::Seg, "random"),
+            self.score(Task::Cls, "random"),
+            self.score(Task::Seg, "colorization"),
+            self.score(Task::Cls, "colorization"),
+            self.reference(Task::Seg),
+            self.reference(Task::Cls)
+        );
+        let md = format!(
+            "# colorproxy demo (seed {seed})\n\n{intro}\n\n{table}\n## Pretraining loss\n\n![loss](loss.png)\n\n## Segmentation (image | ground truth | from random | from colorization)\n\n![segmentation](segmentation.png)\n\n## Colorization (gray | colorized | original)\n\n![colorization](colorization.png)\n",
+            seed = self.seed,
+            intro = self.intro(),
+        );
+        std::fs::write(out.join("report.md"), &md)?;
+        self.html().write(&out.join("report.html"))?;
+        Ok(table)
+    }
+
+    fn intro(&self) -> String {
+        let p = self.plan;
+        format!(
+            "Colorization pretraining on {} generated scenes ({} iterations), then fine-tuning on {} labelled scenes \
+             with the paper's early-stopping protocol (at most {} iterations), evaluated on {} validation scenes. \
+             Seed {}; wall time {:.0} s in all.",
+            p.unlabelled, p.pretrain_iterations, p.train, p.finetune_max, p.val, self.seed, self.seconds
+        )
+    }
+
+    fn html(&self) -> Page {
+        let mut page = Page::new(&format!("colorproxy demo (seed {})", self.seed));
+        page.p(&self.intro());
+        page.h2("Scores on the validation scenes");
+        let mut rows: Vec<Vec<Cell>> = INITS
+            .iter()
+            .map(|i| {
+                let its = |t| self.run(t, i).map(|r| r.iterations.to_string()).unwrap_or_default();
+                vec![
+                    Cell::from(*i),
+                    self.score(Task::Seg, i).into(),
+                    self.score(Task::Cls, i).into(),
+                    Cell::from(format!("{} / {}", its(Task::Seg), its(Task::Cls))),
+                ]
+            })
+            .collect();
+        rows.push(vec![
+            Cell::from("reference (learned nothing: majority class / constant scorer)"),
+            self.reference(Task::Seg).into(),
+            self.reference(Task::Cls).into(),
+            Cell::from(""),
+        ]);
+        page.table(
+            &[
+                "initialisation",
+                "segmentation (mIoU)",
+                "classification (mAP)",
+                "fine-tuning iterations (seg / cls)",
+            ],
+            rows,
+        );
+        page.h2("Per class (classes absent from the validation scenes left out)");
+        let classes: Vec<&String> = self
+            .runs
+            .iter()
+            .flat_map(|r| r.result.per_class.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let rows = classes
+            .iter()
+            .filter(|c| self.runs.iter().any(|r| r.result.per_class.get(**c).copied().flatten().is_some()))
+            .map(|c| {
+                let mut row = vec![Cell::from(c.as_str())];
+                for t in [Task::Seg, Task::Cls] {
+                    for i in INITS {
+                        row.push(Cell::Score(
+                            self.run(t, i).and_then(|r| r.result.per_class.get(*c).copied().flatten()),
+                        ));
+                    }
+                }
+                row
+            })
+            .collect();
+        page.table(
+            &["class", "seg IoU, random", "seg IoU, colorization", "cls AP, random", "cls AP, colorization"],
+            rows,
+        );
+        page.h2("Segmentation examples (image | ground truth | from random | from colorization)");
+        page.legend(&self.legend);
+        page.img("segmentation.png", "segmentation examples");
+        page.h2("Fine-tuning curves (training loss, held-out score, learning-rate drops, reference)");
+        let figures: Vec<(String, String)> = self
+            .runs
+            .iter()
+            .map(|r| {
+                let t = if r.task == Task::Seg { "seg" } else { "cls" };
+                (format!("{t}-{}/curves.png", r.init), format!("{t} from {}", r.init))
+            })
+            .collect();
+        page.figures(&figures);
+        page.h2("Colorization (gray | colorized | original)");
+        page.img("colorization.png", "colorization samples");
+        page.h2("Pretraining loss");
+        page.img("loss.png", "pretraining loss");
+        page.h2("Configs");
+        page.details("pretraining", &self.pretrain_toml, true);
+        for t in [Task::Seg, Task::Cls] {
+            if let Some(r) = self.run(t, "colorization") {
+                page.details(
+                    &format!("{t:?} fine-tuning (init: the pretraining checkpoint or random)"),
+                    &r.config,
+                    false,
+                );
+            }
+        }
+        page
+    }
 }

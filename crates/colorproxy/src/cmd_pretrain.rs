@@ -41,23 +41,53 @@ pub fn resolve_config(a: &PretrainArgs) -> anyhow::Result<PretrainConfig> {
     Ok(cfg)
 }
 
+/// The process group of a data-parallel run (launched by torchrun, Slurm or `colorproxy
+/// launch`), and the device of this rank: `cuda:LOCAL_RANK` when the run is on a GPU.
+pub fn process_group(
+    device: tch::Device,
+) -> anyhow::Result<(Option<colorproxy_dist::ProcessGroup>, tch::Device)> {
+    let Some(env) = colorproxy_dist::DistEnv::from_env()? else { return Ok((None, device)) };
+    let (backend, device, cuda) = match device {
+        tch::Device::Cuda(_) => ("nccl", tch::Device::Cuda(env.local_rank), Some(env.local_rank)),
+        d => ("gloo", d, None),
+    };
+    let pg = colorproxy_dist::ProcessGroup::new(backend, &env, env.timeout, cuda)
+        .with_context(|| format!("joining the {}-rank job ({backend})", env.world_size))?;
+    Ok((Some(pg), device))
+}
+
 pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
     let cfg = resolve_config(&a)?;
-    let device = parse_device(a.device.as_deref())?;
+    let (dist, device) = process_group(parse_device(a.device.as_deref())?)?;
+    let rank0 = dist.as_ref().is_none_or(|pg| pg.rank() == 0);
     let interrupt = progress::interrupt_flag();
-    let pb = progress::bar(cfg.iterations as u64, "pretrain");
-    pb.println(format!(
-        "pretrain {} (width {}), {} iterations of batch {} at {}x{}, on {:?} -> {}",
-        cfg.model.arch,
-        cfg.model.width,
-        cfg.iterations,
-        cfg.data.batch_size,
-        cfg.data.augment.crop,
-        cfg.data.augment.crop,
-        device,
-        a.out.display()
-    ));
-    pb.println(format!("schedule: {}", cfg.schedule_summary()));
+    let pb = if rank0 {
+        progress::bar(cfg.iterations as u64, "pretrain")
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    if rank0 {
+        pb.println(format!(
+            "pretrain {} (width {}), {} iterations of batch {} at {}x{}, on {:?}{} -> {}",
+            cfg.model.arch,
+            cfg.model.width,
+            cfg.iterations,
+            cfg.data.batch_size,
+            cfg.data.augment.crop,
+            cfg.data.augment.crop,
+            device,
+            dist.as_ref()
+                .map(|pg| format!(
+                    " x {} ranks ({}; {} images per rank and step)",
+                    pg.size(),
+                    pg.backend(),
+                    cfg.data.batch_size / pg.size().max(1)
+                ))
+                .unwrap_or_default(),
+            a.out.display()
+        ));
+        pb.println(format!("schedule: {}", cfg.schedule_summary()));
+    }
     let mut obs = crate::progress::BarObserver(pb.clone());
     let summary = PretrainRun {
         config: cfg,
@@ -68,9 +98,16 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
         device,
         interrupt,
         observer: &mut obs,
+        dist: dist.as_ref(),
     }
     .run()?;
     pb.finish_and_clear();
+    if !rank0 {
+        if summary.interrupted {
+            std::process::exit(progress::interrupt_exit_code());
+        }
+        return Ok(());
+    }
     let paths = RunPaths::new(&a.out);
     let metrics = read_metrics(&paths.metrics())?;
     crate::report::loss_curve(&metrics, &a.out.join("loss.png"))?;

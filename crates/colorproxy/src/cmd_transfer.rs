@@ -7,17 +7,29 @@ use colorproxy_nn::early_stop;
 use colorproxy_nn::parse_device;
 use colorproxy_nn::run_dir::{config_of_checkpoint, RunPaths};
 use colorproxy_nn::transfer::{
-    evaluate, load_finetuned, load_split_with, FinetuneRun, LabelledSet, OnBad, Task, TransferConfig,
+    evaluate, load_finetuned, load_split_with, EvalResult, FinetuneRun, LabelledSet, OnBad, Task,
+    TransferConfig, TransferNet,
 };
 
 use crate::cli::{EvalArgs, FinetuneArgs, TaskArg};
 use crate::progress;
+use crate::report::run::{seg_examples, seg_legend, write_run_report, Legend, RunReport};
 
 fn task(t: TaskArg) -> Task {
     match t {
         TaskArg::Cls => Task::Cls,
         TaskArg::Seg => Task::Seg,
     }
+}
+
+/// The architecture of a torchvision state dict without a run config (None: not one).
+fn torchvision_arch(ck: &Path) -> anyhow::Result<Option<&'static str>> {
+    if config_of_checkpoint(ck, None).is_ok() {
+        return Ok(None);
+    }
+    let names: Vec<String> =
+        colorproxy_nn::checkpoint::read_tensors(ck)?.into_iter().map(|(n, _)| n).collect();
+    Ok(colorproxy_nn::torchvision::detect_arch(&names))
 }
 
 /// Resolves the fine-tuning config: preset, the init checkpoint's backbone, flags.
@@ -46,6 +58,11 @@ pub fn resolve(a: &FinetuneArgs) -> anyhow::Result<TransferConfig> {
             cfg.model.arch = pc.model.arch;
             cfg.model.width = pc.model.width;
             cfg.model.fc_channels = pc.model.fc_channels;
+        } else if let Some(arch) = torchvision_arch(ck)? {
+            // A torchvision state dict (e.g. from `colorproxy export`): standard widths.
+            cfg.model.arch = arch.into();
+            cfg.model.width = 1.0;
+            cfg.model.fc_channels = 4096;
         }
     }
     let mut cfg = cfg.for_arch();
@@ -71,6 +88,7 @@ pub fn resolve(a: &FinetuneArgs) -> anyhow::Result<TransferConfig> {
 }
 
 pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
+    let t0 = std::time::Instant::now();
     let mut cfg = resolve(&a)?;
     let device = parse_device(a.device.as_deref())?;
     let on_bad = if a.skip_bad { OnBad::Skip } else { OnBad::Stop };
@@ -128,44 +146,99 @@ pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
         std::process::exit(progress::interrupt_exit_code());
     }
     crate::report::finetune_curves(&out, None)?;
+    let seconds = t0.elapsed().as_secs_f64();
     println!(
         "{} iterations; learning-rate drops at {:?}; best held-out score {}",
         summary.iterations,
         summary.schedule.drops,
         summary.best_held_out.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into())
     );
-    final_evaluation(&a, &out, &summary.config, device, on_bad)
+    final_evaluation(&a, &out, &summary.config, device, on_bad, seconds)
 }
 
-/// The evaluation split's score of a finished run, when the data has that split.
+/// The evaluation split's score of a finished run, when the data has that split, and the run's
+/// report.html.
 fn final_evaluation(
     a: &FinetuneArgs,
     out: &Path,
     cfg: &TransferConfig,
     device: tch::Device,
     on_bad: OnBad,
+    seconds: f64,
 ) -> anyhow::Result<()> {
     let net = load_finetuned(&RunPaths::new(out).last_weights(), cfg.clone(), device)?;
+    let summary = format!(
+        "{:?} fine-tuning of {} from {} on {} ({} split).",
+        cfg.task,
+        cfg.model.arch,
+        cfg.init,
+        a.data.display(),
+        a.train_split
+    );
+    let mut report = RunReport {
+        title: format!("{:?} fine-tuning: {}", cfg.task, out.display()),
+        summary,
+        result: None,
+        config: cfg.to_toml(),
+        seconds,
+        curves: Some("curves.png"),
+        examples: None,
+    };
     let set = match load_aligned(cfg, &a.data, &a.eval_split, on_bad) {
         Ok(set) => set,
         Err(e) => {
             eprintln!("no final evaluation: {e}");
-            return Ok(());
+            return write_run_report(&out.join("report.html"), &report);
         }
     };
-    let idx: Vec<usize> = (0..set.len()).collect();
-    let r = evaluate(&net, &set, &idx, &mut |_, _| {})?;
+    let (r, examples) = evaluate_with_examples(&net, &set, out, &mut |_, _| {})?;
     let title = format!("{:?} fine-tuning from {}, {} split", cfg.task, cfg.init, a.eval_split);
     crate::report::write_results(out, &r, &title)?;
+    report.summary.push_str(&format!(" Evaluated on the {} split ({} images).", a.eval_split, set.len()));
+    report.result = Some(&r);
+    report.examples = examples;
+    write_run_report(&out.join("report.html"), &report)?;
     println!(
         "{} split: {} {:.4} ({} images); {}",
         a.eval_split,
         r.metric,
         r.value,
-        idx.len(),
-        out.join("results.md").display()
+        set.len(),
+        out.join("report.html").display()
     );
     Ok(())
+}
+
+/// Segmentation examples in a report (the first images of the split).
+const EXAMPLES: usize = 4;
+
+/// The examples picture of a report and its legend.
+type Examples = Option<(&'static str, Legend)>;
+
+/// Evaluates on the whole set; for segmentation also writes `dir/examples.png` (image | ground
+/// truth | prediction for the first images) and returns its legend. `each` sees every prediction.
+fn evaluate_with_examples(
+    net: &TransferNet,
+    set: &LabelledSet,
+    dir: &Path,
+    each: &mut dyn FnMut(usize, &[u8]),
+) -> anyhow::Result<(EvalResult, Examples)> {
+    let idx: Vec<usize> = (0..set.len()).collect();
+    let mut examples: Vec<(usize, Vec<Vec<u8>>)> = Vec::new();
+    let r = evaluate(net, set, &idx, &mut |i, pred| {
+        if !pred.is_empty() && examples.len() < EXAMPLES {
+            examples.push((i, vec![pred.to_vec()]));
+        }
+        each(i, pred);
+    })?;
+    let mut legend = None;
+    if !examples.is_empty() {
+        examples.sort_by_key(|e| e.0);
+        let (images, preds): (Vec<usize>, Vec<_>) = examples.into_iter().unzip();
+        let shown = seg_examples(set, &images, &preds, &dir.join("examples.png"))?;
+        legend = Some(("examples.png", seg_legend(&set.class_names, &shown)));
+    }
+    Ok((r, legend))
 }
 
 /// An evaluation split read with the network's classes and matched to them.
@@ -189,6 +262,7 @@ fn load_aligned(
 }
 
 pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
+    let t0 = std::time::Instant::now();
     let (cfg_path, text) = config_of_checkpoint(&a.checkpoint, a.config.as_deref())?;
     let cfg = TransferConfig::from_toml(&text)
         .with_context(|| format!("{}: not a fine-tuning config", cfg_path.display()))?;
@@ -202,13 +276,15 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
     let net = load_finetuned(&a.checkpoint, cfg.clone(), device)?;
     let on_bad = if a.skip_bad { OnBad::Skip } else { OnBad::Stop };
     let set = load_aligned(&cfg, &a.data, &a.split, on_bad)?;
-    let idx: Vec<usize> = (0..set.len()).collect();
     if let Some(d) = &a.save_predictions {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
-    let pb = progress::bar(idx.len() as u64, "eval");
+    if let Some(d) = &a.report {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    let pb = progress::bar(set.len() as u64, "eval");
     let mut save_err = None;
-    let r = evaluate(&net, &set, &idx, &mut |i, pred| {
+    let mut each = |i: usize, pred: &[u8]| {
         pb.inc(1);
         // (Segmentation only: classification passes an empty prediction.)
         if let (Some(d), Some(img), false) = (&a.save_predictions, set.images.get(i), pred.is_empty()) {
@@ -217,8 +293,33 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
                 save_err = Some(e.to_string());
             }
         }
-    })?;
+    };
+    let (r, examples) = match &a.report {
+        Some(d) => evaluate_with_examples(&net, &set, d, &mut each)?,
+        None => (evaluate(&net, &set, &(0..set.len()).collect::<Vec<_>>(), &mut each)?, None),
+    };
     pb.finish_and_clear();
+    if let Some(d) = &a.report {
+        let title = format!("{:?} evaluation of {}, {} split", cfg.task, a.checkpoint.display(), a.split);
+        crate::report::write_results(d, &r, &title)?;
+        let report = RunReport {
+            title,
+            summary: format!(
+                "{} ({}) evaluated on {} ({} split, {} images).",
+                a.checkpoint.display(),
+                cfg.model.arch,
+                a.data.display(),
+                a.split,
+                set.len()
+            ),
+            result: Some(&r),
+            config: text.clone(),
+            seconds: t0.elapsed().as_secs_f64(),
+            curves: None,
+            examples,
+        };
+        write_run_report(&d.join("report.html"), &report)?;
+    }
     let skipped = set.skipped.load(Ordering::Relaxed);
     if skipped > 0 {
         eprintln!("{skipped} malformed samples were skipped");
@@ -232,7 +333,7 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
             serde_json::json!({"metric": r.metric, "value": r.value, "per_class": r.per_class, "extra": r.extra, "reference": r.reference})
         );
     } else {
-        println!("{} split, {} images: {} {:.4}", a.split, idx.len(), r.metric, r.value);
+        println!("{} split, {} images: {} {:.4}", a.split, set.len(), r.metric, r.value);
     }
     Ok(())
 }

@@ -7,6 +7,8 @@ mod cli;
 mod cmd_colorize;
 mod cmd_data;
 mod cmd_demo;
+mod cmd_export;
+mod cmd_launch;
 mod cmd_pretrain;
 mod cmd_targets;
 mod cmd_transfer;
@@ -38,6 +40,9 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         Command::Colorize(a) => cmd_colorize::run(a),
         Command::Finetune(a) => cmd_transfer::finetune(a),
         Command::Eval(a) => cmd_transfer::eval(a),
+        Command::Export(a) => cmd_export::export(a),
+        Command::Launch(a) => cmd_launch::run(a),
+        Command::Features(a) => cmd_export::features(a),
         Command::Bench { what: BenchWhat::Data(a) } => bench::data(a),
         Command::Bench { what: BenchWhat::Pretrain(a) } => bench::pretrain(a),
         Command::Bench { what: BenchWhat::Parity(a) } => bench::parity(a),

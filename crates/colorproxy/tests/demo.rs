@@ -25,11 +25,30 @@ fn quick_demo_writes_a_complete_report_and_results() {
     assert!(md.contains("| random |") && md.contains("| colorization |") && md.contains("loss.png"));
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.starts_with("<!doctype html>") && html.trim_end().ends_with("</html>"));
-    assert_eq!(html.matches("<tr>").count(), 3);
+    // The parts of the report: scores with the reference row, per class, examples, curves of
+    // the four runs, colorization, loss, configs.
+    for init in ["random", "colorization"] {
+        for task in ["seg", "cls"] {
+            let v = v[task][init].as_f64().unwrap();
+            assert!(html.contains(&format!("{v:.3}<span class=\"bar\"")), "{task} {init} score");
+            assert!(
+                html.contains(&format!("{task}-{init}/curves.png"))
+                    && out.join(format!("{task}-{init}/curves.png")).is_file()
+            );
+        }
+    }
+    let reference = v["reference"]["seg"]["value"].as_f64().unwrap();
+    assert!(html.contains(&format!("<tr class=\"ref\"><td>reference (learned nothing: majority class / constant scorer)</td><td>{reference:.3}")));
+    for part in ["Per class", "segmentation.png", "colorization.png", "loss.png", "[model]", "wall time"] {
+        assert!(html.contains(part), "report.html lacks {part}");
+    }
     for png in ["loss.png", "colorization.png"] {
         let img = image::open(out.join(png)).unwrap();
         assert!(img.width() > 50 && img.height() > 50);
     }
+    // Segmentation examples: image | ground truth | from random | from colorization, 4 rows.
+    let seg = image::open(out.join("segmentation.png")).unwrap();
+    assert_eq!((seg.width(), seg.height()), (4 * 164, 4 * 164));
     // The data went through the VOC loaders: lists and masks exist.
     assert!(out.join("data/voc/ImageSets/Segmentation/val.txt").is_file());
     assert!(out.join("data/voc/ImageSets/Main/aeroplane_train.txt").is_file());

@@ -1,6 +1,7 @@
 //! `finetune seg` and `eval seg --json --save-predictions` end to end on a generated VOC-style set:
 //! the printed mIoU equals the mIoU recomputed from the saved prediction PNGs and the ground-truth
-//! masks, and the PNGs are class indices with the VOC palette at each image's size.
+//! masks, and the PNGs are class indices with the VOC palette at each image's size; the reports
+//! (`eval --report`, the run's report.html) show the score, reference row and examples.
 use std::process::Command;
 
 use colorproxy_data::metrics::ConfusionMatrix;
@@ -34,6 +35,8 @@ fn eval_json_matches_the_saved_prediction_masks() {
         .arg(&voc)
         .arg("--save-predictions")
         .arg(&preds)
+        .arg("--report")
+        .arg(tmp.path().join("report"))
         .env("CI", "1")
         .output()
         .unwrap();
@@ -58,4 +61,44 @@ fn eval_json_matches_the_saved_prediction_masks() {
     }
     let miou = cm.report().miou;
     assert!((v["value"].as_f64().unwrap() - miou).abs() < 1e-12, "json {} vs recomputed {miou}", v["value"]);
+    let first = ids.lines().next().unwrap();
+    check_report(&tmp.path().join("report"), &voc, &preds, first, &v);
+    // The fine-tuning run's own report: the same parts plus its curves.
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(html.contains("curves.png") && html.contains("reference: majority-class mIoU"), "{html}");
+}
+
+/// report.html shows the score, the reference row and per-class scores, and examples.png shows,
+/// for the first validation image, image | ground truth | prediction in the VOC colours (void
+/// white), each scaled to 160x160.
+fn check_report(
+    dir: &std::path::Path,
+    voc: &std::path::Path,
+    preds: &std::path::Path,
+    id: &str,
+    v: &serde_json::Value,
+) {
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains(&format!("{:.3}", v["value"].as_f64().unwrap())), "score missing");
+    let (name, value) = (v["reference"][0].as_str().unwrap(), v["reference"][1].as_f64().unwrap());
+    assert!(html.contains(&format!("reference: {name}</td><td>{value:.3}")), "reference row missing");
+    assert!(
+        html.contains("<td>background</td>")
+            && html.contains("examples.png")
+            && html.contains("task = &quot;seg&quot;")
+    );
+    let grid = image::open(dir.join("examples.png")).unwrap().to_rgb8();
+    let (_, _, gt) = read_mask(&voc.join(format!("SegmentationClass/{id}.png"))).unwrap();
+    let (w, _, pred) = read_mask(&preds.join(format!("{id}.png"))).unwrap();
+    let cell = 160u32;
+    for (col, mask) in [(1u32, &gt), (2, &pred)] {
+        for yy in (0..cell).step_by(13) {
+            for xx in (0..cell).step_by(11) {
+                let (sx, sy) = ((xx as usize * w) / cell as usize, (yy as usize * w) / cell as usize);
+                let c = mask[sy * w + sx];
+                let want = if c == 255 { [255, 255, 255] } else { voc_colour(c) };
+                assert_eq!(grid.get_pixel(col * (cell + 4) + xx, yy).0, want, "column {col} at {xx},{yy}");
+            }
+        }
+    }
 }

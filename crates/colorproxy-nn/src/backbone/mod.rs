@@ -103,6 +103,15 @@ impl Backbone {
         }
     }
 
+    /// Whether the parameter-free BN is applied (VGG-16, AlexNet before absorption).
+    pub fn uses_bn(&self) -> bool {
+        match self {
+            Self::Vgg16(v) => v.use_bn,
+            Self::AlexNet(a) => a.use_bn,
+            Self::ResNet(_) => false,
+        }
+    }
+
     /// Whether the parameter-free BN is applied (false after [`Self::absorb_bn`]).
     pub fn set_use_bn(&mut self, on: bool) {
         match self {

@@ -144,11 +144,13 @@ pub fn build_net(
     obs: &mut dyn TrainObserver,
 ) -> Result<TransferNet, NnError> {
     let mut net = TransferNet::new(cfg, device)?;
-    if cfg.init != "random" {
-        net.load_backbone(Path::new(&cfg.init))?;
-    }
-    if cfg.absorb_bn {
-        net.absorb_bn();
+    let bn_statistics =
+        if cfg.init != "random" { net.load_backbone(Path::new(&cfg.init))?.bn_statistics } else { true };
+    match (cfg.absorb_bn, bn_statistics) {
+        (true, true) => net.absorb_bn(),
+        // Torchvision or supervised weights: no parameter-free BN to absorb.
+        (true, false) => net.backbone.set_use_bn(false),
+        (false, _) => {}
     }
     if cfg.pad_with_bias {
         net.set_pad_with_bias(true);

@@ -15,7 +15,7 @@ use crate::checkpoint::{self, read_tensors};
 use crate::config::ModelConfig;
 use crate::head::Fc;
 use crate::hypercolumn::SparseHypercolumn;
-use crate::model::ToDev;
+use crate::torchvision::{copy_backbone, network_input, Loaded};
 use crate::NnError;
 
 /// The fine-tuning network.
@@ -93,44 +93,12 @@ impl TransferNet {
         })
     }
 
-    /// Loads the backbone from a checkpoint (converting shapes where needed), then absorbs BN if
-    /// configured. Head and +FoV keep their fresh initialisation.
-    pub fn load_backbone(&mut self, path: &Path) -> Result<(), NnError> {
+    /// Loads the backbone from a checkpoint or a torchvision state dict (converting shapes where
+    /// needed; see [`crate::torchvision::copy_backbone`]). Head and +FoV keep their fresh
+    /// initialisation.
+    pub fn load_backbone(&mut self, path: &Path) -> Result<Loaded, NnError> {
         let file: BTreeMap<String, Tensor> = read_tensors(path)?.into_iter().collect();
-        let ferr = |m: String| NnError::File { path: path.to_owned(), msg: m };
-        tch::no_grad(|| {
-            for (name, mut var) in self.vs.variables() {
-                if name.starts_with("head.") || name.starts_with("fov.") {
-                    continue;
-                }
-                let Some(src) = file.get(&name) else {
-                    if name.starts_with("bn.") {
-                        continue; // a supervised checkpoint has no parameter-free BN statistics
-                    }
-                    return Err(ferr(format!("has no tensor {name:?} (same architecture and width?)")));
-                };
-                let want = var.size();
-                let mut t = src.to_kind(var.kind());
-                if t.size() != want && t.numel() == var.numel() {
-                    t = t.reshape(&want); // torchvision Linear fc6/fc7 -> convolution
-                } else if t.size() != want && t.dim() == 4 && want.len() == 4 && t.size()[0] == want[0] {
-                    t = match (t.size()[1], want[1]) {
-                        (1, 3) => t.repeat([1, 3, 1, 1]) / 3.0, // lift gray conv1 to RGB
-                        (3, 1) => t.sum_dim_intlist([1i64].as_slice(), true, t.kind()), // RGB filters on gray input
-                        _ => t,
-                    };
-                }
-                if t.size() != want {
-                    return Err(ferr(format!(
-                        "tensor {name:?} has shape {:?}, the network expects {want:?}",
-                        src.size()
-                    )));
-                }
-                var.copy_(&t);
-            }
-            Ok(())
-        })?;
-        Ok(())
+        copy_backbone(&mut self.vs, &file, path)
     }
 
     /// Absorbs the parameter-free BN (VGG-16, AlexNet; ResNet keeps its BN).
@@ -248,26 +216,10 @@ impl TransferNet {
         )
     }
 
-    /// The network input for images `[H, W, 3]` 8-bit: gray `(R+G+B)/3 - mean` or, with `color`,
-    /// each channel minus the mean. Returns `[B, C, H, W]` on the device.
+    /// The network input for images `[H, W, 3]` 8-bit (see [`network_input`]): `[B, C, H, W]`
+    /// on the device.
     pub fn input(&self, imgs: &[&RgbImage8], gray_mean: f32) -> Tensor {
-        let (w, h) = (imgs[0].width as i64, imgs[0].height as i64);
-        let c = if self.config.color { 3 } else { 1 };
-        let mut v = Vec::with_capacity(imgs.len() * (c * h * w) as usize);
-        for img in imgs {
-            if self.config.color {
-                for ch in 0..3 {
-                    v.extend(img.data.chunks_exact(3).map(|p| p[ch] as f32 / 255.0 - gray_mean));
-                }
-            } else {
-                v.extend(
-                    img.data
-                        .chunks_exact(3)
-                        .map(|p| (p[0] as f32 + p[1] as f32 + p[2] as f32) / 765.0 - gray_mean),
-                );
-            }
-        }
-        Tensor::from_slice(&v).reshape([imgs.len() as i64, c, h, w]).to_dev(self.vs.device())
+        network_input(imgs, if self.config.color { 3 } else { 1 }, gray_mean, self.vs.device())
     }
 }
 

@@ -1,7 +1,9 @@
 //! What the commands write for people to read: results tables (JSON, Markdown), curves (plots with
 //! real text, [`plot`]) and picture grids. Pretraining, fine-tuning, evaluation and the demo all
 //! report through here.
+pub mod html;
 pub mod plot;
+pub mod run;
 
 use std::path::Path;
 

@@ -1,0 +1,108 @@
+//! Data-parallel training on c10d ([`colorproxy_dist`]), the pieces the training loops use.
+//!
+//! Batch semantics: the config's `batch_size` is the **global** batch, as in the paper; with N
+//! ranks each builds and trains on its share of slots `[r * B/N, (r + 1) * B/N)` of every global
+//! batch (the same images, augmentations and points whatever N). The loss is a mean over the
+//! points, so averaging the ranks' gradients gives the global batch's gradient. Parameter-free BN
+//! normalises with each rank's sub-batch statistics (as the authors' multi-GPU Caffe did); BN
+//! buffers are broadcast from rank 0 after every step (PyTorch DDP's `broadcast_buffers`), so all
+//! ranks hold the same state and rank 0's checkpoint is everyone's.
+use std::ops::Range;
+
+use colorproxy_dist::{ddp, ProcessGroup};
+use tch::nn::VarStore;
+
+use crate::optim::Sgd;
+use crate::pretrain::StepResult;
+use crate::run_dir::TrainObserver;
+use crate::NnError;
+
+/// This process's rank (0 without a group).
+pub fn rank(dist: Option<&ProcessGroup>) -> usize {
+    dist.map(|pg| pg.rank()).unwrap_or(0)
+}
+
+/// Rank 0 (or a single process) writes the run folder.
+pub fn is_rank0(dist: Option<&ProcessGroup>) -> bool {
+    rank(dist) == 0
+}
+
+/// This rank's slots of a global batch of `batch` images.
+pub fn shard(pg: &ProcessGroup, batch: usize) -> Result<Range<usize>, NnError> {
+    if !batch.is_multiple_of(pg.size()) {
+        return Err(NnError::Config(format!(
+            "the global batch of {batch} images does not split evenly over {} ranks (batch_size must be a multiple of the world size)",
+            pg.size()
+        )));
+    }
+    let per = batch / pg.size();
+    Ok(pg.rank() * per..(pg.rank() + 1) * per)
+}
+
+/// Runs `f` on rank 0 first, then (after a barrier) on the other ranks: rank 0 prepares what the
+/// others read (the run folder, a repaired checkpoint).
+pub fn rank0_first(
+    dist: Option<&ProcessGroup>,
+    rank0: bool,
+    f: impl FnOnce() -> Result<(), NnError>,
+) -> Result<(), NnError> {
+    let Some(pg) = dist else { return f() };
+    if rank0 {
+        f()?;
+        pg.barrier()?;
+        Ok(())
+    } else {
+        pg.barrier()?;
+        f()
+    }
+}
+
+/// Whether any rank has `flag` set (all ranks then act on it at the same step).
+pub fn any(dist: Option<&ProcessGroup>, flag: bool) -> Result<bool, NnError> {
+    match dist {
+        Some(pg) => Ok(ddp::any(pg, flag)?),
+        None => Ok(flag),
+    }
+}
+
+/// The step's loss and KL terms averaged over the ranks (one all-reduce).
+pub fn mean_step_result(pg: &ProcessGroup, r: &StepResult) -> Result<StepResult, NnError> {
+    let t = tch::Tensor::from_slice(&[r.loss, r.hue_kl, r.chroma_kl]);
+    pg.all_reduce(std::slice::from_ref(&t), colorproxy_dist::ReduceOp::Sum)?;
+    let n = pg.size() as f64;
+    Ok(StepResult {
+        loss: t.double_value(&[0]) / n,
+        hue_kl: t.double_value(&[1]) / n,
+        chroma_kl: t.double_value(&[2]) / n,
+    })
+}
+
+/// Averages the optimiser's gradients over the ranks (flat buckets of 25 MiB).
+pub fn average_gradients(pg: &ProcessGroup, sgd: &Sgd) -> Result<(), NnError> {
+    Ok(ddp::average_gradients(pg, &sgd.parameters())?)
+}
+
+/// Checks that every rank holds bit-identical weights and buffers (at checkpoints); an error
+/// names the iteration if they diverged.
+pub fn check_in_sync(
+    dist: Option<&ProcessGroup>,
+    vs: &VarStore,
+    iteration: usize,
+    obs: &mut dyn TrainObserver,
+) -> Result<(), NnError> {
+    let Some(pg) = dist else { return Ok(()) };
+    let (same, hash) = ddp::in_sync(pg, vs)?;
+    if !same {
+        return Err(NnError::Config(format!(
+            "rank {}: the ranks' weights differ at iteration {iteration} (this rank's xxh3 {hash:016x})",
+            pg.rank()
+        )));
+    }
+    if pg.rank() == 0 {
+        obs.message(&format!(
+            "iteration {iteration}: weights identical on all {} ranks (xxh3 {hash:016x})",
+            pg.size()
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! `colorproxy export` (a torchvision state dict) and `colorproxy features` (layer activations).
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use colorproxy_data::decode::{decode_file, DecodeLimits};
+use colorproxy_data::source::ImageSource;
+use colorproxy_data::transfer_data::{crop_pad, resize_image, short_side_size, CropWindow, PAD_GRAY};
+use colorproxy_data::RgbImage8;
+use colorproxy_nn::checkpoint::{write_atomic, write_tensors};
+use colorproxy_nn::parse_device;
+use colorproxy_nn::torchvision::{export_torchvision, load_network, network_input, ExportOptions};
+use colorproxy_nn::transfer::GRAY_MEAN;
+use tch::Device;
+
+use crate::cli::{ExportArgs, ExportFormat, FeaturesArgs};
+use crate::progress;
+
+fn refuse_overwrite(out: &Path, force: bool) -> anyhow::Result<()> {
+    if out.exists() && !force {
+        bail!("{} exists (pass --force to replace it)", out.display());
+    }
+    Ok(())
+}
+
+pub fn export(a: ExportArgs) -> anyhow::Result<()> {
+    refuse_overwrite(&a.out, a.force)?;
+    let ExportFormat::Torchvision = a.format;
+    let mut net = load_network(&a.checkpoint, a.config.as_deref(), None, Device::Cpu)?;
+    let arch = net.model.arch.clone();
+    let ex = export_torchvision(&mut net, ExportOptions { rgb: a.rgb, seed: a.seed })
+        .with_context(|| format!("exporting {}", a.checkpoint.display()))?;
+    write_tensors(&a.out, &ex.tensors)?;
+    println!(
+        "wrote {} ({} tensors): torchvision.models.{arch}(num_classes={}), conv1 with {} input channel{}",
+        a.out.display(),
+        ex.tensors.len(),
+        ex.num_classes,
+        ex.in_channels,
+        if ex.in_channels == 1 { "" } else { "s" }
+    );
+    for n in &ex.notes {
+        println!("note: {n}");
+    }
+    println!(
+        "input: colorproxy's, not ImageNet's normalisation: gray (R+G+B)/765 - {GRAY_MEAN} in [0, 1] units{}",
+        if ex.in_channels == 3 { ", the same value in all three channels" } else { "" }
+    );
+    Ok(())
+}
+
+/// The centre `size` x `size` crop after scaling the shorter side to `size`.
+fn centre_crop(img: &RgbImage8, size: usize) -> RgbImage8 {
+    let (w, h) = short_side_size(img.width, img.height, size as f64);
+    let im = resize_image(img, w, h);
+    let (x0, y0) = ((w as i64 - size as i64) / 2, (h as i64 - size as i64) / 2);
+    let data = crop_pad(&im.data, w, h, 3, CropWindow { x0, y0, side: size, mirror: false }, PAD_GRAY);
+    RgbImage8 { width: size, height: size, data }
+}
+
+pub fn features(a: FeaturesArgs) -> anyhow::Result<()> {
+    refuse_overwrite(&a.out, a.force)?;
+    if a.size < 32 || !a.size.is_multiple_of(32) {
+        bail!("--size {}: expected a multiple of 32 (at least 32)", a.size);
+    }
+    let device = parse_device(a.device.as_deref())?;
+    let net = load_network(&a.checkpoint, a.config.as_deref(), a.arch.as_deref(), device)?;
+    let source = ImageSource::open(&a.data)?;
+    let files: Vec<_> = source.files.iter().take(a.limit.unwrap_or(usize::MAX)).collect();
+    if files.is_empty() {
+        bail!("{}: no images", a.data.display());
+    }
+    let pb = progress::bar(files.len() as u64, "features");
+    let (mut inputs, mut outs, mut names, mut skipped) = (Vec::new(), Vec::new(), Vec::new(), 0usize);
+    for f in &files {
+        pb.inc(1);
+        let img = match decode_file(f, &DecodeLimits::default()) {
+            Ok(img) => img,
+            Err(e) => {
+                progress::note(&pb, &format!("skipped {}: {e}", f.display()));
+                skipped += 1;
+                continue;
+            }
+        };
+        let crop = centre_crop(&img, a.size);
+        let x = network_input(&[&crop], net.in_channels(), GRAY_MEAN, device);
+        outs.push(net.features(&x, &a.layers)?);
+        inputs.push(x.to_device(Device::Cpu));
+        names.push(f.display().to_string());
+    }
+    pb.finish_and_clear();
+    if inputs.is_empty() {
+        bail!("{}: none of the {} images could be decoded", a.data.display(), files.len());
+    }
+    let mut tensors = vec![("input".to_string(), tch::Tensor::cat(&inputs, 0))];
+    for (k, layer) in a.layers.iter().enumerate() {
+        let per_image: Vec<_> = outs.iter().map(|o| o[k].1.to_device(Device::Cpu)).collect();
+        tensors.push((layer.clone(), tch::Tensor::cat(&per_image, 0)));
+    }
+    write_tensors(&a.out, &tensors)?;
+    let list = a.out.with_extension("txt");
+    write_atomic(&list, (names.join("\n") + "\n").as_bytes())?;
+    println!(
+        "wrote {} ({} images{}; {}) and the image list {}",
+        a.out.display(),
+        names.len(),
+        if skipped > 0 { format!(", {skipped} skipped") } else { String::new() },
+        tensors.iter().map(|(n, t)| format!("{n} {:?}", t.size())).collect::<Vec<_>>().join(", "),
+        list.display()
+    );
+    Ok(())
+}
