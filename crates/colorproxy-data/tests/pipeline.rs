@@ -346,3 +346,35 @@ fn shared_photos_round_trip_through_one_hot_histograms() {
     }
     assert!(checked > 10_000);
 }
+
+#[test]
+fn rank_shards_of_a_global_batch_are_its_slots_whatever_the_world_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_folder(tmp.path(), 10);
+    let src = ImageSource::open(tmp.path()).unwrap();
+    let full =
+        Arc::new(PretrainData::new(src.clone(), small_pipeline(2), TargetConfig::default(), 3).unwrap());
+    let whole = collect(&full, DataPosition { epoch: 1, batch: 1 }, 2);
+    // Batch 4 over 2 ranks (slots 0-1, 2-3) and over 4 ranks (one slot each).
+    for world in [2usize, 4] {
+        let per = 4 / world;
+        let shards: Vec<Vec<colorproxy_data::ColorBatch>> = (0..world)
+            .map(|r| {
+                let mut d =
+                    PretrainData::new(src.clone(), small_pipeline(2), TargetConfig::default(), 3).unwrap();
+                d.shard = Some(r * per..(r + 1) * per);
+                collect(&Arc::new(d), DataPosition { epoch: 1, batch: 1 }, 2)
+            })
+            .collect();
+        for (k, w) in whole.iter().enumerate() {
+            let cat = |f: fn(&colorproxy_data::ColorBatch) -> Vec<f32>| -> Vec<f32> {
+                shards.iter().flat_map(|s| f(&s[k])).collect()
+            };
+            assert_eq!(cat(|b| b.input.clone()), w.input, "world {world}, batch {k}: inputs");
+            assert_eq!(cat(|b| b.hue_hist.clone()), w.hue_hist, "world {world}, batch {k}: targets");
+            let files: Vec<_> = shards.iter().flat_map(|s| s[k].files.clone()).collect();
+            assert_eq!(files, w.files);
+            assert!(shards.iter().all(|s| s[k].batch == per));
+        }
+    }
+}

@@ -389,6 +389,28 @@ pub enum BenchWhat {
     /// One training step on a device against the same step on the CPU (float32, TF32 off):
     /// relative error of the loss and of every parameter's gradient. Exits non-zero above --tol.
     Parity(BenchParityArgs),
+    /// All-reduce bandwidth of a gradient-sized buffer (a preset's parameter count) between real
+    /// processes on c10d (Gloo over loopback on CPU, NCCL on GPUs), in DDP's 25 MiB buckets.
+    Allreduce(BenchAllreduceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchAllreduceArgs {
+    /// Ranks to launch (when not already inside a job).
+    #[arg(long, default_value_t = 2)]
+    pub nproc: usize,
+    /// The pretraining preset whose trainable parameter count sets the size.
+    #[arg(long, default_value = "paper-vgg16")]
+    pub preset: String,
+    /// Elements to all-reduce instead of the preset's parameter count.
+    #[arg(long)]
+    pub numel: Option<i64>,
+    /// Timed all-reduces (after one checked warm-up).
+    #[arg(long, default_value_t = 3)]
+    pub iters: usize,
+    /// cpu (Gloo) or cuda (NCCL, one GPU per rank).
+    #[arg(long)]
+    pub device: Option<String>,
 }
 
 #[derive(Debug, Args)]

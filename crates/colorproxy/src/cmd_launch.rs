@@ -37,6 +37,13 @@ fn describe(s: ExitStatus) -> String {
 }
 
 pub fn run(a: LaunchArgs) -> anyhow::Result<()> {
+    launch(a.nproc, a.master_port, &a.command)
+}
+
+/// Runs `command` (colorproxy's arguments) as `nproc` ranks on this machine; returns when all
+/// succeeded, fails naming the first rank that did not.
+pub fn launch(nproc: usize, master_port: Option<u16>, command: &[String]) -> anyhow::Result<()> {
+    let a = LaunchArgs { nproc, master_port, command: command.to_vec() };
     if a.nproc == 0 {
         bail!("--nproc must be at least 1");
     }

@@ -3,6 +3,7 @@
 //! The binary is thin: `cli` parses arguments, each command module validates them into a resolved
 //! config and calls into the library crates.
 mod bench;
+mod bench_dist;
 mod cli;
 mod cmd_colorize;
 mod cmd_data;
@@ -46,5 +47,6 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         Command::Bench { what: BenchWhat::Data(a) } => bench::data(a),
         Command::Bench { what: BenchWhat::Pretrain(a) } => bench::pretrain(a),
         Command::Bench { what: BenchWhat::Parity(a) } => bench::parity(a),
+        Command::Bench { what: BenchWhat::Allreduce(a) } => bench_dist::allreduce(a),
     }
 }

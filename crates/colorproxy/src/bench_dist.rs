@@ -1,0 +1,81 @@
+//! `colorproxy bench allreduce`: the bandwidth of a gradient-sized all-reduce on c10d (Gloo on
+//! CPU over loopback, NCCL on GPUs), as DDP does it (flat buckets of 25 MiB), between real
+//! processes. Outside a job it launches itself as `--nproc` ranks.
+use std::time::Instant;
+
+use anyhow::Context;
+use colorproxy_dist::{ddp, DistEnv, ProcessGroup, ReduceOp};
+use tch::{Device, Kind, Tensor};
+
+use crate::cli::BenchAllreduceArgs;
+
+/// The trainable parameters of a pretraining preset's network (paper-vgg16: the paper's VGG-16
+/// with its hypercolumn head).
+fn parameter_count(preset: &str) -> anyhow::Result<i64> {
+    let cfg = colorproxy_nn::PretrainConfig::preset(preset)?;
+    let (net, _) = colorproxy_nn::pretrain::build(&cfg, Device::Cpu)?;
+    Ok(net.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum())
+}
+
+pub fn allreduce(a: BenchAllreduceArgs) -> anyhow::Result<()> {
+    let Some(env) = DistEnv::from_env()? else {
+        let numel = match a.numel {
+            Some(n) => n,
+            None => {
+                parameter_count(&a.preset).with_context(|| format!("counting {}'s parameters", a.preset))?
+            }
+        };
+        let mut cmd = vec!["bench".to_string(), "allreduce".into(), "--numel".into(), numel.to_string()];
+        cmd.extend(["--iters".into(), a.iters.to_string(), "--preset".into(), a.preset.clone()]);
+        if let Some(d) = &a.device {
+            cmd.extend(["--device".into(), d.clone()]);
+        }
+        return crate::cmd_launch::launch(a.nproc, None, &cmd);
+    };
+    let numel = a.numel.context("--numel (set by the launching process)")?;
+    let device = colorproxy_nn::parse_device(a.device.as_deref().or(Some("cpu")))?;
+    let (backend, device, cuda) = match device {
+        Device::Cuda(_) => ("nccl", Device::Cuda(env.local_rank), Some(env.local_rank)),
+        d => ("gloo", d, None),
+    };
+    let pg = ProcessGroup::new(backend, &env, env.timeout, cuda)?;
+    // Buckets of 25 MiB, as DDP's gradient buckets.
+    let per = (ddp::BUCKET_BYTES / 4) as i64;
+    let buckets: Vec<Tensor> = (0..numel)
+        .step_by(per as usize)
+        .map(|s| Tensor::ones([(numel - s).min(per)], (Kind::Float, device)) * (env.rank as f64 + 1.0))
+        .collect();
+    // Correctness first: the sum over ranks of (rank + 1).
+    for b in &buckets {
+        pg.all_reduce(std::slice::from_ref(b), ReduceOp::Sum)?;
+    }
+    let want = (env.world_size * (env.world_size + 1) / 2) as f64;
+    let ok = buckets.iter().all(|b| b.min().double_value(&[]) == want && b.max().double_value(&[]) == want);
+    pg.barrier()?;
+    let t0 = Instant::now();
+    for _ in 0..a.iters {
+        for b in &buckets {
+            pg.all_reduce(std::slice::from_ref(b), ReduceOp::Avg)?;
+        }
+    }
+    pg.barrier()?;
+    let s = t0.elapsed().as_secs_f64() / a.iters.max(1) as f64;
+    if env.rank == 0 {
+        let gb = numel as f64 * 4.0 / 1e9;
+        let n = env.world_size as f64;
+        println!(
+            "all-reduce of {numel} float32 ({:.1} MB, {} buckets of 25 MiB) over {} ranks ({backend}): {:.3} s each; \
+             algorithm bandwidth {:.2} GB/s, bus bandwidth {:.2} GB/s (x 2(n-1)/n); sums correct: {ok}",
+            gb * 1e3,
+            buckets.len(),
+            env.world_size,
+            s,
+            gb / s,
+            gb / s * 2.0 * (n - 1.0) / n
+        );
+    }
+    if !ok {
+        anyhow::bail!("rank {}: the all-reduced sums are wrong", env.rank);
+    }
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! Data-parallel pretraining with 2 real processes on PyTorch's c10d (Gloo on the CPU): the ranks
+//! hold bit-identical weights, 2N steps equal N steps + resume + N steps, and a rank killed with
+//! SIGKILL stops the job with an error naming it, leaving a checkpoint that resumes.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use colorproxy_nn::PretrainConfig;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_colorproxy")
+}
+
+/// 48 generated scenes (no shared data needed).
+fn scenes(dir: &Path) -> PathBuf {
+    let d = dir.join("scenes");
+    colorproxy_data::synth::write_unlabelled(&d, 7, 0, 48, 96).unwrap();
+    d
+}
+
+/// cpu-small with `iterations`, a learning-rate drop at 15 and checkpoints every `every`.
+fn config(dir: &Path, name: &str, iterations: usize, every: usize) -> PathBuf {
+    let mut c = PretrainConfig::preset("cpu-small").unwrap();
+    c.iterations = iterations;
+    c.optim.lr_drops = vec![15];
+    c.snapshots = vec![];
+    c.checkpoint_every = every;
+    c.log_every = 5;
+    let p = dir.join(format!("{name}.toml"));
+    std::fs::write(&p, c.to_toml()).unwrap();
+    p
+}
+
+fn launch(args: &[&str]) -> std::process::Output {
+    let mut all = vec!["launch", "--nproc", "2", "--", "pretrain"];
+    all.extend_from_slice(args);
+    let out = Command::new(bin()).args(&all).env("CI", "1").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn weights(run: &Path) -> Vec<u8> {
+    std::fs::read(run.join("checkpoints/last.safetensors")).unwrap()
+}
+
+#[test]
+fn two_ranks_stay_identical_and_resume_to_the_same_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = scenes(tmp.path());
+    let (full, half) = (config(tmp.path(), "full", 20, 5), config(tmp.path(), "half", 10, 5));
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (r1, r2) = (tmp.path().join("r1"), tmp.path().join("r2"));
+    let out = launch(&["--config", &s(&full), "--data", &s(&data), "--out", &s(&r1)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Checked at every checkpoint (5, 10, 15, 20): the ranks' xxh3 of all weights and buffers.
+    assert_eq!(err.matches("weights identical on all 2 ranks").count(), 4, "{err}");
+    launch(&["--config", &s(&half), "--data", &s(&data), "--out", &s(&r2)]);
+    launch(&["--config", &s(&half), "--data", &s(&data), "--out", &s(&r2), "--resume", "--iterations", "20"]);
+    assert!(weights(&r1) == weights(&r2), "20 steps differ from 10 + resume + 10");
+    // Negative control: one process on the same global batch is another computation (BN
+    // statistics per sub-batch), so the data-parallel weights are not simply the 1-process ones.
+    let r3 = tmp.path().join("r3");
+    let st = Command::new(bin())
+        .args(["pretrain", "--config", &s(&full), "--data", &s(&data), "--out", &s(&r3)])
+        .env("CI", "1")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(weights(&r1) != weights(&r3));
+}
+
+/// The iteration of the newest checkpoint generation (`checkpoints/gen-N/state.json`).
+fn newest_checkpoint_iteration(run: &Path) -> u64 {
+    let mut gens: Vec<(u64, PathBuf)> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            let n = p.file_name()?.to_str()?.strip_prefix("gen-")?.parse().ok()?;
+            p.join("state.json").is_file().then_some((n, p))
+        })
+        .collect();
+    gens.sort();
+    let (_, dir) = gens.last().expect("a checkpoint generation");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("state.json")).unwrap()).unwrap();
+    state["iteration"].as_u64().unwrap()
+}
+
+#[test]
+fn a_killed_rank_stops_the_job_naming_it_and_the_checkpoint_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = scenes(tmp.path());
+    let cfg = config(tmp.path(), "long", 1_000_000, 10);
+    let run = tmp.path().join("run");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let timeout = 20;
+    let spawn = |rank: usize| {
+        Command::new(bin())
+            .args(["pretrain", "--config"])
+            .arg(&cfg)
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(&run)
+            .envs([
+                ("RANK", rank.to_string()),
+                ("WORLD_SIZE", "2".into()),
+                ("LOCAL_RANK", rank.to_string()),
+                ("MASTER_ADDR", "127.0.0.1".into()),
+                ("MASTER_PORT", port.to_string()),
+                ("COLORPROXY_DIST_TIMEOUT", timeout.to_string()),
+                ("OMP_NUM_THREADS", "1".into()),
+                ("CI", "1".into()),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let rank0 = spawn(0);
+    let mut rank1 = spawn(1);
+    let ck = run.join("checkpoints/last.safetensors");
+    let t = Instant::now();
+    while !ck.is_file() {
+        assert!(t.elapsed() < Duration::from_secs(120), "no checkpoint after 120 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    rank1.kill().unwrap(); // SIGKILL
+    let _ = rank1.wait();
+    let killed = Instant::now();
+    let out = rank0.wait_with_output().unwrap();
+    let waited = killed.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "rank 0 went on after rank 1 died");
+    assert!(err.contains("lost rank(s) [1]"), "{err}");
+    assert!(waited < Duration::from_secs(timeout + 10), "rank 0 took {waited:?} to stop");
+    // The checkpoint on disk is complete: the job resumes from it and finishes.
+    let at = newest_checkpoint_iteration(&run);
+    assert!(at >= 10 && at.is_multiple_of(10), "{at}");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let until = (at + 5).to_string();
+    let out = launch(&[
+        "--config",
+        &s(&cfg),
+        "--data",
+        &s(&data),
+        "--out",
+        &s(&run),
+        "--resume",
+        "--iterations",
+        &until,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("done at iteration {until}")), "{text}");
+}
