@@ -110,6 +110,9 @@ fn main() {
         // libtorch_cuda's own NVIDIA deps (libnccl.so.2, cudart, ...) resolve at run time.
         println!("cargo:rustc-link-arg=-Wl,--allow-shlib-undefined");
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,-lc10_cuda,--as-needed");
+        // Link args of a library's build script do not reach the final binary; libraries do.
+        println!("cargo:rustc-link-lib=dylib=torch_cuda");
+        println!("cargo:rustc-link-lib=dylib=c10_cuda");
     }
     println!("cargo:rustc-link-lib=dylib=torch_cpu");
     println!("cargo:rustc-link-lib=dylib=c10");

@@ -183,6 +183,9 @@ fn sync(device: tch::Device) {
 }
 
 pub fn pretrain(a: crate::cli::BenchPretrainArgs) -> anyhow::Result<()> {
+    if a.nproc > 1 {
+        return crate::bench_dist::pretrain_scaling(&a);
+    }
     let mut cfg = colorproxy_nn::PretrainConfig::preset(&a.preset)?;
     let workers = a.workers.unwrap_or(a.threads);
     cfg.data.workers = workers;

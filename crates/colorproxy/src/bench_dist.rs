@@ -79,3 +79,56 @@ pub fn allreduce(a: BenchAllreduceArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `bench pretrain --nproc N`: the same pretraining (preset, images, steps) as one process with
+/// `--threads` libtorch threads and as N ranks (`colorproxy launch`) with `threads / N` each (the
+/// same cores), images/s of the global batch after the warm-up, and their ratio.
+pub fn pretrain_scaling(a: &crate::cli::BenchPretrainArgs) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let tmp = std::env::temp_dir().join(format!("colorproxy-bench-dp-{}", std::process::id()));
+    let steps = (a.warmup + a.steps).to_string();
+    let run = |dir: &str, nproc: usize| -> anyhow::Result<f64> {
+        let threads = (a.threads / nproc).max(1).to_string();
+        let out = tmp.join(dir);
+        let mut args: Vec<String> = Vec::new();
+        if nproc > 1 {
+            args.extend(["launch".into(), "--nproc".into(), nproc.to_string(), "--".into()]);
+        }
+        args.extend(
+            ["pretrain", "--preset", &a.preset, "--iterations", &steps, "--threads", &threads, "--force"]
+                .map(String::from),
+        );
+        args.extend([
+            "--data".into(),
+            a.images.display().to_string(),
+            "--out".into(),
+            out.display().to_string(),
+        ]);
+        let st = std::process::Command::new(&exe)
+            .args(&args)
+            .env("OMP_NUM_THREADS", &threads)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()?;
+        anyhow::ensure!(st.success(), "{} failed", args.join(" "));
+        let m =
+            colorproxy_nn::pretrain::read_metrics(&colorproxy_nn::run_dir::RunPaths::new(&out).metrics())?;
+        let after: Vec<f64> = m.iter().filter(|m| m.iteration > a.warmup).map(|m| m.images_per_s).collect();
+        anyhow::ensure!(!after.is_empty(), "no metrics after the warm-up ({} steps)", a.warmup);
+        Ok(after.iter().sum::<f64>() / after.len() as f64)
+    };
+    let one = run("one", 1)?;
+    let many = run("many", a.nproc)?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    println!(
+        "pretrain, preset {}, {} steps after {} warm-up: 1 process x {} threads {one:.1} images/s; {} ranks x {} thread(s) (Gloo) {many:.1} images/s; ratio {:.3}",
+        a.preset,
+        a.steps,
+        a.warmup,
+        a.threads,
+        a.nproc,
+        (a.threads / a.nproc).max(1),
+        many / one
+    );
+    Ok(())
+}

@@ -454,6 +454,10 @@ pub struct BenchPretrainArgs {
     pub no_reference: bool,
     #[arg(long)]
     pub json: bool,
+    /// Data-parallel scaling instead: the preset's pretraining as 1 process (--threads threads)
+    /// and as N ranks on Gloo (--threads / N each), images/s and their ratio.
+    #[arg(long, default_value_t = 1)]
+    pub nproc: usize,
 }
 
 #[derive(Debug, Args)]
