@@ -20,7 +20,13 @@ fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     println!("cargo:rerun-if-env-changed=NCCL_INCLUDE");
     println!("cargo:rerun-if-env-changed=CUDA_INCLUDE");
-    for f in ["csrc/c10d_shim.h", "csrc/c10d_shim.cpp", "csrc/c10d_nccl.cpp", "third_party/gloo-include"] {
+    for f in [
+        "csrc/c10d_shim.h",
+        "csrc/c10d_shim.cpp",
+        "csrc/c10d_sync_bn.cpp",
+        "csrc/c10d_nccl.cpp",
+        "third_party/gloo-include",
+    ] {
         println!("cargo:rerun-if-changed={f}");
     }
 
@@ -48,7 +54,8 @@ fn main() {
         .include(root.join("include"))
         .include(root.join("include/torch/csrc/api/include"))
         .include(manifest.join("third_party/gloo-include"))
-        .file("csrc/c10d_shim.cpp");
+        .file("csrc/c10d_shim.cpp")
+        .file("csrc/c10d_sync_bn.cpp");
 
     if nccl {
         // ProcessGroupNCCL.hpp pulls in ATen/cuda/CUDAContext.h, i.e. cuda_runtime_api.h,

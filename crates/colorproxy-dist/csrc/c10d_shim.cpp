@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <exception>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -103,6 +104,16 @@ std::vector<std::shared_ptr<::gloo::transport::Device>> gloo_devices() {
 }
 
 }  // namespace
+
+// For c10d_sync_bn.cpp.
+void c10d_shim_allreduce_sum(c10d_pg* pg, at::Tensor& t) {
+  std::vector<at::Tensor> buf{t};
+  c10d::AllreduceOptions opts;
+  opts.reduceOp = c10d::ReduceOp(c10d::ReduceOp::SUM);
+  pg->pg->allreduce(buf, opts)->wait();
+}
+
+int c10d_shim_guarded(const std::function<void()>& f) { return guarded(f); }
 
 extern "C" {
 

@@ -56,6 +56,11 @@ int c10d_allreduce_flat(c10d_pg* pg, const c10d_tensor* tensors, size_t n, int o
 // In-place broadcast of each tensor from `root`.
 int c10d_broadcast(c10d_pg* pg, const c10d_tensor* tensors, size_t n, int root);
 int c10d_barrier(c10d_pg* pg);
+// Parameter-free batch normalisation of x [B, C, ...] with statistics over all ranks (an autograd
+// function: its backward all-reduces too); updates the running statistics in place. Returns a new
+// tensor (an at::Tensor* the caller owns) or NULL on error.
+c10d_tensor c10d_sync_batch_norm(c10d_pg* pg, c10d_tensor x, c10d_tensor running_mean,
+                                 c10d_tensor running_var, double momentum, double eps);
 // Key/value on the group's store (under the group's prefix): liveness reports.
 int c10d_store_set(c10d_pg* pg, const char* key, const char* value);
 int c10d_store_check(c10d_pg* pg, const char* key, int* found);

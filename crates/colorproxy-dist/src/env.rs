@@ -67,7 +67,9 @@ impl DistEnv {
         } else {
             return Ok(None);
         };
-        if world <= 1 {
+        // A world of 1 is a group only when a launcher set a rendezvous (torchrun / `launch
+        // --nproc 1`: the same code path as N ranks); a 1-task Slurm job is a plain process.
+        if world == 0 || (world == 1 && (launcher == Launcher::Slurm || get("MASTER_PORT").is_none())) {
             return Ok(None);
         }
         if rank >= world {
@@ -145,6 +147,10 @@ mod tests {
     fn torchrun_slurm_and_single_process() {
         assert_eq!(DistEnv::from_vars(&vars(&[])).unwrap(), None);
         assert_eq!(DistEnv::from_vars(&vars(&[("RANK", "0"), ("WORLD_SIZE", "1")])).unwrap(), None);
+        let one =
+            [("RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29500")];
+        assert_eq!(DistEnv::from_vars(&vars(&one)).unwrap().unwrap().world_size, 1);
+        assert_eq!(DistEnv::from_vars(&vars(&[("SLURM_PROCID", "0"), ("SLURM_NTASKS", "1")])).unwrap(), None);
         let t = DistEnv::from_vars(&vars(&[
             ("RANK", "3"),
             ("WORLD_SIZE", "8"),

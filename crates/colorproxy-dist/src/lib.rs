@@ -66,6 +66,14 @@ mod ffi {
         pub fn c10d_barrier(pg: *mut c10d_pg) -> c_int;
         pub fn c10d_store_set(pg: *mut c10d_pg, key: *const c_char, value: *const c_char) -> c_int;
         pub fn c10d_store_check(pg: *mut c10d_pg, key: *const c_char, found: *mut c_int) -> c_int;
+        pub fn c10d_sync_batch_norm(
+            pg: *mut c10d_pg,
+            x: *mut c_void,
+            running_mean: *mut c_void,
+            running_var: *mut c_void,
+            momentum: f64,
+            eps: f64,
+        ) -> *mut c_void;
     }
 }
 
@@ -196,6 +204,37 @@ impl ProcessGroup {
         // SAFETY: a live group.
         let rc = unsafe { ffi::c10d_barrier(self.ptr.as_ptr()) };
         self.checked(rc)
+    }
+
+    /// Parameter-free batch normalisation of `x` `[B, C, ...]` with the statistics of all ranks'
+    /// batches (SyncBatchNorm without scale and shift): an autograd function whose backward pass
+    /// all-reduces too, so the gradient is the global batch's. Updates the running statistics in
+    /// place (momentum in PyTorch's convention, unbiased running variance).
+    pub fn sync_batch_norm(
+        &self,
+        x: &Tensor,
+        running_mean: &Tensor,
+        running_var: &Tensor,
+        momentum: f64,
+        eps: f64,
+    ) -> Result<Tensor, DistError> {
+        // SAFETY: live tensors for the duration of the call; the shim returns a new at::Tensor*
+        // (owned by the returned Tensor, freed by tch) or NULL.
+        let p = unsafe {
+            ffi::c10d_sync_batch_norm(
+                self.ptr.as_ptr(),
+                x.as_ptr() as *mut c_void,
+                running_mean.as_ptr() as *mut c_void,
+                running_var.as_ptr() as *mut c_void,
+                momentum,
+                eps,
+            )
+        };
+        if p.is_null() {
+            return Err(DistError::C10d(format!("sync batch norm: {}", last_error())));
+        }
+        // SAFETY: `p` is a heap-allocated at::Tensor that nothing else owns.
+        Ok(unsafe { Tensor::from_ptr(p as *mut torch_sys::C_tensor) })
     }
 
     /// A failed collective becomes [`DistError::Lost`] when some ranks do not report alive

@@ -20,7 +20,20 @@ impl ParamFreeBatchNorm {
     }
 
     /// Batch statistics (and a running-stat update) when `train`, running statistics otherwise.
+    /// In a data-parallel run with synchronised BN ([`crate::data_parallel::SyncBnScope`]), the
+    /// batch statistics are those of all ranks.
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        if train {
+            if let Some(y) = crate::data_parallel::sync_bn(
+                x,
+                &self.running_mean,
+                &self.running_var,
+                self.momentum,
+                self.eps,
+            ) {
+                return y;
+            }
+        }
         x.batch_norm(
             None::<&Tensor>,
             None::<&Tensor>,

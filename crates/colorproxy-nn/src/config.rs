@@ -132,6 +132,10 @@ pub struct PretrainConfig {
     pub log_every: usize,
     /// libtorch intra-op threads (0: libtorch's default).
     pub threads: usize,
+    /// Data-parallel runs: normalise with the batch statistics of all ranks (all-reduced in the
+    /// forward and backward passes), so a run equals the 1-process run with the global batch.
+    /// Off: each rank's sub-batch statistics, as the authors' multi-GPU Caffe.
+    pub sync_bn: bool,
     pub model: ModelConfig,
     pub optim: OptimConfig,
     pub data: PipelineConfig,
@@ -147,6 +151,7 @@ impl Default for PretrainConfig {
             snapshots: vec![],
             log_every: 20,
             threads: 0,
+            sync_bn: false,
             model: ModelConfig::default(),
             optim: OptimConfig { lr_drops: vec![1_000_000, 1_500_000, 1_750_000], ..OptimConfig::default() },
             data: PipelineConfig::default(),

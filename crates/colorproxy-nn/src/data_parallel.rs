@@ -6,11 +6,15 @@
 //! points, so averaging the ranks' gradients gives the global batch's gradient. Parameter-free BN
 //! normalises with each rank's sub-batch statistics (as the authors' multi-GPU Caffe did); BN
 //! buffers are broadcast from rank 0 after every step (PyTorch DDP's `broadcast_buffers`), so all
-//! ranks hold the same state and rank 0's checkpoint is everyone's.
+//! ranks hold the same state and rank 0's checkpoint is everyone's. With `sync_bn = true` the BN
+//! statistics are all ranks' ([`SyncBnScope`]) and each rank's dropout masks are its slice of the
+//! global batch's ([`crate::init::DropoutShard`]), so a run equals the 1-process run.
+use std::cell::{Cell, RefCell};
 use std::ops::Range;
 
-use colorproxy_dist::{ddp, ProcessGroup};
+use colorproxy_dist::{ddp, DistError, ProcessGroup};
 use tch::nn::VarStore;
+use tch::Tensor;
 
 use crate::optim::Sgd;
 use crate::pretrain::StepResult;
@@ -105,4 +109,49 @@ pub fn check_in_sync(
         ));
     }
     Ok(())
+}
+
+thread_local! {
+    static SYNC_BN: Cell<*const ProcessGroup> = const { Cell::new(std::ptr::null()) };
+    static SYNC_BN_ERROR: RefCell<Option<DistError>> = const { RefCell::new(None) };
+}
+
+/// While alive, the parameter-free BN of this thread normalises training batches with the
+/// statistics of all ranks of `pg` ([`ProcessGroup::sync_batch_norm`]).
+pub struct SyncBnScope<'a>(std::marker::PhantomData<&'a ProcessGroup>);
+
+impl<'a> SyncBnScope<'a> {
+    pub fn new(pg: &'a ProcessGroup) -> Self {
+        SYNC_BN.with(|s| s.set(pg as *const ProcessGroup));
+        Self(std::marker::PhantomData)
+    }
+}
+
+impl Drop for SyncBnScope<'_> {
+    fn drop(&mut self) {
+        SYNC_BN.with(|s| s.set(std::ptr::null()));
+    }
+}
+
+/// Synchronised BN of `x` when a [`SyncBnScope`] is alive on this thread. A failure is kept for
+/// [`take_sync_bn_error`] and the local statistics are used for this call.
+pub(crate) fn sync_bn(x: &Tensor, mean: &Tensor, var: &Tensor, momentum: f64, eps: f64) -> Option<Tensor> {
+    let p = SYNC_BN.with(|s| s.get());
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: set by a live SyncBnScope, which borrows the group for its lifetime.
+    let pg = unsafe { &*p };
+    match pg.sync_batch_norm(x, mean, var, momentum, eps) {
+        Ok(y) => Some(y),
+        Err(e) => {
+            SYNC_BN_ERROR.with(|s| *s.borrow_mut() = Some(e));
+            None
+        }
+    }
+}
+
+/// The error of a synchronised BN call since the last check, if any.
+pub fn take_sync_bn_error() -> Option<DistError> {
+    SYNC_BN_ERROR.with(|s| s.borrow_mut().take())
 }

@@ -72,12 +72,37 @@ pub fn keyed_dropout(x: &Tensor, p: f64, key: u64, train: bool) -> Tensor {
     x * mask.to_kind(x.kind()) * (1.0 / (1.0 - p))
 }
 
+thread_local! {
+    /// Data parallelism: (first slot of this rank's share, slots in it), so a rank's dropout masks
+    /// are its slice of the global batch's masks (see [`DropoutShard`]).
+    static DROPOUT_SHARD: std::cell::Cell<(i64, i64)> = const { std::cell::Cell::new((0, 1)) };
+}
+
+/// While alive, [`keep_mask`] on this thread indexes its elements as the slots
+/// `[start, start + len)` of the global batch: for a tensor whose leading factor is the batch
+/// (`[B, ...]` or `[B * P, ...]`) a rank draws exactly its slice of the 1-process masks.
+pub struct DropoutShard;
+
+impl DropoutShard {
+    pub fn new(start: usize, len: usize) -> Self {
+        DROPOUT_SHARD.with(|s| s.set((start as i64, len.max(1) as i64)));
+        Self
+    }
+}
+
+impl Drop for DropoutShard {
+    fn drop(&mut self) {
+        DROPOUT_SHARD.with(|s| s.set((0, 1)));
+    }
+}
+
 /// The keep mask of [`keyed_dropout`] (bool tensor of `size`).
 pub fn keep_mask(size: &[i64], p: f64, key: u64, device: Device) -> Tensor {
     let n: i64 = size.iter().product();
     let k1 = (key & M31 as u64) as i64;
     let k2 = ((key >> 31) & M31 as u64) as i64;
-    let idx = Tensor::arange(n, (Kind::Int64, device));
+    let (start, len) = DROPOUT_SHARD.with(|s| s.get());
+    let idx = Tensor::arange(n, (Kind::Int64, device)) + n / len * start;
     // Each step keeps values below 2^31 and multiplies by constants below 2^31: no overflow.
     let mut h = (idx.remainder(1 << 31) * 1_640_531_527i64 + k1).bitwise_and(M31);
     for (mul, add) in [(1_103_515_245i64, 12_345i64), (69_069, k2), (1_664_525, 1_013_904_223 & M31)] {

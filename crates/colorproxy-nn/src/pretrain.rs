@@ -89,13 +89,17 @@ pub fn train_step(
 ) -> Result<StepResult, NnError> {
     sgd.zero_grad();
     let parts = net.batch_loss(batch, true, key);
+    if let Some(e) = data_parallel::take_sync_bn_error() {
+        return Err(e.into());
+    }
     let mut r =
         StepResult { loss: parts.total.double_value(&[]), hue_kl: parts.hue_kl, chroma_kl: parts.chroma_kl };
     if let Some(pg) = dist {
         r = data_parallel::mean_step_result(pg, &r)?;
     }
     if r.loss.is_finite() {
-        parts.total.backward();
+        // f_backward: a synchronised BN's all-reduce can fail inside the backward pass.
+        parts.total.f_backward()?;
         if let Some(pg) = dist {
             data_parallel::average_gradients(pg, sgd)?;
         }
@@ -259,6 +263,10 @@ impl PretrainRun<'_> {
         };
         self.observer.start(state.iteration, cfg.iterations);
         let (t0, start_iteration) = (Instant::now(), state.iteration);
+        // Data-parallel: each rank's dropout masks are its slice of the global batch's; with
+        // sync_bn the BN statistics are all ranks'.
+        let _shard = data.shard.clone().map(|s| crate::init::DropoutShard::new(s.start, s.len()));
+        let _sync = dist.filter(|_| cfg.sync_bn).map(data_parallel::SyncBnScope::new);
         let (mut window, mut last_loss, mut interrupted) = (Window::new(), None, false);
         let b = cfg.data.batch_size as f64;
         while state.iteration < cfg.iterations {
@@ -274,7 +282,7 @@ impl PretrainRun<'_> {
             state.skipped_images += batch.skipped.len();
             let it = state.iteration;
             let lr = cfg.optim.lr_at(it);
-            let key = crate::init::dropout_key(cfg.seed, it as u64, data_parallel::rank(dist) as u64);
+            let key = crate::init::dropout_key(cfg.seed, it as u64, 0);
             let step = train_step(&net, &mut sgd, &batch, lr, key, dist)?;
             if !step.loss.is_finite() {
                 return Err(NnError::NonFiniteLoss { iteration: it, value: step.loss });
