@@ -81,6 +81,26 @@ pub fn mean_step_result(pg: &ProcessGroup, r: &StepResult) -> Result<StepResult,
     })
 }
 
+/// Weights this rank's share of a batch loss that is a mean over `count` terms so that the
+/// ranks' averaged gradients are the gradient of the mean over all ranks' terms: the loss times
+/// `count x ranks / total count`. Returns the weighted loss and the global mean loss.
+pub fn weight_share(pg: &ProcessGroup, loss: Tensor, count: f64) -> Result<(Tensor, f64), NnError> {
+    let t = Tensor::from_slice(&[count, loss.double_value(&[]) * count]);
+    pg.all_reduce(std::slice::from_ref(&t), colorproxy_dist::ReduceOp::Sum)?;
+    let total = t.double_value(&[0]);
+    let mean = if total > 0.0 { t.double_value(&[1]) / total } else { 0.0 };
+    let w = if total > 0.0 { count * pg.size() as f64 / total } else { 0.0 };
+    Ok((loss * w, mean))
+}
+
+/// Rank 0's value on every rank (identity without a group).
+pub fn broadcast_scalar(dist: Option<&ProcessGroup>, v: f64) -> Result<f64, NnError> {
+    let Some(pg) = dist else { return Ok(v) };
+    let t = Tensor::from_slice(&[v]);
+    pg.broadcast(std::slice::from_ref(&t), 0)?;
+    Ok(t.double_value(&[0]))
+}
+
 /// Averages the optimiser's gradients over the ranks (flat buckets of 25 MiB).
 pub fn average_gradients(pg: &ProcessGroup, sgd: &Sgd) -> Result<(), NnError> {
     Ok(ddp::average_gradients(pg, &sgd.parameters())?)

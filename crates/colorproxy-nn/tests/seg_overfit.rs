@@ -67,6 +67,7 @@ fn segmentation_fits_the_voc_mini_training_images() {
         force: false,
         interrupt: Arc::new(AtomicBool::new(false)),
         observer: &mut Silent,
+        dist: None,
     }
     .run()
     .unwrap();

@@ -211,6 +211,7 @@ fn finetune(
         force: false,
         interrupt,
         observer,
+        dist: None,
     }
     .run()
     .unwrap()
@@ -358,6 +359,7 @@ fn interrupted_finetuning_resumes_to_the_same_result() {
         force: false,
         interrupt: Default::default(),
         observer: &mut Silent,
+        dist: None,
     }
     .run()
     .err()

@@ -199,6 +199,7 @@ fn finetune_and_evaluate(
         force: true,
         interrupt: Arc::new(AtomicBool::new(false)),
         observer: &mut crate::progress::BarObserver(pb.clone()),
+        dist: None,
     }
     .run()?;
     pb.finish_and_clear();

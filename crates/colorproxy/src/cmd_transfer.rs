@@ -90,7 +90,8 @@ pub fn resolve(a: &FinetuneArgs) -> anyhow::Result<TransferConfig> {
 pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
     let t0 = std::time::Instant::now();
     let mut cfg = resolve(&a)?;
-    let device = parse_device(a.device.as_deref())?;
+    let (dist, device) = crate::cmd_pretrain::process_group(parse_device(a.device.as_deref())?)?;
+    let rank0 = dist.as_ref().is_none_or(|pg| pg.rank() == 0);
     let on_bad = if a.skip_bad { OnBad::Skip } else { OnBad::Stop };
     // --retrain-full: the early-stopping run's schedule, on 100% of the training split, in RUN_DIR/full.
     let fixed = if a.retrain_full { Some(early_stop::read_schedule(&a.out)?) } else { None };
@@ -106,18 +107,26 @@ pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
     if fixed.is_some() {
         cfg = TransferConfig { held_out: 0.0, ..cfg };
     }
-    let pb = progress::bar(cfg.early_stop.max_iterations as u64, "finetune");
-    pb.println(format!(
-        "finetune {:?} from {} on {} ({}), {:?} -> {}",
-        cfg.task,
-        cfg.init,
-        a.data.display(),
-        a.train_split,
-        device,
-        out.display()
-    ));
-    pb.println(format!("schedule: {}", cfg.schedule_summary()));
+    let pb = match rank0 {
+        true => progress::bar(cfg.early_stop.max_iterations as u64, "finetune"),
+        false => indicatif::ProgressBar::hidden(),
+    };
+    if rank0 {
+        pb.println(format!(
+            "finetune {:?} from {} on {} ({}), {:?}{} -> {}",
+            cfg.task,
+            cfg.init,
+            a.data.display(),
+            a.train_split,
+            device,
+            dist.as_ref().map(|pg| format!(" x {} ranks ({})", pg.size(), pg.backend())).unwrap_or_default(),
+            out.display()
+        ));
+        pb.println(format!("schedule: {}", cfg.schedule_summary()));
+    }
     let mut obs = crate::progress::BarObserver(pb.clone());
+    let mut silent = colorproxy_nn::run_dir::Silent;
+    let observer: &mut dyn colorproxy_nn::run_dir::TrainObserver = if rank0 { &mut obs } else { &mut silent };
     let interrupt = progress::interrupt_flag();
     let summary = FinetuneRun {
         config: cfg.clone(),
@@ -130,10 +139,17 @@ pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
         resume: a.resume,
         force: a.force,
         interrupt,
-        observer: &mut obs,
+        observer,
+        dist: dist.as_ref(),
     }
     .run()?;
     pb.finish_and_clear();
+    if !rank0 {
+        if summary.interrupted {
+            std::process::exit(progress::interrupt_exit_code());
+        }
+        return Ok(());
+    }
     if summary.skipped > 0 {
         println!("{} malformed training samples were skipped", summary.skipped);
     }

@@ -1,7 +1,8 @@
 //! Data-parallel pretraining with 2 real processes on PyTorch's c10d (Gloo on the CPU): the ranks
 //! hold bit-identical weights, 2N steps equal N steps + resume + N steps, with `sync_bn` a step
 //! equals the 1-process step on the same global batch, and a rank killed with SIGKILL stops the
-//! job with an error naming it, leaving a checkpoint that resumes.
+//! job with an error naming it, leaving a checkpoint that resumes; segmentation fine-tuning on 2
+//! ranks equals the 1-rank run and takes the same early-stopping decisions.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -140,6 +141,52 @@ fn with_sync_bn_two_ranks_compute_the_one_process_step_on_the_global_batch() {
     // Per-rank BN statistics are another computation (3.8e-3 measured): the check can fail.
     let (d, at) = one_step(tmp.path(), &data, false);
     assert!(d > 1e-4, "per-rank BN: max |difference| only {d:.2e} at {at}");
+}
+
+#[test]
+fn segmentation_fine_tuning_on_two_ranks_equals_one_rank_with_the_same_drops() {
+    let tmp = tempfile::tempdir().unwrap();
+    let voc = tmp.path().join("voc");
+    colorproxy_data::synth::write_voc(&voc, 4, 0, 24, 4, 64).unwrap();
+    // Early stopping on every iteration, so that 5 iterations see plateaus and learning-rate
+    // drops (the reference rule off: random init first predicts background everywhere).
+    let mut c = colorproxy_nn::transfer::TransferConfig::preset("seg-cpu").unwrap();
+    c.early_stop.eval_every = 1;
+    c.early_stop.window = 1;
+    c.early_stop.min_stage_iterations = 1;
+    c.early_stop.max_iterations = 5;
+    c.early_stop.reference_margin = -1.0;
+    c.checkpoint_every = 1;
+    let cfg = tmp.path().join("seg.toml");
+    std::fs::write(&cfg, c.to_toml()).unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let run = |n: usize, out: &Path| {
+        let n = n.to_string();
+        let args =
+            ["launch", "--nproc", &n, "--", "finetune", "seg", "--init", "random", "--config", &s(&cfg)];
+        let o = Command::new(bin())
+            .args(args)
+            .args(["--data", &s(&voc), "--out", &s(out)])
+            .env("CI", "1")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let (two, one) = (tmp.path().join("two"), tmp.path().join("one"));
+    let err = run(2, &two);
+    assert!(err.contains("weights identical on all 2 ranks"), "{err}");
+    run(1, &one);
+    // Up to float rounding (3e-8 measured): a few steps, before rounding differences flip a
+    // max-pool or ReLU and the runs drift apart (1.7e-4 after 10 steps, as for 1 vs 2 threads).
+    let (d, at) = max_difference(&two, &one);
+    assert!(d <= 1e-5, "max |difference| {d:.2e} at {at}");
+    let schedule = |run: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(run.join("schedule.json")).unwrap()).unwrap()
+    };
+    let (a, b) = (schedule(&two), schedule(&one));
+    assert_eq!(a, b);
+    assert!(!a["drops"].as_array().unwrap().is_empty(), "no drop to compare: {a}");
 }
 
 #[test]

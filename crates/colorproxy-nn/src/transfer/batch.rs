@@ -3,6 +3,7 @@
 //! cross-entropy ignoring difficult labels (VOC classification) or softmax cross-entropy
 //! (class folders).
 use std::borrow::Cow;
+use std::ops::Range;
 
 use colorproxy_data::metrics::VOID;
 use colorproxy_data::transfer_data::{random_view, ViewSpec};
@@ -47,6 +48,7 @@ fn build_batch(
     set: &LabelledSet,
     idx: &[usize],
     it: usize,
+    slots: Range<usize>,
 ) -> Result<TrainBatch, NnError> {
     let spec = ViewSpec {
         short_side: cfg.short_side,
@@ -55,7 +57,7 @@ fn build_batch(
         crop: cfg.crop,
         mirror: true,
     };
-    let views: Vec<_> = (0..cfg.batch_size)
+    let views: Vec<_> = slots
         .into_par_iter()
         .map(|slot| {
             let mut rng = Rng::derive(cfg.seed, &[0x7A, it as u64, slot as u64]);
@@ -83,16 +85,19 @@ fn build_batch(
     Ok(out)
 }
 
-/// The loss of one training batch.
+/// The loss of slots `slots` of the training batch of iteration `it` (all of it in one
+/// process; a rank's share in data-parallel runs), and how many terms it is the mean of (valid
+/// points, labelled class entries or images), so that ranks can weight their shares exactly.
 pub fn batch_loss(
     net: &TransferNet,
     cfg: &TransferConfig,
     set: &LabelledSet,
     idx: &[usize],
     it: usize,
-) -> Result<Tensor, NnError> {
+    slots: Range<usize>,
+) -> Result<(Tensor, f64), NnError> {
     let TrainBatch { views: imgs, masks, points: pts, labels, targets: classes } =
-        build_batch(cfg, set, idx, it)?;
+        build_batch(cfg, set, idx, it, slots)?;
     let refs: Vec<&RgbImage8> = imgs.iter().collect();
     let x = net.input(&refs, GRAY_MEAN);
     let dev = net.vs.device();
@@ -123,12 +128,17 @@ pub fn batch_loss(
             let logits = net.seg_logits_sparse(&x, &points.to_kind(Kind::Float).to_dev(dev), true, key);
             let t = Tensor::from_slice(&targets).to_dev(dev);
             // Mean over non-void points; a batch of only void points gives 0.
-            let valid = t.ne(-100).sum(Kind::Float).clamp_min(1.0);
-            logits.cross_entropy_loss::<Tensor>(&t, None, tch::Reduction::Sum, -100, 0.0) / valid
+            let valid = t.ne(-100).sum(Kind::Float);
+            let count = valid.double_value(&[]);
+            (
+                logits.cross_entropy_loss::<Tensor>(&t, None, tch::Reduction::Sum, -100, 0.0)
+                    / valid.clamp_min(1.0),
+                count,
+            )
         }
         Task::Cls if cfg.single_label() => {
             let t = Tensor::from_slice(&classes).to_dev(dev);
-            net.cls_logits(&x, true, key).cross_entropy_for_logits(&t)
+            (net.cls_logits(&x, true, key).cross_entropy_for_logits(&t), imgs.len() as f64)
         }
         Task::Cls => {
             let l: Vec<f32> = labels.iter().flatten().map(|&v| if v > 0 { 1.0 } else { 0.0 }).collect();
@@ -139,7 +149,9 @@ pub fn batch_loss(
             let logits = net.cls_logits(&x, true, key);
             let per =
                 logits.binary_cross_entropy_with_logits::<Tensor>(&target, None, None, tch::Reduction::None);
-            (per * &mask).sum(Kind::Float) / mask.sum(Kind::Float).clamp_min(1.0)
+            let count = mask.sum(Kind::Float);
+            let n = count.double_value(&[]);
+            ((per * &mask).sum(Kind::Float) / count.clamp_min(1.0), n)
         }
     })
 }

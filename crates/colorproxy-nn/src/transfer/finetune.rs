@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use colorproxy_data::RgbImage8;
+use colorproxy_dist::ProcessGroup;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
@@ -17,6 +18,7 @@ use super::eval::{evaluate, reference_score};
 use super::net::TransferNet;
 use super::{load_split_with, LabelledSet, OnBad};
 use crate::checkpoint;
+use crate::data_parallel;
 use crate::early_stop::{
     protocol_split, schedule_path, Decision, EarlyStopConfig, EarlyStopping, FoundSchedule,
 };
@@ -42,6 +44,10 @@ pub struct FinetuneRun<'a> {
     /// Set (e.g. by Ctrl-C) to checkpoint and stop after the current iteration.
     pub interrupt: Arc<AtomicBool>,
     pub observer: &'a mut dyn TrainObserver,
+    /// Data-parallel fine-tuning over this process group (`None`: one process): each rank trains
+    /// on its share of every batch, all evaluate the held-out part and follow rank 0's score;
+    /// rank 0 alone writes the run folder.
+    pub dist: Option<&'a ProcessGroup>,
 }
 
 /// How the run ended.
@@ -122,14 +128,28 @@ pub fn train_step(
     sgd: &mut Sgd,
     lr: f64,
     iteration: usize,
+    dist: Option<&ProcessGroup>,
 ) -> Result<f64, NnError> {
     sgd.zero_grad();
-    let loss = batch_loss(net, cfg, set, idx, iteration)?;
-    let lv = loss.double_value(&[]);
+    let slots = match dist {
+        Some(pg) => data_parallel::shard(pg, cfg.batch_size)?,
+        None => 0..cfg.batch_size,
+    };
+    let (loss, count) = batch_loss(net, cfg, set, idx, iteration, slots)?;
+    let (loss, lv) = match dist {
+        None => {
+            let lv = loss.double_value(&[]);
+            (loss, lv)
+        }
+        Some(pg) => data_parallel::weight_share(pg, loss, count)?,
+    };
     if !lv.is_finite() {
         return Err(NnError::NonFiniteLoss { iteration, value: lv });
     }
     loss.backward();
+    if let Some(pg) = dist {
+        data_parallel::average_gradients(pg, sgd)?;
+    }
     clip_grad_norm(params, cfg.grad_clip);
     sgd.step(lr);
     Ok(lv)
@@ -188,9 +208,12 @@ fn early_stopping_step(
     held: &[usize],
     state: &mut FinetuneState,
     obs: &mut dyn TrainObserver,
+    dist: Option<&ProcessGroup>,
 ) -> Result<f64, NnError> {
     let it = state.iteration;
-    let r = evaluate(net, set, held, &mut |_, _| {})?;
+    let mut r = evaluate(net, set, held, &mut |_, _| {})?;
+    // Every rank scored the same weights; all follow rank 0's score, so all decide alike.
+    r.value = data_parallel::broadcast_scalar(dist, r.value)?;
     state.best = Some(state.best.map_or(r.value, |b: f64| b.max(r.value)));
     match state.early_stopping.observe(it, r.value) {
         Decision::Continue => {}
@@ -209,7 +232,7 @@ fn early_stopping_step(
 /// A run set up and ready to train: the locked folder, the data, the network and its state.
 struct Session {
     paths: RunPaths,
-    _lock: RunLock,
+    _lock: Option<RunLock>,
     set: LabelledSet,
     cfg: TransferConfig,
     net: TransferNet,
@@ -231,29 +254,44 @@ impl FinetuneRun<'_> {
         let given = (!self.config.classes.is_empty()).then_some(&self.config.classes[..]);
         let (task, split) = (self.config.task, &self.train_split);
         let set = load_split_with(task, &self.data, split, given, self.on_bad, &mut |m| obs.message(m))?;
-        paths.refuse_existing(StartMode::new(self.resume, self.force))?;
-        let lock = paths.lock()?;
         let mut cfg = self.config.clone();
         cfg.classes = set.class_names.clone();
         cfg.single_label = set.single_label;
-        paths.start(StartMode::new(self.resume, self.force))?;
-        if self.resume {
-            check_resumed_config(&paths, &cfg)?;
-        }
-        let source = format!("{} ({})", self.data.display(), self.train_split);
-        paths.check_data(&DataRecord::new(&source, &set.ids), self.resume)?;
-        paths.write_config(&cfg.to_toml())?;
+        let rank0 = data_parallel::is_rank0(self.dist);
+        let mode = StartMode::new(self.resume, self.force);
+        let lock = if rank0 {
+            paths.refuse_existing(mode)?;
+            let lock = paths.lock()?;
+            paths.start(mode)?;
+            if self.resume {
+                check_resumed_config(&paths, &cfg)?;
+            }
+            let source = format!("{} ({})", self.data.display(), self.train_split);
+            paths.check_data(&DataRecord::new(&source, &set.ids), self.resume)?;
+            paths.write_config(&cfg.to_toml())?;
+            Some(lock)
+        } else {
+            None
+        };
         let mut net = build_net(&cfg, self.device, &set, obs)?;
         let params = net.trainable()?;
         let mut sgd =
             Sgd::new(params.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect(), cfg.optim.clone());
         let mut state = FinetuneState::new(&cfg, self.fixed_schedule.as_ref());
-        if self.resume {
-            let it = |s: &FinetuneState| s.iteration;
-            state = checkpoint::load_resumable(&paths, &mut net.vs, &mut sgd, it, &mut |m| obs.message(m))?;
-            state.early_stopping.config = cfg.early_stop.clone();
-            set.skipped.store(state.skipped, Ordering::Relaxed);
-            obs.message(&format!("resuming at iteration {}", state.iteration));
+        // Rank 0 opens (and may repair) the checkpoint before the others read it.
+        data_parallel::rank0_first(self.dist, rank0, || {
+            if self.resume {
+                let it = |s: &FinetuneState| s.iteration;
+                state =
+                    checkpoint::load_resumable(&paths, &mut net.vs, &mut sgd, it, &mut |m| obs.message(m))?;
+                state.early_stopping.config = cfg.early_stop.clone();
+                set.skipped.store(state.skipped, Ordering::Relaxed);
+                obs.message(&format!("resuming at iteration {}", state.iteration));
+            }
+            Ok(())
+        })?;
+        if let Some(pg) = self.dist {
+            colorproxy_dist::ddp::broadcast_variables(pg, &net.vs)?;
         }
         Ok(Session { paths, _lock: lock, set, cfg, net, params, sgd, state })
     }
@@ -272,17 +310,25 @@ impl FinetuneRun<'_> {
             ));
         }
         let max_iters = fixed.as_ref().map_or(cfg.early_stop.max_iterations, |s| s.stop);
-        let mut log = MetricsLog::open(&paths.metrics(), self.resume.then_some(state.iteration))?;
+        let (dist, rank0) = (self.dist, data_parallel::is_rank0(self.dist));
+        let mut log = match rank0 {
+            true => Some(MetricsLog::open(&paths.metrics(), self.resume.then_some(state.iteration))?),
+            false => None,
+        };
         obs.start(state.iteration, max_iters);
         let (t0, start) = (std::time::Instant::now(), state.iteration);
         let mut interrupted = false;
+        // Data-parallel: each rank's dropout masks are its slice of the global batch's.
+        let shard = dist.map(|pg| data_parallel::shard(pg, cfg.batch_size)).transpose()?;
+        let _shard = shard.map(|s| crate::init::DropoutShard::new(s.start, s.len()));
         while state.iteration < max_iters && !state.finished {
-            if self.interrupt.load(Ordering::Relaxed) {
+            if data_parallel::any(dist, self.interrupt.load(Ordering::Relaxed))? {
                 interrupted = true;
                 break;
             }
             let lr = step_lr(cfg.optim.lr, cfg.optim.gamma, &state.drops, state.iteration);
-            let loss = train_step(&net, &cfg, &set, &train_idx, &params, &mut sgd, lr, state.iteration)?;
+            let loss =
+                train_step(&net, &cfg, &set, &train_idx, &params, &mut sgd, lr, state.iteration, dist)?;
             state.iteration += 1;
             state.window = (state.window.0 + loss, state.window.1 + 1);
             let it = state.iteration;
@@ -290,28 +336,38 @@ impl FinetuneRun<'_> {
             obs.step(it, loss, ips);
             set.take_skip_notes().iter().for_each(|n| obs.message(n));
             let score = (fixed.is_none() && it.is_multiple_of(cfg.early_stop.eval_every))
-                .then(|| early_stopping_step(&net, &set, &held_idx, &mut state, obs))
+                .then(|| early_stopping_step(&net, &set, &held_idx, &mut state, obs, dist))
                 .transpose()?;
             if it.is_multiple_of(cfg.log_every) || score.is_some() {
                 let loss = state.window.0 / state.window.1.max(1) as f64;
-                log.append(&serde_json::json!({
-                    "iteration": it, "loss": loss, "lr": lr, "held_out_score": score, "images_per_s": ips,
-                }))?;
+                if let Some(log) = log.as_mut() {
+                    log.append(&serde_json::json!({
+                        "iteration": it, "loss": loss, "lr": lr, "held_out_score": score, "images_per_s": ips,
+                    }))?;
+                }
                 state.window = (0.0, 0);
             }
             if cfg.checkpoint_every > 0 && it.is_multiple_of(cfg.checkpoint_every) {
                 state.skipped = set.skipped.load(Ordering::Relaxed);
-                checkpoint::save_resumable(&paths, &net.vs, &sgd, state.iteration, &state)?;
+                data_parallel::check_in_sync(dist, &net.vs, it, obs)?;
+                if rank0 {
+                    checkpoint::save_resumable(&paths, &net.vs, &sgd, state.iteration, &state)?;
+                }
             }
         }
         state.skipped = set.skipped.load(Ordering::Relaxed);
-        checkpoint::save_resumable(&paths, &net.vs, &sgd, state.iteration, &state)?;
+        if !interrupted {
+            data_parallel::check_in_sync(dist, &net.vs, state.iteration, obs)?;
+        }
+        if rank0 {
+            checkpoint::save_resumable(&paths, &net.vs, &sgd, state.iteration, &state)?;
+        }
         let schedule = fixed.unwrap_or_else(|| FoundSchedule {
             drops: state.drops.clone(),
             stop: state.iteration,
             windows: state.early_stopping.found.windows.clone(),
         });
-        if !interrupted {
+        if !interrupted && rank0 {
             checkpoint::write_json(&schedule_path(&self.out), &schedule)?;
         }
         let (iterations, best_held_out, skipped) = (state.iteration, state.best, state.skipped);
