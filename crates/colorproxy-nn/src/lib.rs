@@ -18,6 +18,8 @@
 //! the fine-tuning loop), [`bn_absorb`] (BN folded into the convolutions), [`early_stop`] (the
 //! 90/10 early-stopping protocol and `--retrain-full`).
 //!
+//! Analyses (section 6.5): [`feature_shift`] (Fig. 3).
+//!
 //! Interoperation: [`torchvision`] (export a backbone as a torchvision state dict, read one
 //! back, the network input).
 //!
@@ -32,6 +34,7 @@ pub mod colorize;
 pub mod config;
 pub mod data_parallel;
 pub mod early_stop;
+pub mod feature_shift;
 pub mod head;
 pub mod hypercolumn;
 pub mod init;

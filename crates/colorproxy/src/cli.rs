@@ -43,6 +43,11 @@ pub enum Command {
     /// Run a command data-parallel on this machine: N ranks on PyTorch's c10d (Gloo on CPU, NCCL
     /// on GPU), like `torchrun --no-python --nproc-per-node N colorproxy ...`.
     Launch(LaunchArgs),
+    /// Analyses of a representation (the paper's section 6.5).
+    Analyse {
+        #[command(subcommand)]
+        what: AnalyseWhat,
+    },
     /// Benchmarks against reference implementations, run in the same command.
     Bench {
         #[command(subcommand)]
@@ -250,6 +255,51 @@ pub struct EvalArgs {
     pub report: Option<PathBuf>,
     #[arg(long)]
     pub skip_bad: bool,
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AnalyseWhat {
+    /// Feature shift (Fig. 3): per layer and channel, the correlation of the channel's pre-ReLU
+    /// activation in two networks (e.g. before and after fine-tuning) at the same positions of the
+    /// same images; shift.json, shift.csv (every channel) and a chart (median and IQR per layer).
+    Shift(ShiftArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ShiftArgs {
+    /// The first network (e.g. the pretrained checkpoint).
+    #[arg(long)]
+    pub before: PathBuf,
+    #[arg(long)]
+    pub before_config: Option<PathBuf>,
+    /// The second network (e.g. the fine-tuned checkpoint), same architecture and width.
+    #[arg(long)]
+    pub after: PathBuf,
+    #[arg(long)]
+    pub after_config: Option<PathBuf>,
+    /// Both checkpoints are torchvision state dicts of this architecture.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Images (held-out ones): a folder or a file list.
+    #[arg(long)]
+    pub data: PathBuf,
+    #[arg(long)]
+    pub out: PathBuf,
+    /// At most this many images (sorted order).
+    #[arg(long, default_value_t = 50)]
+    pub images: usize,
+    /// Positions sampled per image and layer (all of a smaller map).
+    #[arg(long, default_value_t = 64)]
+    pub positions: usize,
+    /// Shorter side scaled to this, centre square crop (a multiple of 32).
+    #[arg(long, default_value_t = 224)]
+    pub size: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long)]
+    pub force: bool,
     #[arg(long)]
     pub device: Option<String>,
 }

@@ -49,7 +49,7 @@ pub fn export(a: ExportArgs) -> anyhow::Result<()> {
 }
 
 /// The centre `size` x `size` crop after scaling the shorter side to `size`.
-fn centre_crop(img: &RgbImage8, size: usize) -> RgbImage8 {
+pub fn centre_crop(img: &RgbImage8, size: usize) -> RgbImage8 {
     let (w, h) = short_side_size(img.width, img.height, size as f64);
     let im = resize_image(img, w, h);
     let (x0, y0) = ((w as i64 - size as i64) / 2, (h as i64 - size as i64) / 2);

@@ -5,6 +5,7 @@
 mod bench;
 mod bench_dist;
 mod cli;
+mod cmd_analyse;
 mod cmd_colorize;
 mod cmd_data;
 mod cmd_demo;
@@ -31,7 +32,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: cli::Cli) -> anyhow::Result<()> {
-    use cli::{BenchWhat, Command, DataWhat};
+    use cli::{AnalyseWhat, BenchWhat, Command, DataWhat};
     match args.command {
         Command::Targets(a) => cmd_targets::run(a),
         Command::Data { what: DataWhat::Check(a) } => cmd_data::check(a),
@@ -43,6 +44,7 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         Command::Eval(a) => cmd_transfer::eval(a),
         Command::Export(a) => cmd_export::export(a),
         Command::Launch(a) => cmd_launch::run(a),
+        Command::Analyse { what: AnalyseWhat::Shift(a) } => cmd_analyse::shift(a),
         Command::Features(a) => cmd_export::features(a),
         Command::Bench { what: BenchWhat::Data(a) } => bench::data(a),
         Command::Bench { what: BenchWhat::Pretrain(a) } => bench::pretrain(a),

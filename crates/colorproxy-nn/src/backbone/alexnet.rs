@@ -82,18 +82,28 @@ impl AlexNet {
     }
 
     pub fn forward_taps(&self, x: &Tensor, train: bool, key: u64) -> Vec<Tap> {
+        self.taps(x, train, key, false)
+    }
+
+    /// The taps before ReLU (and dropout), in eval mode (see [`super::Vgg16::pre_activations`]).
+    pub fn pre_activations(&self, x: &Tensor) -> Vec<Tap> {
+        self.taps(x, false, 0, true)
+    }
+
+    fn taps(&self, x: &Tensor, train: bool, key: u64, pre: bool) -> Vec<Tap> {
         let mut taps = vec![Tap { name: "data", features: x.shallow_clone(), scale: 1 }];
         let mut h = x.shallow_clone();
         for (i, (name, conv, bn, scale)) in self.convs.iter().enumerate() {
-            h = self.norm(bn, conv.forward(&h), train).relu();
-            taps.push(Tap { name, features: h.shallow_clone(), scale: *scale });
+            let z = self.norm(bn, conv.forward(&h), train);
+            h = z.relu();
+            taps.push(Tap { name, features: if pre { z } else { h.shallow_clone() }, scale: *scale });
             // Max-pool 3x3 stride 2 after conv1, conv2 and conv5 (ceil mode keeps small inputs alive).
             if matches!(i, 0 | 1 | 4) {
                 h = h.max_pool2d([3, 3], [2, 2], [0, 0], [1, 1], true);
             }
         }
         let fc = FcLayers { fc6: &self.fc6, fc7: &self.fc7, use_bn: self.use_bn, dropout: self.dropout };
-        taps.extend(fc.taps(self.fc6.0.forward(&h), train, key));
+        taps.extend(fc.taps(self.fc6.0.forward(&h), train, key, pre));
         taps
     }
 }

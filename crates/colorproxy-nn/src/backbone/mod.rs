@@ -42,15 +42,17 @@ pub(crate) struct FcLayers<'a> {
 
 impl FcLayers<'_> {
     /// The fc6 and fc7 taps from fc6's convolution output `out6`. Dropout follows fc6 and fc7; as
-    /// Caffe's in-place dropout, the hypercolumn sees it too.
-    pub fn taps(&self, out6: Tensor, train: bool, key: u64) -> [Tap; 2] {
+    /// Caffe's in-place dropout, the hypercolumn sees it too. With `pre`, the taps are the
+    /// normalised outputs before ReLU and dropout.
+    pub fn taps(&self, out6: Tensor, train: bool, key: u64, pre: bool) -> [Tap; 2] {
         use crate::bn_absorb::norm_unless_absorbed as norm;
         use crate::init::keyed_dropout;
-        let f6 = norm(self.use_bn, &self.fc6.1, out6, train).relu();
-        let f6 = keyed_dropout(&f6, self.dropout, key ^ 0x6, train);
-        let f7 = norm(self.use_bn, &self.fc7.1, self.fc7.0.forward(&f6), train).relu();
-        let f7 = keyed_dropout(&f7, self.dropout, key ^ 0x7, train);
-        [Tap { name: "fc6", features: f6, scale: 32 }, Tap { name: "fc7", features: f7, scale: 32 }]
+        let z6 = norm(self.use_bn, &self.fc6.1, out6, train);
+        let f6 = keyed_dropout(&z6.relu(), self.dropout, key ^ 0x6, train);
+        let z7 = norm(self.use_bn, &self.fc7.1, self.fc7.0.forward(&f6), train);
+        let f7 = keyed_dropout(&z7.relu(), self.dropout, key ^ 0x7, train);
+        let (t6, t7) = if pre { (z6, z7) } else { (f6, f7) };
+        [Tap { name: "fc6", features: t6, scale: 32 }, Tap { name: "fc7", features: t7, scale: 32 }]
     }
 }
 
@@ -134,6 +136,16 @@ impl Backbone {
     /// The 1-based position of `layer` in [`Self::layer_names`].
     pub fn layer_position(&self, layer: &str) -> Option<usize> {
         self.layer_names().iter().position(|n| *n == layer).map(|p| p + 1)
+    }
+
+    /// Each layer's output before ReLU (normalised convolution; ResNet: the block sum before its
+    /// last ReLU), in eval mode: the feature values the analyses compare. `data` is the input.
+    pub fn pre_activations(&self, x: &Tensor) -> Vec<Tap> {
+        tch::no_grad(|| match self {
+            Self::Vgg16(v) => v.pre_activations(x),
+            Self::AlexNet(a) => a.pre_activations(x),
+            Self::ResNet(r) => r.pre_activations(x),
+        })
     }
 
     pub fn forward_taps(&self, x: &Tensor, train: bool, key: u64) -> Vec<Tap> {

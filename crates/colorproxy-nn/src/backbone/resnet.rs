@@ -30,6 +30,11 @@ pub struct Block {
 
 impl Block {
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        self.forward_pre(x, train).relu()
+    }
+
+    /// The block's output before its last ReLU (residual sum).
+    fn forward_pre(&self, x: &Tensor, train: bool) -> Tensor {
         let mut h = x.shallow_clone();
         let n = self.convs.len();
         for (i, (c, b)) in self.convs.iter().enumerate() {
@@ -42,7 +47,7 @@ impl Block {
             Some((c, b)) => b.forward(&c.forward(x), train),
             None => x.shallow_clone(),
         };
-        (h + skip).relu()
+        h + skip
     }
 }
 
@@ -127,14 +132,29 @@ impl ResNet {
     }
 
     pub fn forward_taps(&self, x: &Tensor, train: bool) -> Vec<Tap> {
-        let mut h = self.bn1.forward(&self.conv1.forward(x), train && self.frozen < 1).relu();
-        let mut taps = vec![Tap { name: "conv1", features: h.shallow_clone(), scale: 2 }];
+        self.taps(x, train, false)
+    }
+
+    /// conv1 after BN and layer1 ... layer4's residual sums, before their ReLU, in eval mode.
+    pub fn pre_activations(&self, x: &Tensor) -> Vec<Tap> {
+        self.taps(x, false, true)
+    }
+
+    fn taps(&self, x: &Tensor, train: bool, pre: bool) -> Vec<Tap> {
+        let z = self.bn1.forward(&self.conv1.forward(x), train && self.frozen < 1);
+        let mut h = z.relu();
+        let mut taps =
+            vec![Tap { name: "conv1", features: if pre { z } else { h.shallow_clone() }, scale: 2 }];
         h = h.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         for (k, (blocks, &(name, scale))) in self.layers.iter().zip(&RESNET_TAPS[1..]).enumerate() {
-            for b in blocks {
-                h = b.forward(&h, train && self.frozen < k + 2);
+            let t = train && self.frozen < k + 2;
+            let (last, rest) = blocks.split_last().expect("a stage has blocks");
+            for b in rest {
+                h = b.forward(&h, t);
             }
-            taps.push(Tap { name, features: h.shallow_clone(), scale });
+            let z = last.forward_pre(&h, t);
+            h = z.relu();
+            taps.push(Tap { name, features: if pre { z } else { h.shallow_clone() }, scale });
         }
         taps
     }

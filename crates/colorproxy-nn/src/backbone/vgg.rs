@@ -138,6 +138,16 @@ impl Vgg16 {
     /// All taps for input `[B, 1, H, W]` (H, W multiples of 32 for exact scales); `key` seeds
     /// the dropout masks (see [`keyed_dropout`]).
     pub fn forward_taps(&self, x: &Tensor, train: bool, key: u64) -> Vec<Tap> {
+        self.taps(x, train, key, false)
+    }
+
+    /// The taps before ReLU (and dropout), in eval mode: each layer's normalised convolution
+    /// output (the analyses' feature values).
+    pub fn pre_activations(&self, x: &Tensor) -> Vec<Tap> {
+        self.taps(x, false, 0, true)
+    }
+
+    fn taps(&self, x: &Tensor, train: bool, key: u64, pre: bool) -> Vec<Tap> {
         let mut taps = vec![Tap { name: "data", features: x.shallow_clone(), scale: 1 }];
         let mut h = x.shallow_clone();
         for (i, ((name, conv, bn), (_, _, _, scale))) in self.convs.iter().zip(VGG16_CONVS).enumerate() {
@@ -146,8 +156,9 @@ impl Vgg16 {
                 (true, Some(b)) => conv.forward_fill_padded(&h, &b.relu().view([1, -1, 1, 1])),
                 _ => conv.forward(&h),
             };
-            h = self.norm(bn, out, train).relu();
-            taps.push(Tap { name, features: h.shallow_clone(), scale });
+            let z = self.norm(bn, out, train);
+            h = z.relu();
+            taps.push(Tap { name, features: if pre { z } else { h.shallow_clone() }, scale });
             // Max-pool after conv1_2, conv2_2, conv3_3, conv4_3, conv5_3.
             if matches!(i, 1 | 3 | 6 | 9 | 12) {
                 h = h.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
@@ -159,7 +170,7 @@ impl Vgg16 {
             _ => self.fc6.0.forward(&h),
         };
         let fc = FcLayers { fc6: &self.fc6, fc7: &self.fc7, use_bn: self.use_bn, dropout: self.dropout };
-        taps.extend(fc.taps(out6, train, key));
+        taps.extend(fc.taps(out6, train, key, pre));
         taps
     }
 }

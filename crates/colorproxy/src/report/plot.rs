@@ -173,3 +173,91 @@ pub fn write_charts(charts: &[LineChart], width: u32, panel_height: u32, out: &P
     root.present().with_context(|| format!("writing {}", svg.display()))?;
     Ok(())
 }
+
+/// Per-category ranges: a median with its interquartile range for each named category (e.g.
+/// feature shift per layer), drawn as a bar to the median with an error bar from q1 to q3.
+pub struct RangeChart {
+    pub title: String,
+    pub y_label: String,
+    /// (category, q1, median, q3)
+    pub items: Vec<(String, f64, f64, f64)>,
+    pub y_range: (f64, f64),
+}
+
+fn draw_ranges<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, c: &RangeChart) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("plotting: {e:?}");
+    let n = c.items.len().max(1);
+    let mut chart = ChartBuilder::on(area)
+        .caption(&c.title, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(60)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), c.y_range.0..c.y_range.1)
+        .map_err(e)?;
+    let names: Vec<String> = c.items.iter().map(|i| i.0.clone()).collect();
+    chart
+        .configure_mesh()
+        .x_labels(n)
+        .x_label_formatter(&|v: &f64| {
+            let k = v.round();
+            if (v - k).abs() < 1e-6 && k >= 0.0 {
+                names.get(k as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc(c.y_label.as_str())
+        .label_style(("sans-serif", 12))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(e)?;
+    let blue = RGBColor(30, 90, 200);
+    chart
+        .draw_series(c.items.iter().enumerate().filter(|(_, i)| i.2.is_finite()).map(|(k, i)| {
+            let x = k as f64;
+            Rectangle::new([(x - 0.3, 0.0f64.max(c.y_range.0)), (x + 0.3, i.2)], blue.mix(0.6).filled())
+        }))
+        .map_err(e)?
+        .label("median over channels")
+        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], blue.mix(0.6).filled()));
+    chart
+        .draw_series(
+            c.items
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| i.1.is_finite() && i.3.is_finite())
+                .map(|(k, i)| ErrorBar::new_vertical(k as f64, i.1, i.2, i.3, BLACK.stroke_width(2), 10)),
+        )
+        .map_err(e)?
+        .label("interquartile range")
+        .legend(|(x, y)| PathElement::new(vec![(x + 7, y - 6), (x + 7, y + 6)], BLACK.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 13))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(e)?;
+    Ok(())
+}
+
+/// A [`RangeChart`] as `out` (PNG) and the same name with `.svg`.
+pub fn write_range_chart(c: &RangeChart, width: u32, height: u32, out: &Path) -> anyhow::Result<()> {
+    register_font();
+    {
+        let root = BitMapBackend::new(out, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("plotting: {e:?}"))?;
+        draw_ranges(&root, c)?;
+        root.present().with_context(|| format!("writing {}", out.display()))?;
+    }
+    let svg = out.with_extension("svg");
+    let root = SVGBackend::new(&svg, (width, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("plotting: {e:?}"))?;
+    draw_ranges(&root, c)?;
+    root.present().with_context(|| format!("writing {}", svg.display()))?;
+    Ok(())
+}
