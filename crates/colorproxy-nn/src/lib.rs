@@ -18,7 +18,7 @@
 //! the fine-tuning loop), [`bn_absorb`] (BN folded into the convolutions), [`early_stop`] (the
 //! 90/10 early-stopping protocol and `--retrain-full`).
 //!
-//! Analyses (section 6.5): [`feature_shift`] (Fig. 3).
+//! Analyses (section 6.5): [`feature_shift`] (Fig. 3), [`top_activations`] (Fig. 5, Fig. 2).
 //!
 //! Interoperation: [`torchvision`] (export a backbone as a torchvision state dict, read one
 //! back, the network input).
@@ -44,6 +44,7 @@ pub mod optim;
 pub mod pretrain;
 pub mod run_dir;
 pub mod schedule;
+pub mod top_activations;
 pub mod torchvision;
 pub mod transfer;
 

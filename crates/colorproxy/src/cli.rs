@@ -265,6 +265,56 @@ pub enum AnalyseWhat {
     /// activation in two networks (e.g. before and after fine-tuning) at the same positions of the
     /// same images; shift.json, shift.csv (every channel) and a chart (median and IQR per layer).
     Shift(ShiftArgs),
+    /// Top activations (Fig. 5, Fig. 2): for chosen features of a layer, the strongest
+    /// activations over the images (one per image), shown as receptive-field patches in original
+    /// colour; --compare puts the same features of a second network (e.g. fine-tuned) beside them.
+    Top(TopArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The checkpoints are torchvision state dicts of this architecture.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// The layer (e.g. fc7, conv5_3; ResNet: layer1 ... layer4).
+    #[arg(long)]
+    pub layer: String,
+    /// Images: a folder or a file list.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Features spread evenly over the layer's channels (unless --ids).
+    #[arg(long, default_value_t = 8)]
+    pub features: usize,
+    /// These features (channel indices), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub ids: Vec<i64>,
+    /// Top activations per feature.
+    #[arg(long, default_value_t = 8)]
+    pub top: usize,
+    /// A second network of the same architecture (e.g. after fine-tuning).
+    #[arg(long)]
+    pub compare: Option<PathBuf>,
+    #[arg(long)]
+    pub compare_config: Option<PathBuf>,
+    /// At most this many images.
+    #[arg(long, default_value_t = 500)]
+    pub images: usize,
+    /// Shorter side scaled to this, centre square crop (a multiple of 32).
+    #[arg(long, default_value_t = 224)]
+    pub size: usize,
+    /// Side of each patch in the pictures (pixels).
+    #[arg(long, default_value_t = 96)]
+    pub cell: u32,
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long)]
+    pub device: Option<String>,
 }
 
 #[derive(Debug, Args)]

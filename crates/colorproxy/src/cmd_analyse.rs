@@ -1,23 +1,18 @@
 //! `colorproxy analyse ...`: the paper's analyses of the representation (section 6.5).
 //! `shift`: feature shift between two networks (Fig. 3).
 use anyhow::{bail, Context};
-use colorproxy_data::decode::{decode_file, DecodeLimits};
-use colorproxy_data::source::ImageSource;
 use colorproxy_nn::feature_shift::ShiftAccumulator;
 use colorproxy_nn::parse_device;
 use colorproxy_nn::torchvision::{load_network, network_input};
 use colorproxy_nn::transfer::GRAY_MEAN;
 
 use crate::cli::ShiftArgs;
-use crate::progress;
+use crate::cmd_export::for_each_centre_crop;
 use crate::report::plot::{write_range_chart, RangeChart};
 
 pub fn shift(a: ShiftArgs) -> anyhow::Result<()> {
     if a.out.join("shift.json").exists() && !a.force {
         bail!("{} holds a shift analysis (pass --force to replace it)", a.out.display());
-    }
-    if a.size < 32 || !a.size.is_multiple_of(32) {
-        bail!("--size {}: expected a multiple of 32 (at least 32)", a.size);
     }
     let device = parse_device(a.device.as_deref())?;
     let before = load_network(&a.before, a.before_config.as_deref(), a.arch.as_deref(), device)
@@ -32,30 +27,12 @@ pub fn shift(a: ShiftArgs) -> anyhow::Result<()> {
         );
     }
     let channels = before.in_channels().min(after.in_channels());
-    let source = ImageSource::open(&a.data)?;
-    let files: Vec<_> = source.files.iter().take(a.images).collect();
-    if files.is_empty() {
-        bail!("{}: no images", a.data.display());
-    }
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let mut acc = ShiftAccumulator::new(a.positions, a.seed);
-    let (pb, mut used, mut skipped) = (progress::bar(files.len() as u64, "shift"), 0usize, 0usize);
-    for f in &files {
-        pb.inc(1);
-        let img = match decode_file(f, &DecodeLimits::default()) {
-            Ok(img) => img,
-            Err(e) => {
-                progress::note(&pb, &format!("skipped {}: {e}", f.display()));
-                skipped += 1;
-                continue;
-            }
-        };
-        let crop = crate::cmd_export::centre_crop(&img, a.size);
+    let (used, skipped) = for_each_centre_crop(&a.data, a.images, a.size, "shift", |_, _, crop| {
         let x = network_input(&[&crop], channels, GRAY_MEAN, device);
-        acc.add(&before.backbone, &after.backbone, &x)?;
-        used += 1;
-    }
-    pb.finish_and_clear();
+        Ok(acc.add(&before.backbone, &after.backbone, &x)?)
+    })?;
     if used < 2 {
         bail!("{}: {used} usable images; correlations need at least 2", a.data.display());
     }
@@ -88,5 +65,191 @@ pub fn shift(a: ShiftArgs) -> anyhow::Result<()> {
         println!("{:<10} {:>6.3}  {:>6.3}  {:>6.3}", l.layer, l.median, l.q1, l.q3);
     }
     println!("wrote {}/shift.{{json,csv,png,svg}}", a.out.display());
+    Ok(())
+}
+
+/// The network of `ck` as the analyses see it: BN absorbed (the same function in eval mode) and,
+/// for VGG-16, the pad-with-bias edge fix on (the paper's choice for top activations).
+fn analysed_network(
+    ck: &std::path::Path,
+    config: Option<&std::path::Path>,
+    arch: Option<&str>,
+    device: tch::Device,
+) -> anyhow::Result<colorproxy_nn::torchvision::Network> {
+    let mut net =
+        load_network(ck, config, arch, device).with_context(|| format!("loading {}", ck.display()))?;
+    if net.backbone.uses_bn() {
+        net.backbone.absorb_bn();
+    }
+    if let colorproxy_nn::backbone::Backbone::Vgg16(v) = &mut net.backbone {
+        v.pad_with_bias = true;
+    }
+    Ok(net)
+}
+
+/// Features to show: `--ids`, or `count` spread evenly over the layer's channels.
+fn chosen_features(ids: &[i64], count: usize, channels: i64) -> Vec<i64> {
+    if !ids.is_empty() {
+        return ids.to_vec();
+    }
+    let k = (count as i64).clamp(1, channels);
+    (0..k).map(|i| i * channels / k).collect()
+}
+
+/// The patches of one network's top units for one feature, in original colour.
+fn patches(
+    units: &[colorproxy_nn::top_activations::TopUnit],
+    crops: &std::collections::BTreeMap<usize, colorproxy_data::RgbImage8>,
+    rf: &colorproxy_nn::backbone::arch::ReceptiveField,
+) -> Vec<image::RgbImage> {
+    units
+        .iter()
+        .filter_map(|u| {
+            let c = crops.get(&u.image)?;
+            let (x0, y0, x1, y1) =
+                colorproxy_nn::top_activations::patch_box(rf, u.y, u.x, c.width as i64, c.height as i64);
+            let img = image::RgbImage::from_raw(c.width as u32, c.height as u32, c.data.clone())?;
+            Some(
+                image::imageops::crop_imm(
+                    &img,
+                    x0 as u32,
+                    y0 as u32,
+                    (x1 - x0 + 1) as u32,
+                    (y1 - y0 + 1) as u32,
+                )
+                .to_image(),
+            )
+        })
+        .collect()
+}
+
+pub fn top(a: crate::cli::TopArgs) -> anyhow::Result<()> {
+    use colorproxy_nn::top_activations::TopActivations;
+    use std::collections::BTreeMap;
+    if a.out.join("top.json").exists() && !a.force {
+        bail!("{} holds a top-activations analysis (pass --force to replace it)", a.out.display());
+    }
+    let device = parse_device(a.device.as_deref())?;
+    let net = analysed_network(&a.checkpoint, a.config.as_deref(), a.arch.as_deref(), device)?;
+    let other = match &a.compare {
+        Some(ck) => Some(analysed_network(ck, a.compare_config.as_deref(), a.arch.as_deref(), device)?),
+        None => None,
+    };
+    let spec = net.backbone.spec();
+    let rf = spec.receptive_field(&a.layer).with_context(|| {
+        format!("layer {:?} is not a layer of {} ({})", a.layer, spec.name, spec.layer_names().join(", "))
+    })?;
+    let channels = net
+        .backbone
+        .tap_specs()
+        .iter()
+        .find(|t| t.0 == a.layer)
+        .map(|t| t.1)
+        .context("the layer has no tap")?;
+    let features = chosen_features(&a.ids, a.features, channels);
+    let mut tops = vec![TopActivations::new(&a.layer, features.clone(), a.top)];
+    if other.is_some() {
+        tops.push(TopActivations::new(&a.layer, features.clone(), a.top));
+    }
+    let mut shift = ShiftAccumulator::new(64, 0);
+    let mut paths = Vec::new();
+    let (used, skipped) = for_each_centre_crop(&a.data, a.images, a.size, "top", |i, path, crop| {
+        let x = network_input(&[&crop], net.in_channels(), GRAY_MEAN, device);
+        tops[0].add(&net.backbone, i, &x)?;
+        if let Some(o) = &other {
+            tops[1].add(&o.backbone, i, &x)?;
+            shift.add(&net.backbone, &o.backbone, &x)?;
+        }
+        paths.push(path.to_owned());
+        Ok(())
+    })?;
+    // The crops of the images that appear (decoded again: only those).
+    let needed: std::collections::BTreeSet<usize> =
+        tops.iter().flat_map(|t| t.results().iter().flatten().map(|u| u.image)).collect();
+    let mut crops = BTreeMap::new();
+    for i in needed {
+        let img = colorproxy_data::decode_file(&paths[i], &colorproxy_data::DecodeLimits::default())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", paths[i].display()))?;
+        crops.insert(i, crate::cmd_export::centre_crop(&img, a.size));
+    }
+    let correlations = other.as_ref().map(|_| {
+        let layers = shift.finish();
+        let l = layers.into_iter().find(|l| l.layer == a.layer);
+        features.iter().map(|&f| l.as_ref().and_then(|l| l.correlations[f as usize])).collect::<Vec<_>>()
+    });
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let mut page = crate::report::html::Page::new(&format!("Top activations: {} {}", spec.name, a.layer));
+    page.p(&format!(
+        "{} (layer {}, receptive field {} px). The {} strongest activations of each feature over {used} images \
+         (centre crops of {} px; {skipped} skipped), at most one per image, each shown as the unit's receptive \
+         field in the image's original colour (the network saw it in gray). Pre-ReLU values; BN absorbed; VGG-16 \
+         pads with the bias.{}",
+        a.checkpoint.display(),
+        a.layer,
+        rf.size,
+        a.top,
+        a.size,
+        a.compare
+            .as_ref()
+            .map(|c| format!(" Second row: the same features in {}, with the correlation of the feature's activations in the two networks.", c.display()))
+            .unwrap_or_default()
+    ));
+    let mut json_features = Vec::new();
+    for (k, &f) in features.iter().enumerate() {
+        let mut rows = vec![patches(&tops[0].results()[k], &crops, &rf)];
+        if tops.len() > 1 {
+            rows.push(patches(&tops[1].results()[k], &crops, &rf));
+        }
+        let file = format!("feature-{f}.png");
+        crate::report::image_grid(&rows, a.cell)
+            .save(a.out.join(&file))
+            .with_context(|| format!("writing {file}"))?;
+        let values = |t: &TopActivations| {
+            t.results()[k].iter().map(|u| format!("{:.2}", u.value)).collect::<Vec<_>>().join(", ")
+        };
+        let r = correlations.as_ref().and_then(|c| c[k]);
+        page.h2(&format!(
+            "feature {f}{}",
+            correlations
+                .as_ref()
+                .map(|_| format!(
+                    " (correlation between the networks: {})",
+                    r.map(|r| format!("{r:.2}")).unwrap_or("-".into())
+                ))
+                .unwrap_or_default()
+        ));
+        page.img(&file, &format!("top patches of feature {f}"));
+        page.p(&format!("values: {}", values(&tops[0])));
+        if tops.len() > 1 {
+            page.p(&format!("second network: {}", values(&tops[1])));
+        }
+        let units = |t: &TopActivations| -> Vec<serde_json::Value> {
+            t.results()[k]
+                .iter()
+                .map(|u| {
+                    let (x0, y0, x1, y1) = colorproxy_nn::top_activations::patch_box(&rf, u.y, u.x, a.size as i64, a.size as i64);
+                    serde_json::json!({"value": u.value, "image": paths[u.image], "y": u.y, "x": u.x, "box": [x0, y0, x1, y1]})
+                })
+                .collect()
+        };
+        json_features.push(serde_json::json!({
+            "feature": f, "top": units(&tops[0]),
+            "compare": (tops.len() > 1).then(|| units(&tops[1])), "correlation": r,
+        }));
+    }
+    page.write(&a.out.join("index.html"))?;
+    let json = serde_json::json!({
+        "checkpoint": a.checkpoint, "compare": a.compare, "arch": spec.name, "layer": a.layer,
+        "receptive_field": {"size": rf.size, "stride": rf.stride, "start": rf.start},
+        "images": used, "skipped": skipped, "size": a.size, "features": json_features,
+    });
+    std::fs::write(a.out.join("top.json"), serde_json::to_string_pretty(&json)?)
+        .context("writing top.json")?;
+    println!(
+        "wrote {}/index.html ({} features x {} patches), top.json",
+        a.out.display(),
+        features.len(),
+        a.top
+    );
     Ok(())
 }

@@ -48,6 +48,47 @@ pub fn export(a: ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The images of `data` (a folder or a file list; at most `limit`, sorted), decoded and
+/// centre-cropped to `size` one by one with a progress bar; files that do not decode are named on
+/// stderr, counted and skipped. Calls `f(index among the usable images, path, crop)`; returns the
+/// number of usable and of skipped images.
+pub fn for_each_centre_crop(
+    data: &Path,
+    limit: usize,
+    size: usize,
+    what: &str,
+    mut f: impl FnMut(usize, &Path, RgbImage8) -> anyhow::Result<()>,
+) -> anyhow::Result<(usize, usize)> {
+    if size < 32 || !size.is_multiple_of(32) {
+        bail!("--size {size}: expected a multiple of 32 (at least 32)");
+    }
+    let source = ImageSource::open(data)?;
+    let files: Vec<_> = source.files.iter().take(limit).collect();
+    if files.is_empty() {
+        bail!("{}: no images", data.display());
+    }
+    let pb = progress::bar(files.len() as u64, what);
+    let (mut used, mut skipped) = (0usize, 0usize);
+    for path in files {
+        pb.inc(1);
+        match decode_file(path, &DecodeLimits::default()) {
+            Ok(img) => {
+                f(used, path, centre_crop(&img, size))?;
+                used += 1;
+            }
+            Err(e) => {
+                progress::note(&pb, &format!("skipped {}: {e}", path.display()));
+                skipped += 1;
+            }
+        }
+    }
+    pb.finish_and_clear();
+    if used == 0 {
+        bail!("{}: none of the images could be decoded", data.display());
+    }
+    Ok((used, skipped))
+}
+
 /// The centre `size` x `size` crop after scaling the shorter side to `size`.
 pub fn centre_crop(img: &RgbImage8, size: usize) -> RgbImage8 {
     let (w, h) = short_side_size(img.width, img.height, size as f64);
@@ -59,38 +100,17 @@ pub fn centre_crop(img: &RgbImage8, size: usize) -> RgbImage8 {
 
 pub fn features(a: FeaturesArgs) -> anyhow::Result<()> {
     refuse_overwrite(&a.out, a.force)?;
-    if a.size < 32 || !a.size.is_multiple_of(32) {
-        bail!("--size {}: expected a multiple of 32 (at least 32)", a.size);
-    }
     let device = parse_device(a.device.as_deref())?;
     let net = load_network(&a.checkpoint, a.config.as_deref(), a.arch.as_deref(), device)?;
-    let source = ImageSource::open(&a.data)?;
-    let files: Vec<_> = source.files.iter().take(a.limit.unwrap_or(usize::MAX)).collect();
-    if files.is_empty() {
-        bail!("{}: no images", a.data.display());
-    }
-    let pb = progress::bar(files.len() as u64, "features");
-    let (mut inputs, mut outs, mut names, mut skipped) = (Vec::new(), Vec::new(), Vec::new(), 0usize);
-    for f in &files {
-        pb.inc(1);
-        let img = match decode_file(f, &DecodeLimits::default()) {
-            Ok(img) => img,
-            Err(e) => {
-                progress::note(&pb, &format!("skipped {}: {e}", f.display()));
-                skipped += 1;
-                continue;
-            }
-        };
-        let crop = centre_crop(&img, a.size);
+    let (mut inputs, mut outs, mut names) = (Vec::new(), Vec::new(), Vec::new());
+    let limit = a.limit.unwrap_or(usize::MAX);
+    let (_, skipped) = for_each_centre_crop(&a.data, limit, a.size, "features", |_, path, crop| {
         let x = network_input(&[&crop], net.in_channels(), GRAY_MEAN, device);
         outs.push(net.features(&x, &a.layers)?);
         inputs.push(x.to_device(Device::Cpu));
-        names.push(f.display().to_string());
-    }
-    pb.finish_and_clear();
-    if inputs.is_empty() {
-        bail!("{}: none of the {} images could be decoded", a.data.display(), files.len());
-    }
+        names.push(path.display().to_string());
+        Ok(())
+    })?;
     let mut tensors = vec![("input".to_string(), tch::Tensor::cat(&inputs, 0))];
     for (k, layer) in a.layers.iter().enumerate() {
         let per_image: Vec<_> = outs.iter().map(|o| o[k].1.to_device(Device::Cpu)).collect();

@@ -45,6 +45,7 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         Command::Export(a) => cmd_export::export(a),
         Command::Launch(a) => cmd_launch::run(a),
         Command::Analyse { what: AnalyseWhat::Shift(a) } => cmd_analyse::shift(a),
+        Command::Analyse { what: AnalyseWhat::Top(a) } => cmd_analyse::top(a),
         Command::Features(a) => cmd_export::features(a),
         Command::Bench { what: BenchWhat::Data(a) } => bench::data(a),
         Command::Bench { what: BenchWhat::Pretrain(a) } => bench::pretrain(a),
