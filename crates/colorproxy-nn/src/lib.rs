@@ -18,7 +18,8 @@
 //! the fine-tuning loop), [`bn_absorb`] (BN folded into the convolutions), [`early_stop`] (the
 //! 90/10 early-stopping protocol and `--retrain-full`).
 //!
-//! Analyses (section 6.5): [`feature_shift`] (Fig. 3), [`top_activations`] (Fig. 5, Fig. 2).
+//! Analyses (section 6.5): [`feature_shift`] (Fig. 3), [`top_activations`] (Fig. 5, Fig. 2),
+//! [`probe`] (kNN and linear probes of frozen features).
 //!
 //! Interoperation: [`torchvision`] (export a backbone as a torchvision state dict, read one
 //! back, the network input).
@@ -42,6 +43,7 @@ pub mod loss;
 pub mod model;
 pub mod optim;
 pub mod pretrain;
+pub mod probe;
 pub mod run_dir;
 pub mod schedule;
 pub mod top_activations;

@@ -269,6 +269,51 @@ pub enum AnalyseWhat {
     /// activations over the images (one per image), shown as receptive-field patches in original
     /// colour; --compare puts the same features of a second network (e.g. fine-tuned) beside them.
     Top(TopArgs),
+    /// Probes of frozen features: k-nearest neighbours (cosine) or a linear classifier (logistic
+    /// regression) on a layer's globally pooled features, trained on one split of class folders or
+    /// a VOC devkit and scored on another (top-1/top-5 or mAP).
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ProbeMethod {
+    Knn,
+    Linear,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The checkpoint is a torchvision state dict of this architecture.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Class folders (DATA/train/<class>/...) or a VOC devkit.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The layer whose globally pooled features are probed (e.g. fc7, conv5_3, layer4).
+    #[arg(long, default_value = "fc7")]
+    pub layer: String,
+    #[arg(long, value_enum, default_value = "knn")]
+    pub method: ProbeMethod,
+    /// Neighbours (kNN).
+    #[arg(long, default_value_t = 20)]
+    pub k: usize,
+    #[arg(long, default_value = "train")]
+    pub train_split: String,
+    #[arg(long, default_value = "val")]
+    pub split: String,
+    /// Shorter side scaled to this, centre square crop (a multiple of 32).
+    #[arg(long, default_value_t = 224)]
+    pub size: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long)]
+    pub device: Option<String>,
 }
 
 #[derive(Debug, Args)]

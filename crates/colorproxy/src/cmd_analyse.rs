@@ -253,3 +253,99 @@ pub fn top(a: crate::cli::TopArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Globally pooled features `[N, C]` of `layer` (after ReLU) for the images of `set`, centre
+/// crops of `size`.
+fn pooled_features(
+    net: &colorproxy_nn::torchvision::Network,
+    set: &colorproxy_data::LabelledSet,
+    layer: &str,
+    size: usize,
+    what: &str,
+) -> anyhow::Result<tch::Tensor> {
+    let pb = crate::progress::bar(set.len() as u64, what);
+    let mut rows = Vec::with_capacity(set.len());
+    for i in 0..set.len() {
+        pb.inc(1);
+        let img = set.image(i)?;
+        let crop = crate::cmd_export::centre_crop(&img, size);
+        let x = network_input(&[&crop], net.in_channels(), GRAY_MEAN, net.vs.device());
+        let f = net.features(&x, &[layer.to_string()])?.remove(0).1;
+        rows.push(f.mean_dim([2i64, 3].as_slice(), false, tch::Kind::Float).to_device(tch::Device::Cpu));
+    }
+    pb.finish_and_clear();
+    Ok(tch::Tensor::cat(&rows, 0))
+}
+
+/// The probe's labels of a labelled set.
+fn probe_labels(set: &colorproxy_data::LabelledSet) -> colorproxy_nn::probe::ProbeLabels {
+    use colorproxy_nn::probe::ProbeLabels;
+    if set.single_label {
+        ProbeLabels::Single(set.targets.iter().map(|&t| t as i64).collect())
+    } else {
+        ProbeLabels::Multi(set.labels.clone())
+    }
+}
+
+pub fn probe(a: crate::cli::ProbeArgs) -> anyhow::Result<()> {
+    use colorproxy_nn::probe::{knn, LinearProbe};
+    use colorproxy_nn::transfer::{load_split_with, OnBad, Task};
+    if a.size < 32 || !a.size.is_multiple_of(32) {
+        bail!("--size {}: expected a multiple of 32 (at least 32)", a.size);
+    }
+    let device = parse_device(a.device.as_deref())?;
+    let net = load_network(&a.checkpoint, a.config.as_deref(), a.arch.as_deref(), device)?;
+    let mut say = |m: &str| eprintln!("{m}");
+    let train = load_split_with(Task::Cls, &a.data, &a.train_split, None, OnBad::Skip, &mut say)?;
+    let val = load_split_with(Task::Cls, &a.data, &a.split, Some(&train.class_names), OnBad::Skip, &mut say)?;
+    let classes = train.class_names.len() as i64;
+    let (ft, fv) = (
+        pooled_features(&net, &train, &a.layer, a.size, "train features")?,
+        pooled_features(&net, &val, &a.layer, a.size, "eval features")?,
+    );
+    let (tl, vl) = (probe_labels(&train), probe_labels(&val));
+    let scores = match a.method {
+        crate::cli::ProbeMethod::Knn => knn(&ft, &tl, &fv, classes, a.k)?,
+        crate::cli::ProbeMethod::Linear => {
+            LinearProbe { seed: a.seed, ..LinearProbe::default() }.fit_predict(&ft, &tl, &fv, classes)?
+        }
+    };
+    let rows: Vec<Vec<f32>> =
+        (0..scores.size()[0]).map(|i| Vec::<f32>::try_from(scores.get(i)).unwrap_or_default()).collect();
+    let (metric, value, extra) = match &vl {
+        colorproxy_nn::probe::ProbeLabels::Single(y) => {
+            let y: Vec<usize> = y.iter().map(|&v| v as usize).collect();
+            let top5 = colorproxy_data::metrics::top_k_accuracy(&rows, &y, 5);
+            (
+                "top1",
+                colorproxy_data::metrics::top_k_accuracy(&rows, &y, 1),
+                serde_json::json!({"top5": top5}),
+            )
+        }
+        colorproxy_nn::probe::ProbeLabels::Multi(l) => {
+            let r = colorproxy_data::metrics::ap_report(&rows, l, &val.class_names);
+            ("map", r.map, serde_json::json!({"map_voc07": r.map_voc07, "per_class": r.per_class}))
+        }
+    };
+    let method = format!("{:?}", a.method).to_lowercase();
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"method": method, "k": a.k, "layer": a.layer, "metric": metric, "value": value,
+                "train_images": train.len(), "eval_images": val.len(), "features": ft.size()[1], "extra": extra})
+        );
+    } else {
+        println!(
+            "{method} probe on {} ({} pooled, {} features): {} {value:.4} on the {} split ({} images; trained on {} {})",
+            a.checkpoint.display(),
+            a.layer,
+            ft.size()[1],
+            metric,
+            a.split,
+            val.len(),
+            train.len(),
+            a.train_split
+        );
+    }
+    Ok(())
+}

@@ -46,6 +46,7 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         Command::Launch(a) => cmd_launch::run(a),
         Command::Analyse { what: AnalyseWhat::Shift(a) } => cmd_analyse::shift(a),
         Command::Analyse { what: AnalyseWhat::Top(a) } => cmd_analyse::top(a),
+        Command::Analyse { what: AnalyseWhat::Probe(a) } => cmd_analyse::probe(a),
         Command::Features(a) => cmd_export::features(a),
         Command::Bench { what: BenchWhat::Data(a) } => bench::data(a),
         Command::Bench { what: BenchWhat::Pretrain(a) } => bench::pretrain(a),
