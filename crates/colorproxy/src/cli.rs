@@ -273,6 +273,39 @@ pub enum AnalyseWhat {
     /// regression) on a layer's globally pooled features, trained on one split of class folders or
     /// a VOC devkit and scored on another (top-1/top-5 or mAP).
     Probe(ProbeArgs),
+    /// Which layers must be fine-tuned (Table 6): fine-tuning with nothing / the top layers / the
+    /// upper half / everything trainable, for each initialisation and seed; a table of means,
+    /// standard deviations and every seed. Finished runs are reused, interrupted ones resumed.
+    Frozen(FrozenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FrozenArgs {
+    pub task: TaskArg,
+    /// A VOC devkit (or class folders, for cls).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Initialisations: random or a checkpoint (repeatable).
+    #[arg(long = "init", required = true)]
+    pub inits: Vec<String>,
+    /// Seeds, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
+    pub seeds: Vec<u64>,
+    #[arg(long)]
+    pub preset: Option<String>,
+    #[arg(long, conflicts_with = "preset")]
+    pub config: Option<PathBuf>,
+    /// Cap on each run's iterations (the schedule scales with it).
+    #[arg(long)]
+    pub max_iterations: Option<usize>,
+    #[arg(long, default_value = "train")]
+    pub train_split: String,
+    #[arg(long, default_value = "val")]
+    pub eval_split: String,
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub device: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -10,6 +10,7 @@ mod cmd_colorize;
 mod cmd_data;
 mod cmd_demo;
 mod cmd_export;
+mod cmd_frozen;
 mod cmd_launch;
 mod cmd_pretrain;
 mod cmd_targets;
@@ -47,6 +48,7 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         Command::Analyse { what: AnalyseWhat::Shift(a) } => cmd_analyse::shift(a),
         Command::Analyse { what: AnalyseWhat::Top(a) } => cmd_analyse::top(a),
         Command::Analyse { what: AnalyseWhat::Probe(a) } => cmd_analyse::probe(a),
+        Command::Analyse { what: AnalyseWhat::Frozen(a) } => cmd_frozen::run(a),
         Command::Features(a) => cmd_export::features(a),
         Command::Bench { what: BenchWhat::Data(a) } => bench::data(a),
         Command::Bench { what: BenchWhat::Pretrain(a) } => bench::pretrain(a),
