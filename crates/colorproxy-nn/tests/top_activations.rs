@@ -1,7 +1,8 @@
-//! Top activations (Fig. 5): the receptive-field boxes equal the input pixels a unit depends on
-//! (found by forward NaN propagation: a NaN at an input pixel reaches exactly the units whose
-//! value it can change, through max-pooling too, which a gradient would not follow), for each
-//! architecture; a hand-set filter that detects a planted pattern finds the images that carry it.
+//! Top activations (Fig. 5): the receptive-field boxes equal the input pixels a unit depends on,
+//! for each architecture: found by forward NaN propagation (a NaN at an input pixel reaches exactly
+//! the units whose value it can change) and by back-propagating the unit's gradient to the input
+//! (the nonzero extent over several inputs: one input's gradient follows only the max-pooling
+//! argmaxes); a hand-set filter that detects a planted pattern finds the images that carry it.
 use colorproxy_nn::backbone::Backbone;
 use colorproxy_nn::config::ModelConfig;
 use colorproxy_nn::top_activations::{patch_box, TopActivations};
@@ -71,6 +72,46 @@ fn receptive_field_boxes_are_the_pixels_a_unit_depends_on() {
                     "{arch} {layer}: pixel ({py}, {px}), box x {x0}..{x1}, y {y0}..{y1}"
                 );
             }
+        }
+    }
+}
+
+#[test]
+fn receptive_field_boxes_are_the_extent_of_the_units_input_gradient() {
+    let side = 448i64;
+    for (arch, layers) in [
+        ("vgg16", ["conv2_2", "conv4_3"]),
+        ("alexnet", ["conv2", "conv5"]),
+        ("resnet18", ["layer1", "layer2"]),
+    ] {
+        let (vs, net) = network(arch);
+        // Positive weights and inputs: every ReLU passes, so the gradient reaches every input
+        // pixel on a path through the max-pooling argmaxes.
+        tch::no_grad(|| {
+            for (_, mut v) in vs.variables() {
+                let a = v.abs();
+                v.copy_(&a);
+            }
+        });
+        let spec = net.spec();
+        for layer in layers {
+            let rf = spec.receptive_field(layer).unwrap();
+            tch::manual_seed(3);
+            let x =
+                (Tensor::rand([24, 1, side, side], (Kind::Float, Device::Cpu)) + 0.1).set_requires_grad(true);
+            let taps = net.pre_activations_with_grad(&x);
+            let f = &taps.iter().find(|t| t.name == layer).unwrap().features;
+            let (h, w) = (f.size()[2], f.size()[3]);
+            let (uy, ux) = (h / 2, w / 2);
+            f.narrow(2, uy, 1).narrow(3, ux, 1).sum(Kind::Float).backward();
+            // The union over the inputs of the pixels with a nonzero gradient.
+            let support = x.grad().abs().sum_dim_intlist([0i64, 1].as_slice(), false, Kind::Float).gt(0.0);
+            let rows = support.any_dim(1, false).nonzero();
+            let cols = support.any_dim(0, false).nonzero();
+            let extent = |t: &Tensor| (t.min().int64_value(&[]), t.max().int64_value(&[]));
+            let ((gy0, gy1), (gx0, gx1)) = (extent(&rows), extent(&cols));
+            let (x0, y0, x1, y1) = patch_box(&rf, uy, ux, side, side);
+            assert_eq!((gx0, gy0, gx1, gy1), (x0, y0, x1, y1), "{arch} {layer}: gradient extent vs box");
         }
     }
 }

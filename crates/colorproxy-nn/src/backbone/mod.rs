@@ -141,11 +141,16 @@ impl Backbone {
     /// Each layer's output before ReLU (normalised convolution; ResNet: the block sum before its
     /// last ReLU), in eval mode: the feature values the analyses compare. `data` is the input.
     pub fn pre_activations(&self, x: &Tensor) -> Vec<Tap> {
-        tch::no_grad(|| match self {
+        tch::no_grad(|| self.pre_activations_with_grad(x))
+    }
+
+    /// [`Self::pre_activations`] with autograd on (e.g. to back-propagate a unit to the input).
+    pub fn pre_activations_with_grad(&self, x: &Tensor) -> Vec<Tap> {
+        match self {
             Self::Vgg16(v) => v.pre_activations(x),
             Self::AlexNet(a) => a.pre_activations(x),
             Self::ResNet(r) => r.pre_activations(x),
-        })
+        }
     }
 
     pub fn forward_taps(&self, x: &Tensor, train: bool, key: u64) -> Vec<Tap> {
