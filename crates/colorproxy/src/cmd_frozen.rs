@@ -45,12 +45,10 @@ fn init_label(init: &str) -> String {
     run.or_else(|| p.file_stem()).map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| init.into())
 }
 
-/// Mean and sample standard deviation.
-pub fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 { v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
-    (mean, var.sqrt())
+/// Mean and sample standard deviation (see [`colorproxy_data::spread`]).
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let s = colorproxy_data::spread::spread(v);
+    (s.mean, s.std)
 }
 
 /// The `finetune` arguments of one run of the table (resumed if its folder holds a checkpoint,
@@ -164,8 +162,8 @@ fn write_table(
         json_rows.push(serde_json::json!({
             "row": label, "freeze_until": freeze,
             "inits": labels.iter().zip(row).map(|(l, v)| {
-                let (m, s) = mean_std(v);
-                serde_json::json!({"init": l, "seeds": a.seeds, "values": v, "mean": m, "std": s})
+                let s = colorproxy_data::spread::spread(v);
+                serde_json::json!({"init": l, "seeds": a.seeds, "values": v, "mean": s.mean, "std": s.std, "ci95": s.ci95})
             }).collect::<Vec<_>>(),
         }));
     }
