@@ -102,7 +102,10 @@ pub fn keep_mask(size: &[i64], p: f64, key: u64, device: Device) -> Tensor {
     let k1 = (key & M31 as u64) as i64;
     let k2 = ((key >> 31) & M31 as u64) as i64;
     let (start, len) = DROPOUT_SHARD.with(|s| s.get());
-    let idx = Tensor::arange(n, (Kind::Int64, device)) + n / len * start;
+    let mut idx = Tensor::arange(n, (Kind::Int64, device));
+    if start != 0 {
+        idx += n / len * start;
+    }
     // Each step keeps values below 2^31 and multiplies by constants below 2^31: no overflow.
     let mut h = (idx.remainder(1 << 31) * 1_640_531_527i64 + k1).bitwise_and(M31);
     for (mul, add) in [(1_103_515_245i64, 12_345i64), (69_069, k2), (1_664_525, 1_013_904_223 & M31)] {

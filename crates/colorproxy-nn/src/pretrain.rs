@@ -203,17 +203,9 @@ impl PretrainRun<'_> {
         let data = Arc::new(data);
         let paths = RunPaths::new(&self.out);
         let mode = StartMode::new(self.resume, self.force);
-        let lock = if rank0 {
-            paths.refuse_existing(mode)?;
-            let lock = paths.lock()?;
-            paths.start(mode)?;
-            if self.resume {
-                check_resumed_config(&paths, cfg)?;
-            }
-            paths.check_data(&data_record, self.resume)?;
-            Some(lock)
-        } else {
-            None
+        let lock = match rank0 {
+            true => Some(paths.take(mode, &data_record, |p| check_resumed_config(p, cfg))?),
+            false => None,
         };
         if self.device.is_cuda() {
             tch::Cuda::cudnn_set_benchmark(true);

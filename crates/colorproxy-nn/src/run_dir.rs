@@ -146,6 +146,26 @@ impl RunPaths {
         std::fs::create_dir_all(self.checkpoints()).map_err(|e| file_err(&self.checkpoints(), e))
     }
 
+    /// Takes the folder for a run, in order: refuses an existing run without resume / force,
+    /// locks the folder, prepares it ([`Self::start`]), checks a resumed run's config with
+    /// `check_config`, records (or, on resume, checks) the data.
+    pub fn take(
+        &self,
+        mode: StartMode,
+        data: &DataRecord,
+        check_config: impl FnOnce(&RunPaths) -> Result<(), NnError>,
+    ) -> Result<RunLock, NnError> {
+        self.refuse_existing(mode)?;
+        let lock = self.lock()?;
+        self.start(mode)?;
+        let resume = mode == StartMode::Resume;
+        if resume {
+            check_config(self)?;
+        }
+        self.check_data(data, resume)?;
+        Ok(lock)
+    }
+
     /// The saved config text (for comparing a resumed run's config with the original).
     pub fn read_config(&self) -> Result<String, NnError> {
         std::fs::read_to_string(self.config()).map_err(|e| file_err(&self.config(), e))

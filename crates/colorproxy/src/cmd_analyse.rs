@@ -290,9 +290,7 @@ fn probe_labels(set: &colorproxy_data::LabelledSet) -> colorproxy_nn::probe::Pro
 pub fn probe(a: crate::cli::ProbeArgs) -> anyhow::Result<()> {
     use colorproxy_nn::probe::{knn, LinearProbe};
     use colorproxy_nn::transfer::{load_split_with, OnBad, Task};
-    if a.size < 32 || !a.size.is_multiple_of(32) {
-        bail!("--size {}: expected a multiple of 32 (at least 32)", a.size);
-    }
+    crate::cmd_export::check_size(a.size)?;
     let device = parse_device(a.device.as_deref())?;
     let net = load_network(&a.checkpoint, a.config.as_deref(), a.arch.as_deref(), device)?;
     let mut say = |m: &str| eprintln!("{m}");

@@ -48,6 +48,14 @@ pub fn export(a: ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--size` of the image commands: a multiple of 32 (the backbones' stride), at least 32.
+pub fn check_size(size: usize) -> anyhow::Result<()> {
+    if size < 32 || !size.is_multiple_of(32) {
+        bail!("--size {size}: expected a multiple of 32 (at least 32)");
+    }
+    Ok(())
+}
+
 /// The images of `data` (a folder or a file list; at most `limit`, sorted), decoded and
 /// centre-cropped to `size` one by one with a progress bar; files that do not decode are named on
 /// stderr, counted and skipped. Calls `f(index among the usable images, path, crop)`; returns the
@@ -59,9 +67,7 @@ pub fn for_each_centre_crop(
     what: &str,
     mut f: impl FnMut(usize, &Path, RgbImage8) -> anyhow::Result<()>,
 ) -> anyhow::Result<(usize, usize)> {
-    if size < 32 || !size.is_multiple_of(32) {
-        bail!("--size {size}: expected a multiple of 32 (at least 32)");
-    }
+    check_size(size)?;
     let source = ImageSource::open(data)?;
     let files: Vec<_> = source.files.iter().take(limit).collect();
     if files.is_empty() {

@@ -260,14 +260,9 @@ impl FinetuneRun<'_> {
         let rank0 = data_parallel::is_rank0(self.dist);
         let mode = StartMode::new(self.resume, self.force);
         let lock = if rank0 {
-            paths.refuse_existing(mode)?;
-            let lock = paths.lock()?;
-            paths.start(mode)?;
-            if self.resume {
-                check_resumed_config(&paths, &cfg)?;
-            }
             let source = format!("{} ({})", self.data.display(), self.train_split);
-            paths.check_data(&DataRecord::new(&source, &set.ids), self.resume)?;
+            let lock =
+                paths.take(mode, &DataRecord::new(&source, &set.ids), |p| check_resumed_config(p, &cfg))?;
             paths.write_config(&cfg.to_toml())?;
             Some(lock)
         } else {
