@@ -104,3 +104,100 @@ pub fn buckets_from_file(
     let map = class_names.iter().map(|c| names.iter().position(|b| *b == pairs[c]).unwrap_or(0)).collect();
     Ok((map, names))
 }
+
+/// A label-space variant of supervised pretraining (Table 4), saved in the fine-tuning config
+/// (`[label_space]`). Applied in this order: subsampling, label noise, buckets. The default is
+/// the full label space.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelSpace {
+    /// Keep at most this many images per class (random, fixed by the seed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_class: Option<usize>,
+    /// This fraction of the images gets a uniformly random *other* label.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub label_noise: f64,
+    /// Merge the classes at random into this many labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub random_buckets: Option<usize>,
+    /// Merge the classes into the buckets of this `class bucket` mapping file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buckets_file: Option<std::path::PathBuf>,
+    /// Seed of the subsampling, noise and random buckets.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
+/// What [`LabelSpace::apply`] did to a set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Relabelled {
+    /// Indices (into the original set) of the images kept, sorted.
+    pub keep: Vec<usize>,
+    /// The new label of each kept image.
+    pub targets: Vec<usize>,
+    /// The new class names (bucket names; random buckets are named `bucket-<k>`).
+    pub class_names: Vec<String>,
+    /// Images whose label the noise changed.
+    pub noisy: usize,
+}
+
+impl LabelSpace {
+    /// Whether this is the full label space (nothing to do).
+    pub fn is_identity(&self) -> bool {
+        self.per_class.is_none()
+            && self.label_noise == 0.0
+            && self.random_buckets.is_none()
+            && self.buckets_file.is_none()
+    }
+
+    /// The variant in words, e.g. `50 per class, 20% label noise, 4 random buckets`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(n) = self.per_class {
+            parts.push(format!("{n} per class"));
+        }
+        if self.label_noise > 0.0 {
+            parts.push(format!("{}% label noise", self.label_noise * 100.0));
+        }
+        if let Some(k) = self.random_buckets {
+            parts.push(format!("{k} random buckets"));
+        }
+        if let Some(f) = &self.buckets_file {
+            parts.push(format!("buckets of {}", f.display()));
+        }
+        if parts.is_empty() {
+            "full label space".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+
+    /// Applies the variant to single-label `targets` over `class_names`.
+    pub fn apply(&self, targets: &[usize], class_names: &[String]) -> Result<Relabelled, DataError> {
+        if self.random_buckets.is_some() && self.buckets_file.is_some() {
+            return Err(DataError::BadConfig("give random_buckets or buckets_file, not both".into()));
+        }
+        let keep = match self.per_class {
+            Some(0) => return Err(DataError::BadConfig("per_class 0 keeps no image".into())),
+            Some(n) => subsample_per_class(targets, n, self.seed),
+            None => (0..targets.len()).collect(),
+        };
+        let kept: Vec<usize> = keep.iter().map(|&i| targets[i]).collect();
+        let noisy_targets = label_noise(&kept, class_names.len(), self.label_noise, self.seed)?;
+        let noisy = noisy_targets.iter().zip(&kept).filter(|(a, b)| a != b).count();
+        let (map, names) = match (&self.random_buckets, &self.buckets_file) {
+            (Some(k), _) => (
+                random_buckets(class_names.len(), *k, self.seed)?,
+                (0..*k).map(|b| format!("bucket-{b}")).collect(),
+            ),
+            (None, Some(f)) => buckets_from_file(f, class_names)?,
+            (None, None) => ((0..class_names.len()).collect(), class_names.to_vec()),
+        };
+        let targets = noisy_targets.iter().map(|&t| map[t]).collect();
+        Ok(Relabelled { keep, targets, class_names: names, noisy })
+    }
+}

@@ -113,6 +113,30 @@ impl LabelledSet {
             .map_err(|e| DataError::Malformed { path: path.clone(), msg: e.to_string() })
     }
 
+    /// Applies a label-space variant (Table 4) to a single-label set: keeps the subsampled
+    /// images and gives them their new labels and class names. Returns what was done.
+    pub fn relabel(
+        &mut self,
+        space: &crate::label_space::LabelSpace,
+    ) -> Result<crate::label_space::Relabelled, DataError> {
+        if !self.single_label {
+            return Err(DataError::BadConfig(
+                "label-space variants need single-label class folders (DATA/<split>/<class>/...)".into(),
+            ));
+        }
+        let r = space.apply(&self.targets, &self.class_names)?;
+        self.ids = r.keep.iter().map(|&i| self.ids[i].clone()).collect();
+        if !self.files.is_empty() {
+            self.files = r.keep.iter().map(|&i| self.files[i].clone()).collect();
+        }
+        if !self.images.is_empty() {
+            self.images = r.keep.iter().map(|&i| self.images[i].clone()).collect();
+        }
+        self.targets = r.targets.clone();
+        self.class_names = r.class_names.clone();
+        Ok(r)
+    }
+
     /// Matches the set to a trained network's classes. Class folders: targets renumbered to
     /// `classes` by folder name (a folder the network does not know, or a network without class
     /// folders, is an error). A VOC set: its class list must be the network's (an empty

@@ -94,18 +94,21 @@ struct Object {
     colour: (f32, f32),
     r: f32,
     centre: (f32, f32),
+    /// A fixed style (striped, flattening factor) instead of random stripes at full height.
+    style: Option<(bool, f32)>,
 }
 
 /// Paints `o` into `rgb` and `mask` (orientation, texture and brightness drawn from `rng`).
 fn paint_object(rng: &mut Rng, rgb: &mut [f32], mask: &mut [u8], size: usize, light: f32, o: Object) {
-    let Object { k, colour: (h, s), r, centre: (cx, cy) } = o;
+    let Object { k, colour: (h, s), r, centre: (cx, cy), style } = o;
     let angle = std::f32::consts::TAU * rng.uniform() as f32;
-    let stripes = rng.coin();
+    let coin = rng.coin();
+    let (stripes, flat) = style.unwrap_or((coin, 1.0));
     let v0 = 0.55 + 0.4 * rng.uniform() as f32;
     for y in (cy - r - 1.0).max(0.0) as usize..((cy + r + 2.0) as usize).min(size) {
         for x in (cx - r - 1.0).max(0.0) as usize..((cx + r + 2.0) as usize).min(size) {
             let (u, v) = ((x as f32 + 0.5 - cx) / r, (y as f32 + 0.5 - cy) / r);
-            if !inside(k, u, v, angle) {
+            if !inside(k, u, v * flat, angle) {
                 continue;
             }
             // Texture and a highlight: the same class looks different from scene to scene.
@@ -135,46 +138,105 @@ pub fn scene(seed: u64, index: u64, size: usize) -> (RgbImage8, Vec<u8>) {
         let colour = object_colour(&mut rng, k);
         let r = n * (0.1 + 0.15 * rng.uniform() as f32);
         let centre = (n * rng.uniform() as f32, n * (0.2 + 0.7 * rng.uniform() as f32));
-        paint_object(&mut rng, &mut rgb, &mut mask, size, light, Object { k, colour, r, centre });
+        paint_object(
+            &mut rng,
+            &mut rgb,
+            &mut mask,
+            size,
+            light,
+            Object { k, colour, r, centre, style: None },
+        );
     }
     (to_image(&rgb, size), mask)
+}
+
+/// The most single-label classes [`write_image_folders`] can make: 5 shapes x 4 styles.
+pub const MAX_FOLDER_CLASSES: usize = 20;
+
+/// Shape names of the single-label classes (in the order of [`SYNTH_CLASSES`]).
+const SHAPES: [&str; 5] = ["disc", "square", "triangle", "ring", "cross"];
+
+/// Styles of the classes beyond the 5 shapes: (name suffix, striped, flattening factor).
+const STYLES: [(&str, bool, f32); 4] =
+    [("", false, 1.0), ("-striped", true, 1.0), ("-flat", false, 1.8), ("-flat-striped", true, 1.8)];
+
+/// The names of `classes` single-label classes: up to 5, the VOC names of [`SYNTH_CLASSES`]
+/// (each shape in random styles); more, `<shape><style>` (class `c`: shape `c % 5`, style `c / 5`,
+/// e.g. `disc-striped`), whose shapes are the natural buckets of Table 4 (see
+/// [`write_image_folders`]).
+pub fn folder_class_names(classes: usize) -> Vec<String> {
+    (0..classes)
+        .map(|c| {
+            if classes <= SYNTH_CLASSES.len() {
+                VOC_CLASSES[SYNTH_CLASSES[c] - 1].to_string()
+            } else {
+                format!("{}{}", SHAPES[c % 5], STYLES[c / 5].0)
+            }
+        })
+        .collect()
 }
 
 /// One single-label image: a large object of class `k` (index into [`SYNTH_CLASSES`]) on a
 /// scene background, `[size, size, 3]`.
 pub fn object_image(seed: u64, index: u64, k: usize, size: usize) -> RgbImage8 {
-    let mut rng = Rng::derive(seed, &[0x0B1, k as u64, index]);
+    class_image(seed, index, k, SYNTH_CLASSES.len(), size)
+}
+
+/// One single-label image of class `c` of a `classes`-class set (see [`folder_class_names`]).
+pub fn class_image(seed: u64, index: u64, c: usize, classes: usize, size: usize) -> RgbImage8 {
+    let mut rng = Rng::derive(seed, &[0x0B1, c as u64, index]);
     let n = size as f32;
     let (mut rgb, light) = background(&mut rng, size);
     let mut mask = vec![0u8; size * size];
-    let k = k % SYNTH_CLASSES.len();
+    let k = c % SYNTH_CLASSES.len();
+    let style = (classes > SYNTH_CLASSES.len()).then(|| {
+        let (_, striped, flat) = STYLES[(c / 5).min(3)];
+        (striped, flat)
+    });
     let colour = object_colour(&mut rng, k);
     let r = n * (0.25 + 0.15 * rng.uniform() as f32);
     let centre = (n * (0.35 + 0.3 * rng.uniform() as f32), n * (0.35 + 0.3 * rng.uniform() as f32));
-    paint_object(&mut rng, &mut rgb, &mut mask, size, light, Object { k, colour, r, centre });
+    paint_object(&mut rng, &mut rgb, &mut mask, size, light, Object { k, colour, r, centre, style });
     to_image(&rgb, size)
 }
 
 /// Writes a single-label image-folder set (torchvision `ImageFolder` layout):
 /// `root/{train,val}/<class>/<i>.jpg` with `n_train` and `n_val` images per class, one folder per
-/// class of [`SYNTH_CLASSES`] (named after its VOC class).
+/// class of [`folder_class_names`] (`classes` from 2 to [`MAX_FOLDER_CLASSES`]). With more than 5
+/// classes it also writes `root/shape-buckets.txt`, the `class bucket` map of each class to its
+/// shape (hierarchical buckets for supervised pretraining's label-space variants).
 pub fn write_image_folders(
     root: &Path,
     seed: u64,
     n_train: usize,
     n_val: usize,
+    classes: usize,
     size: usize,
 ) -> Result<(), DataError> {
     use rayon::prelude::*;
+    if !(2..=MAX_FOLDER_CLASSES).contains(&classes) {
+        return Err(DataError::BadConfig(format!(
+            "{classes} classes: the generator makes 2 to {MAX_FOLDER_CLASSES} (5 shapes x 4 styles)"
+        )));
+    }
+    let names = folder_class_names(classes);
     for (split, from, n) in [("train", 0u64, n_train), ("val", n_train as u64, n_val)] {
-        for (k, &c) in SYNTH_CLASSES.iter().enumerate() {
-            let dir = root.join(split).join(VOC_CLASSES[c - 1]);
+        for (c, name) in names.iter().enumerate() {
+            let dir = root.join(split).join(name);
             std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
             (0..n).into_par_iter().try_for_each(|i| {
-                let img = object_image(seed, from + i as u64, k, size);
+                let img = class_image(seed, from + i as u64, c, classes, size);
                 save_jpeg(&img, &dir.join(format!("{:05}.jpg", from + i as u64)))
             })?;
         }
+    }
+    if classes > SYNTH_CLASSES.len() {
+        let mut map = String::from("# class bucket: each generated class and its shape\n");
+        for (c, name) in names.iter().enumerate() {
+            map.push_str(&format!("{name} {}\n", SHAPES[c % 5]));
+        }
+        let path = root.join("shape-buckets.txt");
+        std::fs::write(&path, map).map_err(|e| io(&path, e))?;
     }
     Ok(())
 }

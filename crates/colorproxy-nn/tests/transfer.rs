@@ -225,7 +225,7 @@ fn single_label_folders_train_and_score_top1_top5() {
     use colorproxy_nn::run_dir::{RunPaths, Silent};
     use colorproxy_nn::transfer::{classify, evaluate, load_finetuned, load_split, OnBad};
     let tmp = tempfile::tempdir().unwrap();
-    colorproxy_data::synth::write_image_folders(tmp.path(), 3, 6, 4, 48).unwrap();
+    colorproxy_data::synth::write_image_folders(tmp.path(), 3, 6, 4, 5, 48).unwrap();
     let mut cfg = single_label_config();
     cfg.dropout = 0.0;
     cfg.held_out = 0.0;
@@ -301,7 +301,7 @@ fn interrupted_finetuning_resumes_to_the_same_result() {
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
     let tmp = tempfile::tempdir().unwrap();
-    colorproxy_data::synth::write_image_folders(tmp.path(), 5, 8, 2, 48).unwrap();
+    colorproxy_data::synth::write_image_folders(tmp.path(), 5, 8, 2, 5, 48).unwrap();
     let mut cfg = single_label_config();
     cfg.early_stop.eval_every = 4;
     cfg.early_stop.window = 2;
@@ -471,7 +471,7 @@ fn alexnet_and_resnet_backbones_transfer() {
     assert!(!stat("layer4.1.bn2.running_mean").equal(&l4), "layer4 BN did not update");
 
     let tmp = tempfile::tempdir().unwrap();
-    colorproxy_data::synth::write_image_folders(tmp.path(), 3, 6, 4, 48).unwrap();
+    colorproxy_data::synth::write_image_folders(tmp.path(), 3, 6, 4, 5, 48).unwrap();
     let mut cfg = single_label_config();
     cfg.model.arch = "resnet18".into();
     cfg.model.width = 0.25;

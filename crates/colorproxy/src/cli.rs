@@ -28,6 +28,16 @@ pub enum Command {
     Demo(DemoArgs),
     /// Pretrain a network from scratch to predict colour from grayscale.
     Pretrain(PretrainArgs),
+    /// Supervised pretraining on class folders (the paper's ImageNet baseline), in a label-space
+    /// variant of Table 4: fewer images per class, label noise, random or hierarchical buckets.
+    /// Its checkpoint is an --init for `finetune`.
+    PretrainSupervised(SupervisedArgs),
+    /// Run a recipe of experiments (pretrainings, fine-tunings x seeds) and write its tables and
+    /// plots with means, standard deviations and 95% intervals; finished runs are reused.
+    Experiment {
+        #[command(subcommand)]
+        what: ExperimentWhat,
+    },
     /// Colorize images with a pretrained network (or measure how well it colorizes: --eval).
     Colorize(ColorizeArgs),
     /// Fine-tune for VOC classification or segmentation with the paper's protocol.
@@ -226,6 +236,108 @@ pub struct FinetuneArgs {
     pub max_iterations: Option<usize>,
     #[arg(long)]
     pub seed: Option<u64>,
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
+impl FinetuneArgs {
+    /// Arguments of a run from random init with every other option at its default (for the
+    /// commands that run fine-tunings: the Table 6 runner, experiments, supervised pretraining).
+    pub fn new(task: TaskArg, data: &std::path::Path, out: &std::path::Path) -> Self {
+        Self {
+            task,
+            data: data.to_path_buf(),
+            classes: None,
+            no_rebalance: false,
+            init: "random".into(),
+            out: out.to_path_buf(),
+            preset: None,
+            config: None,
+            freeze_until: None,
+            retrain_full: false,
+            resume: false,
+            force: false,
+            color: false,
+            rebalance: false,
+            pad_with_bias: false,
+            train_split: "train".into(),
+            eval_split: "val".into(),
+            skip_bad: false,
+            max_iterations: None,
+            seed: None,
+            device: None,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SupervisedArgs {
+    /// Class folders: DATA/<train-split>/<class>/*.jpg (and DATA/<eval-split>/... for the final
+    /// top-1/top-5 of the full label space).
+    #[arg(long)]
+    pub data: PathBuf,
+    #[arg(long)]
+    pub out: PathBuf,
+    /// A classification preset (cls-cpu, cls-paper): the backbone, schedule and early stopping.
+    #[arg(long, default_value = "cls-cpu")]
+    pub preset: String,
+    /// A fine-tuning config TOML instead of the preset.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Keep at most this many training images per class (chosen by the seed).
+    #[arg(long)]
+    pub per_class: Option<usize>,
+    /// Give this fraction of the training images a uniformly random other label (by the seed).
+    #[arg(long, default_value_t = 0.0)]
+    pub label_noise: f64,
+    /// Merge the classes at random into this many labels (by the seed).
+    #[arg(long, conflicts_with = "buckets")]
+    pub random_buckets: Option<usize>,
+    /// Merge the classes into the buckets of a mapping file: one `class bucket` pair per line
+    /// (`#` comments; e.g. `data generate --classes 20` writes folders/shape-buckets.txt). Every
+    /// class must be mapped, and only classes of the data.
+    #[arg(long)]
+    pub buckets: Option<PathBuf>,
+    #[arg(long, default_value = "train")]
+    pub train_split: String,
+    #[arg(long, default_value = "val")]
+    pub eval_split: String,
+    #[arg(long)]
+    pub max_iterations: Option<usize>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long)]
+    pub resume: bool,
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
+    #[arg(long)]
+    pub skip_bad: bool,
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExperimentWhat {
+    /// Run a recipe (experiments/*.toml): every run it lists, then its tables and plots.
+    Run(ExperimentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExperimentArgs {
+    /// The recipe (TOML; see experiments/README.md).
+    pub recipe: PathBuf,
+    /// Output folder: runs/, results.csv, tables.md, report.html, plots.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Only the runs a table, sweep, pretraining or fine-tuning of this name needs.
+    #[arg(long)]
+    pub only: Option<String>,
+    /// List what would run and what is already done; run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Data set paths for the recipe's named data (NAME=PATH, repeatable), e.g. for paper recipes.
+    #[arg(long = "data", value_name = "NAME=PATH")]
+    pub data: Vec<String>,
     #[arg(long)]
     pub device: Option<String>,
 }
@@ -529,6 +641,17 @@ pub struct GenerateArgs {
     pub images: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Classes of the single-label class folders, 2 to 20: up to 5 are shapes (named after VOC
+    /// classes), more are shape x style (e.g. disc-striped), with DIR/folders/shape-buckets.txt
+    /// mapping each class to its shape (hierarchical buckets for `pretrain-supervised`).
+    #[arg(long, default_value_t = 5)]
+    pub classes: usize,
+    /// Training images per class of the class folders (default: images / 20).
+    #[arg(long)]
+    pub per_class_train: Option<usize>,
+    /// Validation images per class (default: images / 80).
+    #[arg(long)]
+    pub per_class_val: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -43,13 +43,16 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<()> {
     let (train, val) = ((n / 4).max(2), (n / 10).max(1));
     synth::write_voc(&a.out.join("voc"), a.seed, 1_000_000, train, val, SIDE)?;
     let (ftrain, fval) = ((n / 20).max(2), (n / 80).max(1));
-    synth::write_image_folders(&a.out.join("folders"), a.seed, ftrain, fval, SIDE)?;
+    let (ftrain, fval) = (a.per_class_train.unwrap_or(ftrain), a.per_class_val.unwrap_or(fval));
+    synth::write_image_folders(&a.out.join("folders"), a.seed, ftrain, fval, a.classes, SIDE)?;
     println!(
         "wrote {n} unlabelled scenes to {}, a VOC-style set ({train} train, {val} val) to {} and \
-         single-label class folders ({ftrain} train, {fval} val per class) to {}",
+         single-label class folders ({} classes, {ftrain} train, {fval} val per class) to {}{}",
         a.out.join("unlabelled").display(),
         a.out.join("voc").display(),
-        a.out.join("folders").display()
+        a.classes,
+        a.out.join("folders").display(),
+        if a.classes > 5 { " (with shape-buckets.txt, each class's shape)" } else { "" }
     );
     Ok(())
 }

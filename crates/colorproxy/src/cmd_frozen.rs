@@ -57,27 +57,18 @@ fn finetune_args(a: &FrozenArgs, init: &str, freeze: Option<&str>, seed: u64, di
     let resume =
         !colorproxy_nn::checkpoint::generations(&colorproxy_nn::run_dir::RunPaths::new(dir)).is_empty();
     FinetuneArgs {
-        task: a.task,
-        data: a.data.clone(),
-        classes: None,
-        no_rebalance: false,
         init: init.to_string(),
-        out: dir.to_path_buf(),
         preset: a.preset.clone(),
         config: a.config.clone(),
         freeze_until: freeze.map(str::to_string),
-        retrain_full: false,
         resume,
         force: !resume && dir.exists(),
-        color: false,
-        rebalance: false,
-        pad_with_bias: false,
         train_split: a.train_split.clone(),
         eval_split: a.eval_split.clone(),
-        skip_bad: false,
         max_iterations: a.max_iterations,
         seed: Some(seed),
         device: a.device.clone(),
+        ..FinetuneArgs::new(a.task, &a.data, dir)
     }
 }
 

@@ -58,6 +58,13 @@ pub fn resolve(a: &FinetuneArgs) -> anyhow::Result<TransferConfig> {
             cfg.model.arch = pc.model.arch;
             cfg.model.width = pc.model.width;
             cfg.model.fc_channels = pc.model.fc_channels;
+        } else if let Some(tc) =
+            config_of_checkpoint(ck, None).ok().and_then(|(_, text)| TransferConfig::from_toml(&text).ok())
+        {
+            // A fine-tuned or supervised network (e.g. from `pretrain-supervised`): its backbone.
+            cfg.model.arch = tc.model.arch;
+            cfg.model.width = tc.model.width;
+            cfg.model.fc_channels = tc.model.fc_channels;
         } else if let Some(arch) = torchvision_arch(ck)? {
             // A torchvision state dict (e.g. from `colorproxy export`): standard widths.
             cfg.model.arch = arch.into();
@@ -88,8 +95,42 @@ pub fn resolve(a: &FinetuneArgs) -> anyhow::Result<TransferConfig> {
 }
 
 pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
+    let cfg = resolve(&a)?;
+    finetune_resolved(a, cfg)
+}
+
+/// `colorproxy pretrain-supervised`: supervised pretraining on class folders (the paper's
+/// ImageNet baseline at any scale) in a label-space variant (Table 4); a fine-tuning run of
+/// single-label classification from random init whose checkpoint is an `--init` for transfer.
+pub fn supervised(a: crate::cli::SupervisedArgs) -> anyhow::Result<()> {
+    let args = FinetuneArgs {
+        preset: a.config.is_none().then(|| a.preset.clone()),
+        config: a.config,
+        resume: a.resume,
+        force: a.force,
+        train_split: a.train_split,
+        eval_split: a.eval_split,
+        skip_bad: a.skip_bad,
+        max_iterations: a.max_iterations,
+        seed: a.seed,
+        device: a.device,
+        ..FinetuneArgs::new(TaskArg::Cls, &a.data, &a.out)
+    };
+    let mut cfg = resolve(&args)?;
+    cfg.label_space = colorproxy_data::label_space::LabelSpace {
+        per_class: a.per_class,
+        label_noise: a.label_noise,
+        random_buckets: a.random_buckets,
+        buckets_file: a.buckets,
+        seed: cfg.seed,
+    };
+    finetune_resolved(args, cfg)
+}
+
+/// Fine-tunes with a resolved config (see [`resolve`]).
+pub fn finetune_resolved(a: FinetuneArgs, cfg: TransferConfig) -> anyhow::Result<()> {
     let t0 = std::time::Instant::now();
-    let mut cfg = resolve(&a)?;
+    let mut cfg = cfg;
     let (dist, device) = crate::cmd_pretrain::process_group(parse_device(a.device.as_deref())?)?;
     let rank0 = dist.as_ref().is_none_or(|pg| pg.rank() == 0);
     let on_bad = if a.skip_bad { OnBad::Skip } else { OnBad::Stop };
@@ -123,6 +164,9 @@ pub fn finetune(a: FinetuneArgs) -> anyhow::Result<()> {
             out.display()
         ));
         pb.println(format!("schedule: {}", cfg.schedule_summary()));
+        if !cfg.label_space.is_identity() {
+            pb.println(format!("label space: {}", cfg.label_space.describe()));
+        }
     }
     let mut obs = crate::progress::BarObserver(pb.clone());
     let mut silent = colorproxy_nn::run_dir::Silent;
@@ -200,6 +244,15 @@ fn final_evaluation(
         curves: Some("curves.png"),
         examples: None,
     };
+    let ls = &cfg.label_space;
+    if ls.random_buckets.is_some() || ls.buckets_file.is_some() {
+        println!(
+            "no final evaluation: the network predicts buckets ({}), the {} split has the original classes",
+            ls.describe(),
+            a.eval_split
+        );
+        return write_run_report(&out.join("report.html"), &report);
+    }
     let set = match load_aligned(cfg, &a.data, &a.eval_split, on_bad) {
         Ok(set) => set,
         Err(e) => {

@@ -16,6 +16,7 @@ mod cmd_pretrain;
 mod cmd_targets;
 mod cmd_transfer;
 mod draw;
+mod experiment;
 mod progress;
 mod report;
 
@@ -33,7 +34,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: cli::Cli) -> anyhow::Result<()> {
-    use cli::{AnalyseWhat, BenchWhat, Command, DataWhat};
+    use cli::{AnalyseWhat, BenchWhat, Command, DataWhat, ExperimentWhat};
     match args.command {
         Command::Targets(a) => cmd_targets::run(a),
         Command::Data { what: DataWhat::Check(a) } => cmd_data::check(a),
@@ -42,6 +43,8 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         Command::Pretrain(a) => cmd_pretrain::run(a),
         Command::Colorize(a) => cmd_colorize::run(a),
         Command::Finetune(a) => cmd_transfer::finetune(a),
+        Command::PretrainSupervised(a) => cmd_transfer::supervised(a),
+        Command::Experiment { what: ExperimentWhat::Run(a) } => experiment::run(a),
         Command::Eval(a) => cmd_transfer::eval(a),
         Command::Export(a) => cmd_export::export(a),
         Command::Launch(a) => cmd_launch::run(a),

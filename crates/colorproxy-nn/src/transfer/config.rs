@@ -2,6 +2,8 @@
 //! which live in `presets/{cls,seg}-{paper,cpu}.toml`.
 use serde::{Deserialize, Serialize};
 
+use colorproxy_data::label_space::LabelSpace;
+
 use super::Task;
 use crate::config::{ModelConfig, OptimConfig};
 use crate::early_stop::EarlyStopConfig;
@@ -70,6 +72,10 @@ pub struct TransferConfig {
     /// Single-label classification of class folders (softmax) rather than VOC multi-label.
     #[serde(default)]
     pub single_label: bool,
+    /// Supervised pretraining on class folders: a label-space variant of the training split
+    /// (Table 4: fewer images per class, label noise, buckets); absent: the full label space.
+    #[serde(default, skip_serializing_if = "LabelSpace::is_identity")]
+    pub label_space: LabelSpace,
 }
 
 /// The fine-tuning presets shipped in `presets/`, compiled into the binary.

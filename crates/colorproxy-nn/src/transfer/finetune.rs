@@ -253,7 +253,18 @@ impl FinetuneRun<'_> {
         }
         let given = (!self.config.classes.is_empty()).then_some(&self.config.classes[..]);
         let (task, split) = (self.config.task, &self.train_split);
-        let set = load_split_with(task, &self.data, split, given, self.on_bad, &mut |m| obs.message(m))?;
+        let mut set = load_split_with(task, &self.data, split, given, self.on_bad, &mut |m| obs.message(m))?;
+        if !self.config.label_space.is_identity() {
+            let space = &self.config.label_space;
+            let r = set.relabel(space).map_err(|e| NnError::Config(format!("label space: {e}")))?;
+            obs.message(&format!(
+                "label space: {} -> {} images, {} labels, {} noisy labels",
+                space.describe(),
+                r.keep.len(),
+                r.class_names.len(),
+                r.noisy
+            ));
+        }
         let mut cfg = self.config.clone();
         cfg.classes = set.class_names.clone();
         cfg.single_label = set.single_label;
