@@ -278,8 +278,9 @@ pub struct SupervisedArgs {
     pub data: PathBuf,
     #[arg(long)]
     pub out: PathBuf,
-    /// A classification preset (cls-cpu, cls-paper): the backbone, schedule and early stopping.
-    #[arg(long, default_value = "cls-cpu")]
+    /// A classification preset (sup-cpu, cls-cpu, cls-paper): the backbone, schedule and early
+    /// stopping.
+    #[arg(long, default_value = "sup-cpu")]
     pub preset: String,
     /// A fine-tuning config TOML instead of the preset.
     #[arg(long)]

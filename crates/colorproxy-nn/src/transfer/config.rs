@@ -79,15 +79,17 @@ pub struct TransferConfig {
 }
 
 /// The fine-tuning presets shipped in `presets/`, compiled into the binary.
-pub const TRANSFER_PRESETS: [(&str, &str); 4] = [
+pub const TRANSFER_PRESETS: [(&str, &str); 5] = [
     ("cls-paper", include_str!("../../../../presets/cls-paper.toml")),
     ("seg-paper", include_str!("../../../../presets/seg-paper.toml")),
     ("cls-cpu", include_str!("../../../../presets/cls-cpu.toml")),
     ("seg-cpu", include_str!("../../../../presets/seg-cpu.toml")),
+    ("sup-cpu", include_str!("../../../../presets/sup-cpu.toml")),
 ];
 
 impl TransferConfig {
-    /// A preset by name: `cls-paper`, `seg-paper`, `cls-cpu`, `seg-cpu`.
+    /// A preset by name: `cls-paper`, `seg-paper`, `cls-cpu`, `seg-cpu`, `sup-cpu` (supervised
+    /// pretraining on class folders).
     pub fn preset(name: &str) -> Result<Self, NnError> {
         let text = crate::config::preset_text(&TRANSFER_PRESETS, name)?;
         Self::from_toml(text).map_err(|e| NnError::Config(format!("preset {name}: {e}")))

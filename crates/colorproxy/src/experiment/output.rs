@@ -254,7 +254,7 @@ fn sweep_plot(r: &Recipe, plan: &Plan, s: &super::recipe::SweepSpec, out: &Path)
     let random: Vec<f64> = scores(plan, &s.finetune, "random").iter().map(|x| x.1).collect();
     let charts = [
         LineChart {
-            title: format!("{}: {} after fine-tuning (mean over seeds)", s.title, metric),
+            title: format!("{metric} after fine-tuning from each snapshot (mean over seeds)"),
             x_label: "pretraining iterations".into(),
             y_label: metric.clone(),
             series: score_series,
