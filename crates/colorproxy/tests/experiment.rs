@@ -25,7 +25,7 @@ generate = { images = 48, seed = 3, classes = 8, per_class_train = 6, per_class_
 [[pretrain]]
 name = "color"
 preset = "cpu-small"
-data = "scenes/unlabelled"
+data = ["scenes/unlabelled", "scenes/voc@train"]
 iterations = 24
 set = { checkpoint_every = 4, "data.batch_size" = 4 }
 
@@ -66,8 +66,19 @@ fn write_recipe(dir: &Path) -> PathBuf {
     p
 }
 
+/// Runs the recipe from its own folder with relative paths, as users do
+/// (`experiment run experiments/x.toml --out runs/x`).
 fn run(recipe: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    let o = bin().args(["experiment", "run"]).arg(recipe).arg("--out").arg(out).args(extra).output().unwrap();
+    let dir = recipe.parent().unwrap();
+    let o = bin()
+        .current_dir(dir)
+        .args(["experiment", "run"])
+        .arg(recipe.file_name().unwrap())
+        .arg("--out")
+        .arg(out.strip_prefix(dir).unwrap())
+        .args(extra)
+        .output()
+        .unwrap();
     assert!(
         o.status.success(),
         "{}\n{}",

@@ -261,7 +261,12 @@ fn write_pool(list: &Path, sources: &[(PathBuf, Option<String>)]) -> anyhow::Res
             }
         }
     }
-    let text: String = files.iter().map(|f| format!("{}\n", f.display())).collect();
+    // Absolute paths: a list's relative paths are read relative to the list's own folder.
+    let mut text = String::new();
+    for f in &files {
+        let abs = std::fs::canonicalize(f).with_context(|| format!("{}: no such image", f.display()))?;
+        text.push_str(&format!("{}\n", abs.display()));
+    }
     if let Some(d) = list.parent() {
         std::fs::create_dir_all(d)?;
     }
