@@ -134,10 +134,16 @@ def load_objects(files: dict) -> dict:
     return objs
 
 
-def split_objects(objs: dict) -> dict:
-    """(class, split) -> instances. Groups = lower-cased name up to the first '-' or '_'."""
+def split_objects(objs: dict, val_objects: str) -> dict:
+    """(class, split) -> instances. `unseen`: the instances are split by group (lower-cased name up
+    to the first '-' or '_'), a quarter of the groups to val; `seen`: both splits draw from every
+    instance (on disjoint backgrounds, at their own random scales, places and mirrorings)."""
     out = {}
     for cls, items in objs.items():
+        if val_objects == "seen":
+            out[cls, "train"] = list(items)
+            out[cls, "val"] = list(items)
+            continue
         group = lambda o: re.split(r"[-_]", o["name"].lower())[0]
         groups = sorted({group(o) for o in items}, key=lambda g: hashlib.sha1(g.encode()).hexdigest())
         val = {g for i, g in enumerate(groups) if i % 4 == 3}
@@ -218,10 +224,14 @@ def main():
     ap.add_argument("--train", type=int, default=600)
     ap.add_argument("--val", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--val-objects", choices=("unseen", "seen"), default="unseen",
+                    help="unseen: val shows object instances never seen in training (class-level "
+                    "generalisation from 7-60 instances per class); seen: every instance appears in "
+                    "both splits, on disjoint backgrounds (instance-level recognition)")
     args = ap.parse_args()
     t0 = time.time()
     objs = load_objects(read_deb(fetch_deb(args.cache)))
-    pool = split_objects(objs)
+    pool = split_objects(objs, args.val_objects)
     names = sorted(CLASSES)
     bgs = {s: sorted(p for p in (args.photos / s).glob("*.jpg") if not EXCLUDE_BG.match(p.stem))
            for s in SPLITS}
@@ -272,10 +282,14 @@ def main():
 
 def write_docs(out, args, names, pool, counts, bgs, used_objs):
     cmd = (f"tools/make_realseg.py --out {args.out} --size {args.size} --train {args.train} "
-           f"--val {args.val} --seed {args.seed}")
+           f"--val {args.val} --seed {args.seed} --val-objects {args.val_objects}")
     rows = [f"| {c} | {len(pool[c, 'train'])} | {len(pool[c, 'val'])} | "
             f"{counts[c, 'train'][0]} ({counts[c, 'train'][1]}) | "
             f"{counts[c, 'val'][0]} ({counts[c, 'val'][1]}) |" for c in names]
+    disjoint = ("disjoint object instances (val holds unseen objects)"
+                if args.val_objects == "unseen" else
+                "the same object instances (`--val-objects seen`: val shows the training "
+                "objects on new backgrounds, at new scales and places)")
     (out / "README.md").write_text(f"""# realseg
 
 Real photographs with exact masks, PASCAL VOC devkit layout: {args.train} train + {args.val} val
@@ -288,7 +302,7 @@ objects occlude earlier ones), composited by their alpha channel with their colo
 The mask is alpha > 0.5 of each object's visible part; pixels on the 1-pixel band around each
 object border whose alpha is in [0.25, 0.75] are 255 (void). Train and val use disjoint
 background photos ({len(bgs['train'])} / {len(bgs['val'])}; photos showing one of the classes
-are left out) and disjoint object instances (val holds unseen objects).
+are left out) and {disjoint}.
 
 Objects: photo stamps of Tux Paint (Debian package tuxpaint-stamps-default 2022.06.04-1,
 licence GPL-2 per its debian/copyright). Backgrounds: shared/data/photos (licences and credits
@@ -302,7 +316,7 @@ if it is visible on fewer pixels, else -1.
 """ + "\n".join(rows) + "\n")
     lines = ["# realseg: licences", "",
              f"Written by `tools/make_realseg.py` (--size {args.size} --train {args.train} "
-             f"--val {args.val} --seed {args.seed}) next to the images as LICENSES.md.", "",
+             f"--val {args.val} --seed {args.seed} --val-objects {args.val_objects}) next to the images as LICENSES.md.", "",
              "Objects: Debian package tuxpaint-stamps-default 2022.06.04-1 "
              f"(`{DEB}`, SHA-256 `{DEB_SHA256}`). Its debian/copyright covers every file with "
              "one stanza: `Files: *`, `Copyright: 2002-2022 by Bill Kendrick "
