@@ -7,6 +7,7 @@ Command (from the repository root; Pillow + numpy only, e.g. the project's .venv
 
     .venv/bin/python tools/make_realseg.py --out data/realseg --cache /tmp/realseg-cache
         [--photos ../shared/data/photos] [--size 160] [--train 600] [--val 200] [--seed 0]
+        [--val-objects unseen|seen]   (the README's figures: --out data/realseg-seen --val-objects seen)
 
 Sources:
   * Objects: Debian 12 package tuxpaint-stamps-default 2022.06.04-1 (all),
@@ -34,7 +35,8 @@ borders where alpha is in [0.25, 0.75]), ImageSets/Segmentation/{train,val,train
 ImageSets/Main/<class>_{train,val,trainval}.txt ("<id> 1" if >= 2 % of the image's pixels show
 the class, "<id> 0" if fewer but some, else "<id> -1"), class_names.txt, README.md, LICENSES.md.
 
-Determinism: sorted file lists; object instances split train/val by the SHA-1 of their group name
+Determinism: sorted file lists; with --val-objects unseen (default) object instances are split
+train/val by the SHA-1 of their group name
 (every 4th group in hash order goes to val; names sharing a first word, e.g. gnu-*, stay
 together); image i of split s uses numpy.random.default_rng([seed, s, i]).
 """
@@ -226,7 +228,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--val-objects", choices=("unseen", "seen"), default="unseen",
                     help="unseen: val shows object instances never seen in training (class-level "
-                    "generalisation from 7-60 instances per class); seen: every instance appears in "
+                    "generalisation from 7-44 training instances per class); seen: every instance appears in "
                     "both splits, on disjoint backgrounds (instance-level recognition)")
     args = ap.parse_args()
     t0 = time.time()
