@@ -2,8 +2,8 @@
 //! for transfer (VGG-16, AlexNet), so the network computes in eval mode what it computed with BN
 //! and then trains without it: `sigma = sqrt(var + eps)`, `W <- W / sigma`,
 //! `b <- (b - mean) / sigma` per output channel.
-use crate::backbone::Conv;
 use crate::bn::ParamFreeBatchNorm;
+use crate::conv::Conv;
 use tch::Tensor;
 
 /// Absorbs each parameter-free BN into its convolution (see [`Vgg16::absorb_bn`]).

@@ -10,67 +10,17 @@
 //! times are never consulted (a copied run resumes). `checkpoints/last.safetensors` is a copy of the
 //! newest generation's weights, for `colorize`, `finetune --init` and other readers.
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 
 use colorproxy_data::DataPosition;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Tensor};
 
+use crate::atomic_io::{fault_point, file_err, fsync_dir, tmp_path, write_synced};
+pub use crate::atomic_io::{read_json, write_atomic, write_json};
+pub use crate::run_dir::generations;
 use crate::run_dir::RunPaths;
 use crate::NnError;
-
-fn file_err(path: &Path, e: impl std::fmt::Display) -> NnError {
-    NnError::File { path: path.to_owned(), msg: e.to_string() }
-}
-
-/// A unique temporary name beside `path` (process id and a counter: two processes or two writes
-/// never share one).
-fn tmp_path(path: &Path) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp.{}.{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)))
-}
-
-/// The fault-injection hook of the crash tests: with `COLORPROXY_FAULT_AT=k` the process kills
-/// itself (SIGKILL, no clean-up) at the k-th checkpoint file operation (1-based), counted over
-/// the whole run.
-fn fault_point() {
-    static OPS: AtomicUsize = AtomicUsize::new(0);
-    static AT: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
-    let at = *AT.get_or_init(|| std::env::var("COLORPROXY_FAULT_AT").ok().and_then(|v| v.parse().ok()));
-    let n = OPS.fetch_add(1, Ordering::SeqCst) + 1;
-    if at == Some(n) {
-        // SAFETY: kill(2) on our own pid with a valid signal number.
-        unsafe {
-            libc::kill(libc::getpid(), libc::SIGKILL);
-        }
-    }
-}
-
-fn fsync_dir(dir: &Path) -> Result<(), NnError> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| file_err(dir, e))
-}
-
-/// Writes `bytes` to `path` and fsyncs it (no rename: for files inside a temporary folder).
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), NnError> {
-    let mut f = std::fs::File::create(path).map_err(|e| file_err(path, e))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| file_err(path, e))?;
-    fault_point();
-    Ok(())
-}
-
-/// Replaces `path` atomically and durably: unique temporary file, fsync, rename, fsync folder.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NnError> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
-    let tmp = tmp_path(path);
-    write_synced(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).map_err(|e| file_err(path, e))?;
-    fault_point();
-    fsync_dir(dir)
-}
 
 /// Named tensors (moved to CPU) as safetensors bytes.
 fn safetensors_bytes(named: &[(String, Tensor)], scratch: &Path) -> Result<Vec<u8>, NnError> {
@@ -175,17 +125,6 @@ pub struct TrainState {
     pub skipped_images: usize,
 }
 
-/// Writes JSON atomically.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), NnError> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| file_err(path, e))?;
-    write_atomic(path, text.as_bytes())
-}
-
-pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, NnError> {
-    let text = std::fs::read_to_string(path).map_err(|e| file_err(path, e))?;
-    serde_json::from_str(&text).map_err(|e| file_err(path, format!("invalid JSON: {e}")))
-}
-
 /// The manifest of a generation, written last: it names the set's files with their sizes and
 /// hashes, so a set is complete and unmixed exactly when its manifest verifies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -210,22 +149,6 @@ fn new_id() -> String {
     let t =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(format!("{t}-{}", std::process::id()).as_bytes()))
-}
-
-/// The generation folders of a run, newest first: `(iteration, path)`.
-pub fn generations(paths: &RunPaths) -> Vec<(usize, PathBuf)> {
-    let mut v: Vec<(usize, PathBuf)> = std::fs::read_dir(paths.checkpoints())
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let it = name.strip_prefix("gen-")?.parse().ok()?;
-            Some((it, e.path()))
-        })
-        .collect();
-    v.sort_by_key(|g| std::cmp::Reverse(g.0));
-    v
 }
 
 /// Checks a generation folder against its manifest; returns the manifest.

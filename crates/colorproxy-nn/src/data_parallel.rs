@@ -17,7 +17,6 @@ use tch::nn::VarStore;
 use tch::Tensor;
 
 use crate::optim::Sgd;
-use crate::pretrain::StepResult;
 use crate::run_dir::TrainObserver;
 use crate::NnError;
 
@@ -69,6 +68,13 @@ pub fn any(dist: Option<&ProcessGroup>, flag: bool) -> Result<bool, NnError> {
     }
 }
 
+/// The scalar results of one pretraining step.
+pub struct StepResult {
+    pub loss: f64,
+    pub hue_kl: f64,
+    pub chroma_kl: f64,
+}
+
 /// The step's loss and KL terms averaged over the ranks (one all-reduce).
 pub fn mean_step_result(pg: &ProcessGroup, r: &StepResult) -> Result<StepResult, NnError> {
     let t = tch::Tensor::from_slice(&[r.loss, r.hue_kl, r.chroma_kl]);
@@ -108,11 +114,11 @@ pub fn average_gradients(pg: &ProcessGroup, sgd: &Sgd) -> Result<(), NnError> {
 
 /// Checks that every rank holds bit-identical weights and buffers (at checkpoints); an error
 /// names the iteration if they diverged.
-pub fn check_in_sync(
+pub fn check_in_sync<M>(
     dist: Option<&ProcessGroup>,
     vs: &VarStore,
     iteration: usize,
-    obs: &mut dyn TrainObserver,
+    obs: &mut dyn TrainObserver<M>,
 ) -> Result<(), NnError> {
     let Some(pg) = dist else { return Ok(()) };
     let (same, hash) = ddp::in_sync(pg, vs)?;

@@ -27,12 +27,14 @@
 //! Run folders: [`run_dir`] (paths, metrics log, resume or start fresh, the config beside a
 //! checkpoint) and [`checkpoint`] (atomic weights / optimiser / state files).
 
+pub mod atomic_io;
 pub mod backbone;
 pub mod bn;
 pub mod bn_absorb;
 pub mod checkpoint;
 pub mod colorize;
 pub mod config;
+pub mod conv;
 pub mod data_parallel;
 pub mod early_stop;
 pub mod feature_shift;
@@ -49,6 +51,7 @@ pub mod schedule;
 pub mod top_activations;
 pub mod torchvision;
 pub mod transfer;
+pub mod weights;
 
 pub use bn::ParamFreeBatchNorm;
 pub use config::{ColorLoss, ModelConfig, OptimConfig, PretrainConfig};

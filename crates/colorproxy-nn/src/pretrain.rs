@@ -22,6 +22,7 @@ use colorproxy_dist::ProcessGroup;
 use crate::checkpoint::{self, TrainState};
 use crate::config::PretrainConfig;
 use crate::data_parallel;
+pub use crate::data_parallel::StepResult;
 use crate::model::ColorizationNet;
 use crate::optim::Sgd;
 use crate::run_dir::MetricsLog;
@@ -62,17 +63,10 @@ pub struct PretrainRun<'a> {
     pub device: Device,
     /// Set from outside (Ctrl-C) to checkpoint and stop after the current step.
     pub interrupt: Arc<AtomicBool>,
-    pub observer: &'a mut dyn TrainObserver,
+    pub observer: &'a mut dyn TrainObserver<Metrics>,
     /// Data-parallel training over this process group (`None`: one process). Rank 0 alone writes
     /// the run folder; every rank builds its share of each global batch.
     pub dist: Option<&'a ProcessGroup>,
-}
-
-/// The scalar results of one step.
-pub struct StepResult {
-    pub loss: f64,
-    pub hue_kl: f64,
-    pub chroma_kl: f64,
 }
 
 /// One SGD step on a batch: forward, loss, backward, update (skipped if the loss is not finite).

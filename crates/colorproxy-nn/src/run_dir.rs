@@ -44,9 +44,9 @@ impl RunPaths {
     pub fn last_weights(&self) -> PathBuf {
         self.checkpoints().join("last.safetensors")
     }
-    /// The state file of the newest checkpoint generation (see [`crate::checkpoint`]).
+    /// The state file of the newest checkpoint generation (see the checkpoint module).
     pub fn last_state(&self) -> PathBuf {
-        match crate::checkpoint::generations(self).first() {
+        match generations(self).first() {
             Some((_, dir)) => dir.join("state.json"),
             None => self.checkpoints().join("gen-none/state.json"),
         }
@@ -125,7 +125,7 @@ impl RunPaths {
     pub fn start(&self, mode: StartMode) -> Result<(), NnError> {
         match mode {
             StartMode::Resume => {
-                if crate::checkpoint::generations(self).is_empty() {
+                if generations(self).is_empty() {
                     return Err(file_err(&self.checkpoints(), "no checkpoint to resume from"));
                 }
             }
@@ -173,7 +173,7 @@ impl RunPaths {
 
     /// Writes the resolved config (atomically).
     pub fn write_config(&self, toml: &str) -> Result<(), NnError> {
-        crate::checkpoint::write_atomic(&self.config(), toml.as_bytes())
+        crate::atomic_io::write_atomic(&self.config(), toml.as_bytes())
     }
 }
 
@@ -205,16 +205,18 @@ pub struct RunLock {
 }
 
 /// What the caller sees while a training loop runs (progress bars, logs).
-pub trait TrainObserver {
+///
+/// `M` is the record of a logged step (pretraining: its metrics; fine-tuning logs none).
+pub trait TrainObserver<M = ()> {
     fn start(&mut self, _start_iteration: usize, _total: usize) {}
     fn step(&mut self, _iteration: usize, _loss: f64, _images_per_s: f64) {}
-    fn log(&mut self, _m: &crate::pretrain::Metrics) {}
+    fn log(&mut self, _record: &M) {}
     fn message(&mut self, _msg: &str) {}
 }
 
 /// An observer that does nothing.
 pub struct Silent;
-impl TrainObserver for Silent {}
+impl<M> TrainObserver<M> for Silent {}
 
 /// The metrics log `metrics.jsonl`, opened for appending.
 pub struct MetricsLog {
@@ -344,7 +346,7 @@ impl RunPaths {
     pub fn check_data(&self, data: &DataRecord, resume: bool) -> Result<(), NnError> {
         let path = self.data_record();
         if resume && path.is_file() {
-            let saved: DataRecord = crate::checkpoint::read_json(&path)?;
+            let saved: DataRecord = crate::atomic_io::read_json(&path)?;
             if saved.fingerprint != data.fingerprint {
                 return Err(file_err(
                     &self.root,
@@ -363,6 +365,22 @@ impl RunPaths {
             }
             return Ok(());
         }
-        crate::checkpoint::write_json(&path, data)
+        crate::atomic_io::write_json(&path, data)
     }
+}
+
+/// The generation folders of a run, newest first: `(iteration, path)`.
+pub fn generations(paths: &RunPaths) -> Vec<(usize, PathBuf)> {
+    let mut v: Vec<(usize, PathBuf)> = std::fs::read_dir(paths.checkpoints())
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let it = name.strip_prefix("gen-")?.parse().ok()?;
+            Some((it, e.path()))
+        })
+        .collect();
+    v.sort_by_key(|g| std::cmp::Reverse(g.0));
+    v
 }

@@ -10,7 +10,7 @@ use colorproxy_nn::{parse_device, PretrainConfig};
 use image::RgbImage;
 
 use crate::cli::ColorizeArgs;
-use crate::progress;
+use colorproxy_run::progress;
 
 fn to_image(w: usize, h: usize, data: Vec<u8>) -> RgbImage {
     RgbImage::from_raw(w as u32, h as u32, data).expect("buffer matches size")
@@ -18,7 +18,7 @@ fn to_image(w: usize, h: usize, data: Vec<u8>) -> RgbImage {
 
 pub fn run(a: ColorizeArgs) -> anyhow::Result<()> {
     let config = PretrainConfig::of_checkpoint(&a.checkpoint, a.config.as_deref())?;
-    let device = parse_device(a.device.as_deref())?;
+    let device = parse_device(a.device.device.as_deref())?;
     let chroma = match a.chroma.as_str() {
         "median" => ChromaEstimate::Median,
         "mode" => ChromaEstimate::Mode,

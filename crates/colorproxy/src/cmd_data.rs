@@ -2,7 +2,7 @@
 use colorproxy_data::{check_images, DecodeLimits, ImageSource};
 
 use crate::cli::DataCheckArgs;
-use crate::progress;
+use colorproxy_run::progress;
 
 pub fn check(a: DataCheckArgs) -> anyhow::Result<()> {
     let src = ImageSource::open(&a.dir)?;

@@ -6,7 +6,7 @@ use image::{Rgb, RgbImage};
 use serde::Serialize;
 
 use crate::cli::{parse_point, TargetsArgs};
-use crate::draw;
+use colorproxy_run::draw;
 
 #[derive(Serialize)]
 struct PointJson<'a> {

@@ -4,13 +4,12 @@
 //! default hypercolumn, BN kind, receptive fields) is in the table of [`arch`].
 pub mod alexnet;
 pub mod arch;
-pub mod conv;
 pub mod resnet;
 pub mod vgg;
 
+pub use crate::conv::{set_allow_tf32, xavier, Conv};
 pub use alexnet::AlexNet;
 pub use arch::{ArchSpec, Family};
-pub use conv::{set_allow_tf32, xavier, Conv};
 pub use resnet::{ResNet, RESNET_TAPS};
 pub use vgg::{Vgg16, VGG16_CONVS};
 

@@ -117,6 +117,51 @@ impl TransferConfig {
         self
     }
 
+    /// Starts from `init` (`random` or a checkpoint). A checkpoint fixes the backbone's
+    /// architecture and widths: a colorization run's config, a fine-tuned or supervised run's
+    /// config, or a torchvision state dict (standard widths). Unreadable checkpoints keep the
+    /// config's backbone (loading them reports the problem).
+    pub fn with_init(mut self, init: &str) -> Result<Self, NnError> {
+        self.init = init.to_string();
+        if init == "random" {
+            return Ok(self);
+        }
+        let ck = std::path::Path::new(init);
+        let model = if let Ok(pc) = crate::PretrainConfig::of_checkpoint(ck, None) {
+            Some(pc.model)
+        } else if let Some(tc) = crate::run_dir::config_of_checkpoint(ck, None)
+            .ok()
+            .and_then(|(_, text)| TransferConfig::from_toml(&text).ok())
+        {
+            // A fine-tuned or supervised network (e.g. from `pretrain-supervised`).
+            Some(tc.model)
+        } else if crate::run_dir::config_of_checkpoint(ck, None).is_err() {
+            // A torchvision state dict (e.g. from `colorproxy export`): standard widths.
+            let names: Vec<String> =
+                crate::checkpoint::read_tensors(ck)?.into_iter().map(|(n, _)| n).collect();
+            crate::weights::detect_arch(&names).map(|arch| ModelConfig {
+                arch: arch.into(),
+                width: 1.0,
+                fc_channels: 4096,
+                ..self.model.clone()
+            })
+        } else {
+            None
+        };
+        if let Some(m) = model {
+            self.model.arch = m.arch;
+            self.model.width = m.width;
+            self.model.fc_channels = m.fc_channels;
+        }
+        Ok(self)
+    }
+
+    /// The paper's random baseline: a randomly initialised BN-free backbone is rescaled to unit
+    /// activation variance by default (per architecture; none from a checkpoint).
+    pub fn rebalance_by_default(&self) -> Result<bool, NnError> {
+        Ok(self.init == "random" && crate::backbone::arch::arch(&self.model.arch)?.rebalance)
+    }
+
     /// The early-stopping schedule in words.
     pub fn schedule_summary(&self) -> String {
         let e = &self.early_stop;

@@ -15,7 +15,7 @@ use crate::checkpoint::{self, read_tensors};
 use crate::config::ModelConfig;
 use crate::head::Fc;
 use crate::hypercolumn::SparseHypercolumn;
-use crate::torchvision::{copy_backbone, network_input, Loaded};
+use crate::weights::{copy_backbone, network_input, Loaded};
 use crate::NnError;
 
 /// The fine-tuning network.
@@ -94,7 +94,7 @@ impl TransferNet {
     }
 
     /// Loads the backbone from a checkpoint or a torchvision state dict (converting shapes where
-    /// needed; see [`crate::torchvision::copy_backbone`]). Head and +FoV keep their fresh
+    /// needed; see [`crate::weights::copy_backbone`]). Head and +FoV keep their fresh
     /// initialisation.
     pub fn load_backbone(&mut self, path: &Path) -> Result<Loaded, NnError> {
         let file: BTreeMap<String, Tensor> = read_tensors(path)?.into_iter().collect();

@@ -1,16 +1,16 @@
 //! `colorproxy analyse ...`: the paper's analyses of the representation (section 6.5).
 //! `shift`: feature shift between two networks (Fig. 3).
-use anyhow::{bail, Context};
+use crate::{bail, Context};
 use colorproxy_nn::feature_shift::ShiftAccumulator;
 use colorproxy_nn::parse_device;
 use colorproxy_nn::torchvision::{load_network, network_input};
 use colorproxy_nn::transfer::GRAY_MEAN;
 
-use crate::cli::ShiftArgs;
-use crate::cmd_export::for_each_centre_crop;
+use crate::images::for_each_centre_crop;
 use crate::report::plot::{write_range_chart, RangeChart};
+use crate::request::ShiftRequest;
 
-pub fn shift(a: ShiftArgs) -> anyhow::Result<()> {
+pub fn shift(a: ShiftRequest) -> crate::Result<()> {
     if a.out.join("shift.json").exists() && !a.force {
         bail!("{} holds a shift analysis (pass --force to replace it)", a.out.display());
     }
@@ -75,7 +75,7 @@ fn analysed_network(
     config: Option<&std::path::Path>,
     arch: Option<&str>,
     device: tch::Device,
-) -> anyhow::Result<colorproxy_nn::torchvision::Network> {
+) -> crate::Result<colorproxy_nn::torchvision::Network> {
     let mut net =
         load_network(ck, config, arch, device).with_context(|| format!("loading {}", ck.display()))?;
     if net.backbone.uses_bn() {
@@ -123,7 +123,7 @@ fn patches(
         .collect()
 }
 
-pub fn top(a: crate::cli::TopArgs) -> anyhow::Result<()> {
+pub fn top(a: crate::request::TopRequest) -> crate::Result<()> {
     use colorproxy_nn::top_activations::TopActivations;
     use std::collections::BTreeMap;
     if a.out.join("top.json").exists() && !a.force {
@@ -169,8 +169,8 @@ pub fn top(a: crate::cli::TopArgs) -> anyhow::Result<()> {
     let mut crops = BTreeMap::new();
     for i in needed {
         let img = colorproxy_data::decode_file(&paths[i], &colorproxy_data::DecodeLimits::default())
-            .map_err(|e| anyhow::anyhow!("{}: {e}", paths[i].display()))?;
-        crops.insert(i, crate::cmd_export::centre_crop(&img, a.size));
+            .map_err(|e| crate::RunError::msg(format!("{}: {e}", paths[i].display())))?;
+        crops.insert(i, crate::images::centre_crop(&img, a.size));
     }
     let correlations = other.as_ref().map(|_| {
         let layers = shift.finish();
@@ -262,13 +262,13 @@ fn pooled_features(
     layer: &str,
     size: usize,
     what: &str,
-) -> anyhow::Result<tch::Tensor> {
+) -> crate::Result<tch::Tensor> {
     let pb = crate::progress::bar(set.len() as u64, what);
     let mut rows = Vec::with_capacity(set.len());
     for i in 0..set.len() {
         pb.inc(1);
         let img = set.image(i)?;
-        let crop = crate::cmd_export::centre_crop(&img, size);
+        let crop = crate::images::centre_crop(&img, size);
         let x = network_input(&[&crop], net.in_channels(), GRAY_MEAN, net.vs.device());
         let f = net.features(&x, &[layer.to_string()])?.remove(0).1;
         rows.push(f.mean_dim([2i64, 3].as_slice(), false, tch::Kind::Float).to_device(tch::Device::Cpu));
@@ -287,10 +287,10 @@ fn probe_labels(set: &colorproxy_data::LabelledSet) -> colorproxy_nn::probe::Pro
     }
 }
 
-pub fn probe(a: crate::cli::ProbeArgs) -> anyhow::Result<()> {
+pub fn probe(a: crate::request::ProbeRequest) -> crate::Result<()> {
     use colorproxy_nn::probe::{knn, LinearProbe};
     use colorproxy_nn::transfer::{load_split_with, OnBad, Task};
-    crate::cmd_export::check_size(a.size)?;
+    crate::images::check_size(a.size)?;
     let device = parse_device(a.device.as_deref())?;
     let net = load_network(&a.checkpoint, a.config.as_deref(), a.arch.as_deref(), device)?;
     let mut say = |m: &str| eprintln!("{m}");
@@ -303,8 +303,8 @@ pub fn probe(a: crate::cli::ProbeArgs) -> anyhow::Result<()> {
     );
     let (tl, vl) = (probe_labels(&train), probe_labels(&val));
     let scores = match a.method {
-        crate::cli::ProbeMethod::Knn => knn(&ft, &tl, &fv, classes, a.k)?,
-        crate::cli::ProbeMethod::Linear => {
+        crate::request::ProbeMethod::Knn => knn(&ft, &tl, &fv, classes, a.k)?,
+        crate::request::ProbeMethod::Linear => {
             LinearProbe { seed: a.seed, ..LinearProbe::default() }.fit_predict(&ft, &tl, &fv, classes)?
         }
     };

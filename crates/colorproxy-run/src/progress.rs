@@ -33,7 +33,7 @@ pub fn note(pb: &ProgressBar, msg: &str) {
 /// Shows a training loop's progress on a bar: position, loss and images/s, messages above it.
 pub struct BarObserver(pub ProgressBar);
 
-impl colorproxy_nn::run_dir::TrainObserver for BarObserver {
+impl<M> colorproxy_nn::run_dir::TrainObserver<M> for BarObserver {
     fn start(&mut self, start: usize, total: usize) {
         self.0.set_length(total as u64);
         self.0.set_position(start as u64);

@@ -6,10 +6,10 @@
 //! resumed, so rerunning the command repeats nothing.
 use std::path::Path;
 
-use anyhow::{bail, Context};
+use crate::{bail, Context};
 
-use crate::cli::{FinetuneArgs, FrozenArgs};
 use crate::report::html::{Cell, Page};
+use crate::request::{FinetuneRequest, FrozenRequest};
 
 /// The rows of Table 6 for an architecture: (label, last frozen layer; `None`: nothing frozen).
 fn rows(arch: &str) -> Vec<(&'static str, Option<&'static str>)> {
@@ -53,10 +53,15 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 
 /// The `finetune` arguments of one run of the table (resumed if its folder holds a checkpoint,
 /// started over if it holds only an unfinished start).
-fn finetune_args(a: &FrozenArgs, init: &str, freeze: Option<&str>, seed: u64, dir: &Path) -> FinetuneArgs {
-    let resume =
-        !colorproxy_nn::checkpoint::generations(&colorproxy_nn::run_dir::RunPaths::new(dir)).is_empty();
-    FinetuneArgs {
+fn finetune_args(
+    a: &FrozenRequest,
+    init: &str,
+    freeze: Option<&str>,
+    seed: u64,
+    dir: &Path,
+) -> FinetuneRequest {
+    let resume = !colorproxy_nn::run_dir::generations(&colorproxy_nn::run_dir::RunPaths::new(dir)).is_empty();
+    FinetuneRequest {
         init: init.to_string(),
         preset: a.preset.clone(),
         config: a.config.clone(),
@@ -68,15 +73,15 @@ fn finetune_args(a: &FrozenArgs, init: &str, freeze: Option<&str>, seed: u64, di
         max_iterations: a.max_iterations,
         seed: Some(seed),
         device: a.device.clone(),
-        ..FinetuneArgs::new(a.task, &a.data, dir)
+        ..FinetuneRequest::new(a.task, &a.data, dir)
     }
 }
 
 /// One fine-tuning run of the table (reused when finished); its score on the evaluation split.
-fn run_one(a: &FrozenArgs, init: &str, freeze: Option<&str>, seed: u64, dir: &Path) -> anyhow::Result<f64> {
+fn run_one(a: &FrozenRequest, init: &str, freeze: Option<&str>, seed: u64, dir: &Path) -> crate::Result<f64> {
     let results = dir.join("results.json");
     if !(results.is_file() && dir.join("schedule.json").is_file()) {
-        crate::cmd_transfer::finetune(finetune_args(a, init, freeze, seed, dir))
+        crate::finetune::finetune(finetune_args(a, init, freeze, seed, dir))
             .with_context(|| format!("run {}", dir.display()))?;
     }
     let v: serde_json::Value = serde_json::from_str(
@@ -85,7 +90,7 @@ fn run_one(a: &FrozenArgs, init: &str, freeze: Option<&str>, seed: u64, dir: &Pa
     v["value"].as_f64().with_context(|| format!("{}: no value", results.display()))
 }
 
-pub fn run(a: FrozenArgs) -> anyhow::Result<()> {
+pub fn run(a: FrozenRequest) -> crate::Result<()> {
     if a.seeds.is_empty() || a.inits.is_empty() {
         bail!("give at least one --init and one --seeds value");
     }
@@ -93,10 +98,10 @@ pub fn run(a: FrozenArgs) -> anyhow::Result<()> {
         .inits
         .iter()
         .map(|i| {
-            let m = crate::cmd_transfer::resolve(&finetune_args(&a, i, None, 0, Path::new("")))?.model;
+            let m = crate::finetune::resolve(&finetune_args(&a, i, None, 0, Path::new("")))?.model;
             Ok((m.arch.clone(), format!("{} (width {}, fc {})", m.arch, m.width, m.fc_channels)))
         })
-        .collect::<anyhow::Result<Vec<(String, String)>>>()?;
+        .collect::<crate::Result<Vec<(String, String)>>>()?;
     if archs.iter().any(|x| x.1 != archs[0].1) {
         let all: Vec<&str> = archs.iter().map(|x| x.1.as_str()).collect();
         bail!("the initialisations are different networks ({}): one table needs one", all.join(", "));
@@ -123,11 +128,11 @@ pub fn run(a: FrozenArgs) -> anyhow::Result<()> {
 }
 
 fn write_table(
-    a: &FrozenArgs,
+    a: &FrozenRequest,
     arch: &str,
     rows: &[(&str, Option<&str>)],
     scores: &[Vec<Vec<f64>>],
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     let labels: Vec<String> = a.inits.iter().map(|i| init_label(i)).collect();
     let seeds = a.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
     let mut md = format!(

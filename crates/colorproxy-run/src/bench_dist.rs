@@ -3,21 +3,21 @@
 //! processes. Outside a job it launches itself as `--nproc` ranks.
 use std::time::Instant;
 
-use anyhow::Context;
+use crate::Context;
 use colorproxy_dist::{ddp, DistEnv, ProcessGroup, ReduceOp};
 use tch::{Device, Kind, Tensor};
 
-use crate::cli::BenchAllreduceArgs;
+use crate::request::BenchAllreduceRequest;
 
 /// The trainable parameters of a pretraining preset's network (paper-vgg16: the paper's VGG-16
 /// with its hypercolumn head).
-fn parameter_count(preset: &str) -> anyhow::Result<i64> {
+fn parameter_count(preset: &str) -> crate::Result<i64> {
     let cfg = colorproxy_nn::PretrainConfig::preset(preset)?;
     let (net, _) = colorproxy_nn::pretrain::build(&cfg, Device::Cpu)?;
     Ok(net.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum())
 }
 
-pub fn allreduce(a: BenchAllreduceArgs) -> anyhow::Result<()> {
+pub fn allreduce(a: BenchAllreduceRequest) -> crate::Result<()> {
     let Some(env) = DistEnv::from_env()? else {
         let numel = match a.numel {
             Some(n) => n,
@@ -30,7 +30,7 @@ pub fn allreduce(a: BenchAllreduceArgs) -> anyhow::Result<()> {
         if let Some(d) = &a.device {
             cmd.extend(["--device".into(), d.clone()]);
         }
-        return crate::cmd_launch::launch(a.nproc, None, &cmd);
+        return crate::launch::launch(a.nproc, None, &cmd);
     };
     let numel = a.numel.context("--numel (set by the launching process)")?;
     let device = colorproxy_nn::parse_device(a.device.as_deref().or(Some("cpu")))?;
@@ -75,7 +75,7 @@ pub fn allreduce(a: BenchAllreduceArgs) -> anyhow::Result<()> {
         );
     }
     if !ok {
-        anyhow::bail!("rank {}: the all-reduced sums are wrong", env.rank);
+        crate::bail!("rank {}: the all-reduced sums are wrong", env.rank);
     }
     Ok(())
 }
@@ -83,11 +83,11 @@ pub fn allreduce(a: BenchAllreduceArgs) -> anyhow::Result<()> {
 /// `bench pretrain --nproc N`: the same pretraining (preset, images, steps) as one process with
 /// `--threads` libtorch threads and as N ranks (`colorproxy launch`) with `threads / N` each (the
 /// same cores), images/s of the global batch after the warm-up, and their ratio.
-pub fn pretrain_scaling(a: &crate::cli::BenchPretrainArgs) -> anyhow::Result<()> {
+pub fn pretrain_scaling(a: &crate::request::BenchPretrainRequest) -> crate::Result<()> {
     let exe = std::env::current_exe()?;
     let tmp = std::env::temp_dir().join(format!("colorproxy-bench-dp-{}", std::process::id()));
     let steps = (a.warmup + a.steps).to_string();
-    let run = |dir: &str, nproc: usize| -> anyhow::Result<f64> {
+    let run = |dir: &str, nproc: usize| -> crate::Result<f64> {
         let threads = (a.threads / nproc).max(1).to_string();
         let out = tmp.join(dir);
         let mut args: Vec<String> = Vec::new();
@@ -110,11 +110,11 @@ pub fn pretrain_scaling(a: &crate::cli::BenchPretrainArgs) -> anyhow::Result<()>
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()?;
-        anyhow::ensure!(st.success(), "{} failed", args.join(" "));
+        crate::ensure!(st.success(), "{} failed", args.join(" "));
         let m =
             colorproxy_nn::pretrain::read_metrics(&colorproxy_nn::run_dir::RunPaths::new(&out).metrics())?;
         let after: Vec<f64> = m.iter().filter(|m| m.iteration > a.warmup).map(|m| m.images_per_s).collect();
-        anyhow::ensure!(!after.is_empty(), "no metrics after the warm-up ({} steps)", a.warmup);
+        crate::ensure!(!after.is_empty(), "no metrics after the warm-up ({} steps)", a.warmup);
         Ok(after.iter().sum::<f64>() / after.len() as f64)
     };
     let one = run("one", 1)?;

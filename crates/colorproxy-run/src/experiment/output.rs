@@ -4,12 +4,13 @@
 //! score against pretraining iterations above the pretraining loss with its learning-rate drops).
 use std::path::Path;
 
-use anyhow::Context;
+use crate::Context;
 use colorproxy_data::spread::spread;
 use colorproxy_nn::run_dir::RunPaths;
 
-use super::recipe::{Plan, Recipe};
-use super::DONE;
+use super::plan::Plan;
+use super::recipe::Recipe;
+use super::runner::{status, Status, DONE};
 use crate::report::html::{Cell, Page};
 use crate::report::plot::{write_charts, LineChart, Series};
 
@@ -220,7 +221,7 @@ fn tables(r: &Recipe, plan: &Plan) -> Vec<Table> {
 
 /// The plot of a sweep: score against pretraining iterations (mean over seeds; random init as
 /// the reference line) above the pretraining loss with its learning-rate drops.
-fn sweep_plot(r: &Recipe, plan: &Plan, s: &super::recipe::SweepSpec, out: &Path) -> anyhow::Result<()> {
+fn sweep_plot(r: &Recipe, plan: &Plan, s: &super::recipe::SweepSpec, out: &Path) -> crate::Result<()> {
     let metric = metric_name(&metric_of(plan, &s.finetune)).to_string();
     let mut score_series = Vec::new();
     let mut loss_series = Vec::new();
@@ -276,7 +277,7 @@ fn sweep_plot(r: &Recipe, plan: &Plan, s: &super::recipe::SweepSpec, out: &Path)
 }
 
 /// Writes results.csv, tables.md, report.html and the sweep plots; returns tables.md.
-pub fn write(r: &Recipe, plan: &Plan, out: &Path, seconds: f64) -> anyhow::Result<String> {
+pub fn write(r: &Recipe, plan: &Plan, out: &Path, seconds: f64) -> crate::Result<String> {
     let mut csv = String::from("run,kind,name,init,seed,metric,value\n");
     let mut run_seconds = 0.0;
     for p in &plan.pretrain {
@@ -357,10 +358,10 @@ pub fn write(r: &Recipe, plan: &Plan, out: &Path, seconds: f64) -> anyhow::Resul
         )
         .map(|(what, dir)| {
             let name = dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            let state = match super::status(dir) {
-                super::Status::Done => "done".to_string(),
-                super::Status::Partial(it) => format!("interrupted at {it}"),
-                super::Status::Todo => "not run".to_string(),
+            let state = match status(dir) {
+                Status::Done => "done".to_string(),
+                Status::Partial(it) => format!("interrupted at {it}"),
+                Status::Todo => "not run".to_string(),
             };
             vec![Cell::from(what), Cell::from(format!("runs/{name}")), Cell::from(state)]
         })

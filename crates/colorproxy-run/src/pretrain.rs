@@ -1,15 +1,15 @@
 //! `colorproxy pretrain`: colorization pretraining (the paper's section 3).
 
-use anyhow::Context;
+use crate::{bail, Context};
 use colorproxy_nn::pretrain::{read_metrics, PretrainRun};
 use colorproxy_nn::run_dir::RunPaths;
-use colorproxy_nn::{parse_device, PretrainConfig};
+use colorproxy_nn::PretrainConfig;
 
-use crate::cli::PretrainArgs;
-use crate::progress;
+use crate::request::PretrainRequest;
+use crate::session::{exit_interrupted, Session};
 
 /// Resolves the config: preset or file, then command-line overrides.
-pub fn resolve_config(a: &PretrainArgs) -> anyhow::Result<PretrainConfig> {
+pub fn resolve_config(a: &PretrainRequest) -> crate::Result<PretrainConfig> {
     let mut cfg = match (&a.preset, &a.config) {
         (Some(p), None) => PretrainConfig::preset(p)?,
         (None, Some(f)) => PretrainConfig::from_toml(
@@ -17,7 +17,7 @@ pub fn resolve_config(a: &PretrainArgs) -> anyhow::Result<PretrainConfig> {
         )
         .with_context(|| format!("{}: invalid config", f.display()))?,
         (None, None) => PretrainConfig::preset("cpu-small")?,
-        (Some(_), Some(_)) => anyhow::bail!("give --preset or --config, not both"),
+        (Some(_), Some(_)) => bail!("give --preset or --config, not both"),
     };
     if let Some(n) = a.iterations {
         // The schedule moves with the run length (drops and snapshots keep their fraction); on
@@ -41,71 +41,50 @@ pub fn resolve_config(a: &PretrainArgs) -> anyhow::Result<PretrainConfig> {
     Ok(cfg)
 }
 
-/// The process group of a data-parallel run (launched by torchrun, Slurm or `colorproxy
-/// launch`), and the device of this rank: `cuda:LOCAL_RANK` when the run is on a GPU.
-pub fn process_group(
-    device: tch::Device,
-) -> anyhow::Result<(Option<colorproxy_dist::ProcessGroup>, tch::Device)> {
-    let Some(env) = colorproxy_dist::DistEnv::from_env()? else { return Ok((None, device)) };
-    let (backend, device, cuda) = match device {
-        tch::Device::Cuda(_) => ("nccl", tch::Device::Cuda(env.local_rank), Some(env.local_rank)),
-        d => ("gloo", d, None),
-    };
-    let pg = colorproxy_dist::ProcessGroup::new(backend, &env, env.timeout, cuda)
-        .with_context(|| format!("joining the {}-rank job ({backend})", env.world_size))?;
-    Ok((Some(pg), device))
-}
-
-pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
+/// Runs a colorization pretraining: the resolved config on the data, rank 0 reporting progress and
+/// writing the loss curve. An interrupted run exits with 130/143 after its checkpoint.
+pub fn run(a: PretrainRequest) -> crate::Result<()> {
     let cfg = resolve_config(&a)?;
-    let (dist, device) = process_group(parse_device(a.device.as_deref())?)?;
-    let rank0 = dist.as_ref().is_none_or(|pg| pg.rank() == 0);
-    let interrupt = progress::interrupt_flag();
-    let pb = if rank0 {
-        progress::bar(cfg.iterations as u64, "pretrain")
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    if rank0 {
-        pb.println(format!(
-            "pretrain {} (width {}), {} iterations of batch {} at {}x{}, on {:?}{} -> {}",
+    let session = Session::start(a.device.as_deref())?;
+    let pb = session.bar(cfg.iterations, "pretrain");
+    let ranks = session
+        .dist
+        .as_ref()
+        .map(|pg| {
+            let per_rank = cfg.data.batch_size / pg.size().max(1);
+            format!(" x {} ranks ({}; {per_rank} images per rank and step)", pg.size(), pg.backend())
+        })
+        .unwrap_or_default();
+    session.say(
+        &pb,
+        &format!(
+            "pretrain {} (width {}), {} iterations of batch {} at {}x{}, on {:?}{ranks} -> {}",
             cfg.model.arch,
             cfg.model.width,
             cfg.iterations,
             cfg.data.batch_size,
             cfg.data.augment.crop,
             cfg.data.augment.crop,
-            device,
-            dist.as_ref()
-                .map(|pg| format!(
-                    " x {} ranks ({}; {} images per rank and step)",
-                    pg.size(),
-                    pg.backend(),
-                    cfg.data.batch_size / pg.size().max(1)
-                ))
-                .unwrap_or_default(),
+            session.device,
             a.out.display()
-        ));
-        pb.println(format!("schedule: {}", cfg.schedule_summary()));
-    }
-    let mut obs = crate::progress::BarObserver(pb.clone());
+        ),
+    );
+    session.say(&pb, &format!("schedule: {}", cfg.schedule_summary()));
+    let mut observer = session.observer(&pb);
     let summary = PretrainRun {
         config: cfg,
         data_dir: a.data.clone(),
         out: a.out.clone(),
         resume: a.resume,
         force: a.force,
-        device,
-        interrupt,
-        observer: &mut obs,
-        dist: dist.as_ref(),
+        device: session.device,
+        interrupt: session.interrupt.clone(),
+        observer: observer.as_mut(),
+        dist: session.dist.as_ref(),
     }
     .run()?;
     pb.finish_and_clear();
-    if !rank0 {
-        if summary.interrupted {
-            std::process::exit(progress::interrupt_exit_code());
-        }
+    if session.other_rank_done(summary.interrupted) {
         return Ok(());
     }
     let paths = RunPaths::new(&a.out);
@@ -123,7 +102,7 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
     );
     if summary.interrupted {
         eprintln!("continue with the same command and --resume");
-        std::process::exit(progress::interrupt_exit_code());
+        exit_interrupted();
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use anyhow::Context;
+use crate::Context;
 use colorproxy_data::palette::voc_colour;
 use colorproxy_data::LabelledSet;
 use colorproxy_nn::transfer::EvalResult;
@@ -44,7 +44,7 @@ pub fn seg_examples(
     images: &[usize],
     preds: &[Vec<Vec<u8>>],
     out: &Path,
-) -> anyhow::Result<BTreeSet<u8>> {
+) -> crate::Result<BTreeSet<u8>> {
     let mut shown = BTreeSet::new();
     for m in set
         .masks
@@ -102,7 +102,7 @@ pub struct RunReport<'a> {
 }
 
 /// Writes `path` (report.html).
-pub fn write_run_report(path: &Path, r: &RunReport) -> anyhow::Result<()> {
+pub fn write_run_report(path: &Path, r: &RunReport) -> crate::Result<()> {
     let mut page = Page::new(&r.title);
     page.p(&format!("{} Wall time {:.0} s.", r.summary, r.seconds));
     if let Some(res) = r.result {

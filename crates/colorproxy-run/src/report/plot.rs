@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Once;
 
-use anyhow::{anyhow, Context};
+use crate::{Context, RunError};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -68,11 +68,11 @@ fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
-fn draw_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, c: &LineChart) -> anyhow::Result<()>
+fn draw_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, c: &LineChart) -> crate::Result<()>
 where
     DB::ErrorType: 'static,
 {
-    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("plotting: {e:?}");
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| RunError::draw(format!("{e:?}"));
     let xs = c.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).chain(c.markers.iter().copied());
     let (x0, x1) = range(xs);
     let ys =
@@ -153,24 +153,28 @@ fn legend_position(c: &LineChart, (y0, y1): (f64, f64)) -> SeriesLabelPosition {
 
 /// Charts stacked vertically, each `width x panel_height`, written as `out` (PNG) and the same
 /// name with `.svg`.
-pub fn write_charts(charts: &[LineChart], width: u32, panel_height: u32, out: &Path) -> anyhow::Result<()> {
+pub fn write_charts(charts: &[LineChart], width: u32, panel_height: u32, out: &Path) -> crate::Result<()> {
     register_font();
     let size = (width, panel_height * charts.len().max(1) as u32);
     {
         let root = BitMapBackend::new(out, size).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| anyhow!("plotting: {e:?}"))?;
+        root.fill(&WHITE).map_err(|e| RunError::draw(format!("{e:?}")))?;
         for (area, c) in root.split_evenly((charts.len().max(1), 1)).iter().zip(charts) {
             draw_chart(area, c)?;
         }
-        root.present().with_context(|| format!("writing {}", out.display()))?;
+        root.present()
+            .map_err(|e| RunError::draw(format!("{e:?}")))
+            .with_context(|| format!("writing {}", out.display()))?;
     }
     let svg = out.with_extension("svg");
     let root = SVGBackend::new(&svg, size).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| anyhow!("plotting: {e:?}"))?;
+    root.fill(&WHITE).map_err(|e| RunError::draw(format!("{e:?}")))?;
     for (area, c) in root.split_evenly((charts.len().max(1), 1)).iter().zip(charts) {
         draw_chart(area, c)?;
     }
-    root.present().with_context(|| format!("writing {}", svg.display()))?;
+    root.present()
+        .map_err(|e| RunError::draw(format!("{e:?}")))
+        .with_context(|| format!("writing {}", svg.display()))?;
     Ok(())
 }
 
@@ -184,11 +188,11 @@ pub struct RangeChart {
     pub y_range: (f64, f64),
 }
 
-fn draw_ranges<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, c: &RangeChart) -> anyhow::Result<()>
+fn draw_ranges<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, c: &RangeChart) -> crate::Result<()>
 where
     DB::ErrorType: 'static,
 {
-    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("plotting: {e:?}");
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| RunError::draw(format!("{e:?}"));
     let n = c.items.len().max(1);
     let mut chart = ChartBuilder::on(area)
         .caption(&c.title, ("sans-serif", 18))
@@ -246,18 +250,22 @@ where
 }
 
 /// A [`RangeChart`] as `out` (PNG) and the same name with `.svg`.
-pub fn write_range_chart(c: &RangeChart, width: u32, height: u32, out: &Path) -> anyhow::Result<()> {
+pub fn write_range_chart(c: &RangeChart, width: u32, height: u32, out: &Path) -> crate::Result<()> {
     register_font();
     {
         let root = BitMapBackend::new(out, (width, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| anyhow!("plotting: {e:?}"))?;
+        root.fill(&WHITE).map_err(|e| RunError::draw(format!("{e:?}")))?;
         draw_ranges(&root, c)?;
-        root.present().with_context(|| format!("writing {}", out.display()))?;
+        root.present()
+            .map_err(|e| RunError::draw(format!("{e:?}")))
+            .with_context(|| format!("writing {}", out.display()))?;
     }
     let svg = out.with_extension("svg");
     let root = SVGBackend::new(&svg, (width, height)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| anyhow!("plotting: {e:?}"))?;
+    root.fill(&WHITE).map_err(|e| RunError::draw(format!("{e:?}")))?;
     draw_ranges(&root, c)?;
-    root.present().with_context(|| format!("writing {}", svg.display()))?;
+    root.present()
+        .map_err(|e| RunError::draw(format!("{e:?}")))
+        .with_context(|| format!("writing {}", svg.display()))?;
     Ok(())
 }

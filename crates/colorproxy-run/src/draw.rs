@@ -1,5 +1,5 @@
 //! Minimal raster drawing for pictures where colour carries the meaning (the `targets` command's
-//! histograms, markers, image grids); plots with text are in [`crate::report::plot`].
+//! histograms, markers, image grids); plots with text are in the report module.
 use image::{Rgb, RgbImage};
 
 /// Fills the rectangle `[x, x + w) x [y, y + h)`, clipped to the canvas.

@@ -1,281 +1,13 @@
-//! The recipe format (`experiments/*.toml`, documented in `experiments/README.md`) and its
-//! resolution into runs: named data sets, pretrainings (colorization or supervised), fine-tunings
-//! from them (x seeds), tables and snapshot sweeps. A run's key is a hash of everything that
-//! decides its result (resolved config, data, init, seed), so a changed recipe makes new runs and
-//! an unchanged one finds its finished runs again.
+//! The plan of a recipe: every pretraining and fine-tuning run it asks for, with its resolved
+//! config, data, initialisation and run folder (named by a hash of all that decides its result).
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
 use colorproxy_nn::transfer::{Task, TransferConfig};
 use colorproxy_nn::PretrainConfig;
-use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Recipe {
-    pub title: String,
-    #[serde(default)]
-    pub description: String,
-    /// Fine-tuning seeds (a fine-tuning may give its own).
-    #[serde(default = "default_seeds")]
-    pub seeds: Vec<u64>,
-    #[serde(default)]
-    pub data: BTreeMap<String, DataSpec>,
-    #[serde(default)]
-    pub pretrain: Vec<PretrainSpec>,
-    #[serde(default)]
-    pub finetune: Vec<FinetuneSpec>,
-    #[serde(default)]
-    pub table: Vec<TableSpec>,
-    #[serde(default)]
-    pub sweep: Vec<SweepSpec>,
-}
-
-fn default_seeds() -> Vec<u64> {
-    vec![0, 1, 2]
-}
-
-fn train() -> String {
-    "train".into()
-}
-
-fn val() -> String {
-    "val".into()
-}
-
-/// A named data set: a path (relative to the recipe), generated scenes, or a path given on the
-/// command line (`--data NAME=PATH`; neither key).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataSpec {
-    pub path: Option<String>,
-    pub generate: Option<GenerateSpec>,
-    /// What the set is, for the tables and `--data` errors.
-    #[serde(default)]
-    pub about: String,
-}
-
-/// `colorproxy data generate` into OUT/data/NAME.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct GenerateSpec {
-    pub images: usize,
-    #[serde(default)]
-    pub seed: u64,
-    #[serde(default = "five")]
-    pub classes: usize,
-    pub per_class_train: Option<usize>,
-    pub per_class_val: Option<usize>,
-}
-
-fn five() -> usize {
-    5
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PretrainKind {
-    /// Colorization (`colorproxy pretrain`).
-    Colorization,
-    /// Supervised on class folders (`colorproxy pretrain-supervised`).
-    Supervised,
-}
-
-fn colorization() -> PretrainKind {
-    PretrainKind::Colorization
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PretrainSpec {
-    pub name: String,
-    #[serde(default = "colorization")]
-    pub kind: PretrainKind,
-    /// A built-in preset (colorization: cpu-small ...; supervised: cls-cpu ...).
-    pub preset: Option<String>,
-    /// A config file (relative to the recipe) instead of a preset.
-    pub config: Option<String>,
-    /// Images: `NAME` or `NAME/sub/folder`; several are pooled; `NAME@SPLIT` is the images of a
-    /// VOC split (unlabelled use). Supervised: class folders.
-    pub data: OneOrMany,
-    /// Colorization: total iterations (drops and snapshots keep their fraction). Supervised: the
-    /// cap of the early-stopping protocol.
-    pub iterations: Option<usize>,
-    #[serde(default)]
-    pub seed: u64,
-    /// Config overrides by dotted key, e.g. `"optim.lr_drops" = []`, `"model.hypercolumn" =
-    /// ["fc7"]`, `"label_space.per_class" = 20`.
-    #[serde(default)]
-    pub set: toml::Table,
-    /// Shown in tables instead of the name.
-    pub label: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    pub fn items(&self) -> Vec<String> {
-        match self {
-            OneOrMany::One(s) => vec![s.clone()],
-            OneOrMany::Many(v) => v.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FinetuneSpec {
-    pub name: String,
-    pub task: TaskName,
-    pub preset: Option<String>,
-    pub config: Option<String>,
-    /// A VOC devkit (or class folders for cls): `NAME` or `NAME/sub`.
-    pub data: String,
-    /// Initialisations: `random`, a pretraining's name, or `NAME@ITERATION` (a snapshot).
-    #[serde(default)]
-    pub init: Vec<String>,
-    /// Cap on iterations (the early-stopping protocol scales with it).
-    pub max_iterations: Option<usize>,
-    pub seeds: Option<Vec<u64>>,
-    #[serde(default)]
-    pub set: toml::Table,
-    #[serde(default = "train")]
-    pub train_split: String,
-    #[serde(default = "val")]
-    pub eval_split: String,
-    /// Shown in tables instead of the name.
-    pub label: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TaskName {
-    Seg,
-    Cls,
-}
-
-impl TaskName {
-    pub fn task(self) -> Task {
-        match self {
-            TaskName::Seg => Task::Seg,
-            TaskName::Cls => Task::Cls,
-        }
-    }
-}
-
-/// A table: one row per initialisation, one column per fine-tuning.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TableSpec {
-    pub name: String,
-    pub title: String,
-    /// Fine-tuning names.
-    pub columns: Vec<String>,
-    /// Initialisations (default: every init of the columns, in order).
-    pub rows: Option<Vec<String>>,
-    #[serde(default)]
-    pub note: String,
-}
-
-/// Fig. 4: fine-tuning from snapshots of pretrainings, score against pretraining iterations.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SweepSpec {
-    pub name: String,
-    pub title: String,
-    /// The fine-tuning (its own `init` list is not used here).
-    pub finetune: String,
-    /// Colorization pretrainings whose snapshots are fine-tuned.
-    pub pretrain: Vec<String>,
-    /// Pretraining iterations (snapshots are taken there).
-    pub at: Vec<usize>,
-    #[serde(default)]
-    pub note: String,
-}
-
-impl Recipe {
-    pub fn read(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let r: Recipe =
-            toml::from_str(&text).with_context(|| format!("{}: not a valid recipe", path.display()))?;
-        r.check().with_context(|| format!("recipe {}", path.display()))?;
-        Ok(r)
-    }
-
-    /// Names unique and known, references resolvable.
-    fn check(&self) -> anyhow::Result<()> {
-        let mut names = std::collections::BTreeSet::new();
-        for n in self.pretrain.iter().map(|p| &p.name).chain(self.finetune.iter().map(|f| &f.name)) {
-            if n == "random" || n.contains(['@', '/']) || !names.insert(n.clone()) {
-                bail!("name {n:?} is used twice, reserved (random) or contains @ or /");
-            }
-        }
-        let pre = |n: &str| self.pretrain.iter().find(|p| p.name == n);
-        let ft = |n: &str| self.finetune.iter().find(|f| f.name == n);
-        for f in &self.finetune {
-            for i in &f.init {
-                let base = i.split('@').next().unwrap_or(i);
-                if base != "random" && pre(base).is_none() {
-                    bail!(
-                        "fine-tuning {:?}: init {i:?} is not `random` or a pretraining of the recipe",
-                        f.name
-                    );
-                }
-            }
-        }
-        for t in &self.table {
-            for c in &t.columns {
-                if ft(c).is_none() {
-                    bail!("table {:?}: column {c:?} is not a fine-tuning of the recipe", t.name);
-                }
-            }
-        }
-        for s in &self.sweep {
-            if ft(&s.finetune).is_none() {
-                bail!("sweep {:?}: {:?} is not a fine-tuning of the recipe", s.name, s.finetune);
-            }
-            for p in &s.pretrain {
-                match pre(p) {
-                    Some(p) if p.kind == PretrainKind::Colorization => {}
-                    _ => bail!("sweep {:?}: {p:?} is not a colorization pretraining of the recipe", s.name),
-                }
-            }
-            if s.at.contains(&0) || s.at.is_empty() {
-                bail!("sweep {:?}: `at` lists pretraining iterations from 1", s.name);
-            }
-        }
-        if self.seeds.is_empty() {
-            bail!("seeds is empty");
-        }
-        Ok(())
-    }
-}
-
-/// Applies `set` (dotted keys or nested tables) to a config's TOML.
-pub fn apply_overrides(text: &str, set: &toml::Table) -> anyhow::Result<String> {
-    let mut doc: toml::Table = toml::from_str(text).context("config")?;
-    for (key, value) in set {
-        let parts: Vec<&str> = key.split('.').collect();
-        let mut t = &mut doc;
-        for p in &parts[..parts.len() - 1] {
-            let e = t.entry(p.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            t = e.as_table_mut().with_context(|| format!("override {key:?}: {p:?} is not a table"))?;
-        }
-        t.insert(parts[parts.len() - 1].to_string(), value.clone());
-    }
-    Ok(toml::to_string(&doc)?)
-}
-
-/// A short stable hash (hex) of text.
-pub fn key(text: &str) -> String {
-    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))[..10].to_string()
-}
+use super::recipe::{apply_overrides, key, FinetuneSpec, PretrainKind, PretrainSpec, Recipe};
+use crate::{bail, Context};
 
 /// Where the recipe's named data sets are.
 pub struct DataSets {
@@ -286,7 +18,7 @@ pub struct DataSets {
 
 impl DataSets {
     /// The folder of `NAME[/sub]` and a description that does not depend on where it lies.
-    pub fn resolve(&self, r: &Recipe, spec: &str) -> anyhow::Result<(PathBuf, String)> {
+    pub fn resolve(&self, r: &Recipe, spec: &str) -> crate::Result<(PathBuf, String)> {
         let (name, sub) = spec.split_once('/').unwrap_or((spec, ""));
         let d = r.data.get(name).with_context(|| format!("data {name:?} is not in the recipe's [data]"))?;
         let (root, desc) = if let Some(p) = self.given.get(name) {
@@ -367,14 +99,14 @@ pub struct Plan {
     pub finetune: Vec<FinetunePlan>,
 }
 
-fn read_config(dir: &Path, file: &str) -> anyhow::Result<String> {
+fn read_config(dir: &Path, file: &str) -> crate::Result<String> {
     let p = dir.join(file);
     std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))
 }
 
 impl Recipe {
     /// Resolves every run (configs, data paths, keys, folders under `runs`).
-    pub fn plan(&self, data: &DataSets, runs: &Path) -> anyhow::Result<Plan> {
+    pub fn plan(&self, data: &DataSets, runs: &Path) -> crate::Result<Plan> {
         let mut pretrain = Vec::new();
         for p in &self.pretrain {
             pretrain.push(
@@ -403,7 +135,7 @@ impl Recipe {
         Ok(Plan { pretrain, finetune })
     }
 
-    fn plan_pretrain(&self, p: &PretrainSpec, data: &DataSets, runs: &Path) -> anyhow::Result<PretrainPlan> {
+    fn plan_pretrain(&self, p: &PretrainSpec, data: &DataSets, runs: &Path) -> crate::Result<PretrainPlan> {
         let items = p.data.items();
         let mut sources = Vec::new();
         let mut desc = Vec::new();
@@ -455,8 +187,8 @@ impl Recipe {
                     c = c.with_max_iterations(n);
                 }
                 c.seed = p.seed;
-                c.init = "random".into();
-                c.rebalance = colorproxy_nn::backbone::arch::arch(&c.model.arch)?.rebalance;
+                c = c.with_init("random")?;
+                c.rebalance = c.rebalance_by_default()?;
                 c.label_space.seed = p.seed;
                 c.validate()?;
                 let t = c.to_toml();
@@ -492,7 +224,7 @@ impl Recipe {
         pretrain: &[PretrainPlan],
         data: &DataSets,
         runs: &Path,
-    ) -> anyhow::Result<FinetunePlan> {
+    ) -> crate::Result<FinetunePlan> {
         let task = f.task.task();
         let base = match (&f.preset, &f.config) {
             (Some(n), None) => TransferConfig::preset(n)?.to_toml(),
@@ -537,10 +269,10 @@ impl Recipe {
             Some((k, at.filter(|&it| matches!(&p.config, Config::Color(pc) if it != pc.iterations))))
         };
         let mut c = c.for_arch();
-        let arch = colorproxy_nn::backbone::arch::arch(&c.model.arch)?;
+        colorproxy_nn::backbone::arch::arch(&c.model.arch)?;
         if from.is_none() {
-            c.init = "random".into();
-            c.rebalance = c.rebalance || arch.rebalance;
+            c = c.with_init("random")?;
+            c.rebalance = c.rebalance || c.rebalance_by_default()?;
         }
         let init_key = match from {
             None => "random".to_string(),

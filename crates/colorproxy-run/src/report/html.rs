@@ -3,7 +3,7 @@
 //! escaped.
 use std::path::Path;
 
-use anyhow::Context;
+use crate::Context;
 
 const STYLE: &str = "body{font-family:'DejaVu Sans',sans-serif;max-width:980px;margin:1.5em auto;padding:0 1em;color:#222}\
 h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid #ddd}\
@@ -137,7 +137,7 @@ impl Page {
         ));
     }
 
-    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+    pub fn write(&self, path: &Path) -> crate::Result<()> {
         let html = format!(
             "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head>\n<body>\n{}</body></html>\n",
             esc(&self.title),

@@ -9,14 +9,12 @@ use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
-
-use crate::cli::LaunchArgs;
+use crate::{bail, Context};
 
 /// Seconds the other ranks get to stop after SIGTERM before SIGKILL.
 const GRACE: Duration = Duration::from_secs(10);
 
-fn free_port() -> anyhow::Result<u16> {
+fn free_port() -> crate::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(l.local_addr()?.port())
 }
@@ -36,36 +34,31 @@ fn describe(s: ExitStatus) -> String {
     }
 }
 
-pub fn run(a: LaunchArgs) -> anyhow::Result<()> {
-    launch(a.nproc, a.master_port, &a.command)
-}
-
 /// Runs `command` (colorproxy's arguments) as `nproc` ranks on this machine; returns when all
 /// succeeded, fails naming the first rank that did not.
-pub fn launch(nproc: usize, master_port: Option<u16>, command: &[String]) -> anyhow::Result<()> {
-    let a = LaunchArgs { nproc, master_port, command: command.to_vec() };
-    if a.nproc == 0 {
+pub fn launch(nproc: usize, master_port: Option<u16>, command: &[String]) -> crate::Result<()> {
+    if nproc == 0 {
         bail!("--nproc must be at least 1");
     }
-    if a.command.is_empty() {
+    if command.is_empty() {
         bail!(
             "nothing to launch: give the command after --, e.g. colorproxy launch --nproc 2 -- pretrain ..."
         );
     }
     let exe = std::env::current_exe().context("locating the colorproxy binary")?;
-    let port = match a.master_port {
+    let port = match master_port {
         Some(p) => p,
         None => free_port()?,
     };
     let interrupt = crate::progress::interrupt_flag();
     let mut children: Vec<Child> = Vec::new();
-    for rank in 0..a.nproc {
+    for rank in 0..nproc {
         let mut cmd = Command::new(&exe);
-        cmd.args(&a.command)
+        cmd.args(command)
             .env("RANK", rank.to_string())
-            .env("WORLD_SIZE", a.nproc.to_string())
+            .env("WORLD_SIZE", nproc.to_string())
             .env("LOCAL_RANK", rank.to_string())
-            .env("LOCAL_WORLD_SIZE", a.nproc.to_string())
+            .env("LOCAL_WORLD_SIZE", nproc.to_string())
             .env("MASTER_ADDR", "127.0.0.1")
             .env("MASTER_PORT", port.to_string())
             .env_remove("TORCHELASTIC_USE_AGENT_STORE")
@@ -76,7 +69,7 @@ pub fn launch(nproc: usize, master_port: Option<u16>, command: &[String]) -> any
         }
         children.push(cmd.spawn().with_context(|| format!("starting rank {rank}"))?);
     }
-    eprintln!("launch: {} ranks on 127.0.0.1:{port}: {}", a.nproc, a.command.join(" "));
+    eprintln!("launch: {} ranks on 127.0.0.1:{port}: {}", nproc, command.join(" "));
     let mut status: Vec<Option<ExitStatus>> = vec![None; children.len()];
     let mut forwarded = 0;
     loop {

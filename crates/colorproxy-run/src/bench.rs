@@ -4,11 +4,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Context;
+use crate::Context;
 use colorproxy_color::TargetConfig;
 use colorproxy_data::{AugmentConfig, BatchLoader, DataPosition, ImageSource, PipelineConfig, PretrainData};
 
-use crate::cli::BenchDataArgs;
+use crate::request::BenchDataRequest;
 
 /// The repository root this binary was built from (for bench/ scripts and the .venv).
 pub fn repo_root() -> PathBuf {
@@ -45,7 +45,7 @@ pub fn find_python(given: Option<&Path>, modules: &str) -> Option<PathBuf> {
 }
 
 /// Images per second of the Rust pipeline with `threads` workers over `count` images.
-fn rust_rate(src: &ImageSource, a: &BenchDataArgs, threads: usize) -> anyhow::Result<f64> {
+fn rust_rate(src: &ImageSource, a: &BenchDataRequest, threads: usize) -> crate::Result<f64> {
     let batch = 8;
     let pipe = PipelineConfig {
         batch_size: batch,
@@ -70,7 +70,7 @@ fn rust_rate(src: &ImageSource, a: &BenchDataArgs, threads: usize) -> anyhow::Re
     Ok((batches * batch) as f64 / t.elapsed().as_secs_f64())
 }
 
-pub fn data(a: BenchDataArgs) -> anyhow::Result<()> {
+pub fn data(a: BenchDataRequest) -> crate::Result<()> {
     let src = ImageSource::open(&a.images)?;
     // Warm the page cache so the first measurement does not pay for disk reads.
     for f in src.files.iter().take(a.count) {
@@ -91,7 +91,7 @@ pub fn data(a: BenchDataArgs) -> anyhow::Result<()> {
                 .args(["--border", &a.border.to_string()])
                 .output()
                 .with_context(|| format!("running {} {}", py.display(), script.display()))?;
-            anyhow::ensure!(
+            crate::ensure!(
                 out.status.success(),
                 "{} failed: {}",
                 script.display(),
@@ -137,7 +137,7 @@ fn rust_pretrain_rates(
     device: tch::Device,
     steps: usize,
     warmup: usize,
-) -> anyhow::Result<(f64, f64)> {
+) -> crate::Result<(f64, f64)> {
     use colorproxy_nn::pretrain::{build, train_step};
     let source = ImageSource::open(images)?;
     let data = Arc::new(PretrainData::new(source, cfg.data.clone(), cfg.targets.clone(), cfg.seed)?);
@@ -145,10 +145,7 @@ fn rust_pretrain_rates(
     let lr = cfg.optim.lr;
     // Compute only.
     let (net, mut sgd) = build(cfg, device)?;
-    let batch = BatchLoader::new(data.clone(), DataPosition::default())?
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("no batch"))?
-        .1?;
+    let batch = BatchLoader::new(data.clone(), DataPosition::default())?.next().context("no batch")?.1?;
     for i in 0..warmup {
         train_step(&net, &mut sgd, &batch, lr, i as u64, None)?;
     }
@@ -168,7 +165,7 @@ fn rust_pretrain_rates(
             sync(device);
             t = Instant::now();
         }
-        let batch = loader.next().ok_or_else(|| anyhow::anyhow!("loader stopped"))?.1?;
+        let batch = loader.next().context("loader stopped")?.1?;
         train_step(&net, &mut sgd, &batch, lr, i as u64, None)?;
     }
     sync(device);
@@ -182,7 +179,7 @@ fn sync(device: tch::Device) {
     }
 }
 
-pub fn pretrain(a: crate::cli::BenchPretrainArgs) -> anyhow::Result<()> {
+pub fn pretrain(a: crate::request::BenchPretrainRequest) -> crate::Result<()> {
     if a.nproc > 1 {
         return crate::bench_dist::pretrain_scaling(&a);
     }
@@ -242,7 +239,7 @@ pub fn pretrain(a: crate::cli::BenchPretrainArgs) -> anyhow::Result<()> {
                     },
                 ];
                 let out = Command::new(&py).args(&args).output().with_context(|| format!("running {}", script.display()))?;
-                anyhow::ensure!(out.status.success(), "{} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr));
+                crate::ensure!(out.status.success(), "{} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr));
                 let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("reading the reference's JSON")?;
                 reference = Some((v["compute_images_per_s"].as_f64().unwrap_or(f64::NAN), v["e2e_images_per_s"].as_f64().unwrap_or(f64::NAN)));
             }
@@ -277,7 +274,7 @@ pub fn pretrain(a: crate::cli::BenchPretrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn parity(a: crate::cli::BenchParityArgs) -> anyhow::Result<()> {
+pub fn parity(a: crate::request::BenchParityRequest) -> crate::Result<()> {
     let cfg = colorproxy_nn::PretrainConfig::preset(&a.preset)?;
     let device = colorproxy_nn::parse_device(a.device.as_deref())?;
     let source = ImageSource::open(&a.images)?;
@@ -304,6 +301,6 @@ pub fn parity(a: crate::cli::BenchParityArgs) -> anyhow::Result<()> {
             r.worst_parameter
         );
     }
-    anyhow::ensure!(ok, "parity above tolerance {}", a.tol);
+    crate::ensure!(ok, "parity above tolerance {}", a.tol);
     Ok(())
 }

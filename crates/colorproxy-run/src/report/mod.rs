@@ -7,7 +7,7 @@ pub mod run;
 
 use std::path::Path;
 
-use anyhow::Context;
+use crate::Context;
 use colorproxy_nn::early_stop::{schedule_path, FoundSchedule};
 use colorproxy_nn::pretrain::Metrics;
 use colorproxy_nn::run_dir::RunPaths;
@@ -21,7 +21,7 @@ const GREEN: (u8, u8, u8) = (40, 160, 60);
 const RED: (u8, u8, u8) = (200, 60, 40);
 
 /// An evaluation's results as `results.json` and a Markdown table `results.md` in `dir`.
-pub fn write_results(dir: &Path, r: &EvalResult, title: &str) -> anyhow::Result<()> {
+pub fn write_results(dir: &Path, r: &EvalResult, title: &str) -> crate::Result<()> {
     let json = dir.join("results.json");
     std::fs::write(&json, serde_json::to_string_pretty(r)?)
         .with_context(|| format!("writing {}", json.display()))?;
@@ -42,7 +42,7 @@ pub fn write_results(dir: &Path, r: &EvalResult, title: &str) -> anyhow::Result<
 }
 
 /// The pretraining loss curve (loss; hue and chroma KL for the histogram loss), PNG + SVG.
-pub fn loss_curve(metrics: &[Metrics], out: &Path) -> anyhow::Result<()> {
+pub fn loss_curve(metrics: &[Metrics], out: &Path) -> crate::Result<()> {
     let s = |label: &str, c, f: fn(&Metrics) -> f64| {
         Series::new(label, c, metrics.iter().map(|m| (m.iteration as f64, f(m))).collect())
     };
@@ -68,7 +68,7 @@ pub fn loss_curve(metrics: &[Metrics], out: &Path) -> anyhow::Result<()> {
 /// `RUN_DIR/curves.png` (+ `.svg`) of a fine-tuning run: the training loss (top) and the held-out
 /// score (bottom) against the iteration, learning-rate drops marked, from `metrics.jsonl` and
 /// `schedule.json`. `reference`: a reference score to draw (e.g. the majority-class mIoU).
-pub fn finetune_curves(dir: &Path, reference: Option<(f64, String)>) -> anyhow::Result<()> {
+pub fn finetune_curves(dir: &Path, reference: Option<(f64, String)>) -> crate::Result<()> {
     let path = RunPaths::new(dir).metrics();
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let rows: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();

@@ -1,0 +1,205 @@
+//! `colorproxy experiment run RECIPE.toml --out DIR`: the paper's comparisons as one command.
+//! A recipe ([`recipe`]) lists data sets, pretrainings and fine-tunings (x seeds); every run is
+//! a folder under DIR/runs keyed by its resolved config. A run with `done.json` is finished and
+//! reused; a folder without it is resumed from its checkpoint (or started over when it has
+//! none), so rerunning after a crash repeats nothing. Then [`output`] writes results.csv,
+//! tables.md, report.html and the sweep plots from the finished runs.
+pub mod output;
+mod plan;
+pub mod recipe;
+mod runner;
+
+pub use runner::{status, Status, DONE};
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::{bail, Context};
+
+use crate::request::{ExperimentRequest, GenerateRequest};
+use plan::{DataSets, FinetunePlan, Plan};
+use recipe::Recipe;
+
+/// Which runs `--only NAME` needs (indices into the plan), with the pretrainings they start from.
+fn selected(
+    r: &Recipe,
+    plan: &Plan,
+    only: Option<&str>,
+) -> crate::Result<(BTreeSet<usize>, BTreeSet<usize>)> {
+    let mut ft: BTreeSet<usize> = BTreeSet::new();
+    let mut pre: BTreeSet<usize> = BTreeSet::new();
+    let Some(name) = only else {
+        return Ok(((0..plan.pretrain.len()).collect(), unique(plan, (0..plan.finetune.len()).collect())));
+    };
+    let all_ft = |pred: &dyn Fn(&FinetunePlan) -> bool| -> BTreeSet<usize> {
+        plan.finetune.iter().enumerate().filter(|(_, f)| pred(f)).map(|(i, _)| i).collect()
+    };
+    if let Some(t) = r.table.iter().find(|t| t.name == name) {
+        let rows = t.rows.clone();
+        ft = all_ft(&|f| {
+            t.columns.contains(&f.name)
+                && rows.as_ref().is_none_or(|rs| rs.contains(&f.init))
+                && r.finetune.iter().any(|s| s.name == f.name && s.init.contains(&f.init))
+        });
+    } else if let Some(s) = r.sweep.iter().find(|s| s.name == name) {
+        ft = all_ft(&|f| {
+            f.name == s.finetune
+                && (f.init == "random"
+                    || s.pretrain
+                        .iter()
+                        .any(|p| s.at.iter().any(|a| f.init == format!("{p}@{a}")) || f.init == *p))
+        });
+        pre.extend(
+            plan.pretrain.iter().enumerate().filter(|(_, p)| s.pretrain.contains(&p.name)).map(|(i, _)| i),
+        );
+    } else if let Some(k) = plan.pretrain.iter().position(|p| p.name == name) {
+        pre.insert(k);
+    } else if r.finetune.iter().any(|f| f.name == name) {
+        ft = all_ft(&|f| f.name == name);
+    } else {
+        bail!("--only {name:?}: not a table, sweep, pretraining or fine-tuning of the recipe");
+    }
+    pre.extend(ft.iter().filter_map(|&i| plan.finetune[i].from.map(|f| f.0)));
+    Ok((pre, unique(plan, ft)))
+}
+
+/// The runs once each: a sweep's last snapshot is the pretraining's final weights, the same run
+/// (and folder) as fine-tuning from the pretraining itself.
+fn unique(plan: &Plan, ft: BTreeSet<usize>) -> BTreeSet<usize> {
+    let mut seen = BTreeSet::new();
+    ft.into_iter().filter(|&i| seen.insert(plan.finetune[i].dir.clone())).collect()
+}
+
+pub fn run(a: ExperimentRequest) -> crate::Result<()> {
+    let t0 = Instant::now();
+    let r = Recipe::read(&a.recipe)?;
+    let recipe_dir = a.recipe.parent().map(Path::to_path_buf).unwrap_or_default();
+    let recipe_dir = if recipe_dir.as_os_str().is_empty() { PathBuf::from(".") } else { recipe_dir };
+    let mut given = std::collections::BTreeMap::new();
+    for d in &a.data {
+        let (n, p) = d.split_once('=').with_context(|| format!("--data {d:?}: expected NAME=PATH"))?;
+        if !r.data.contains_key(n) {
+            bail!(
+                "--data {n}: the recipe has no data set {n:?} (it has: {})",
+                r.data.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+        given.insert(n.to_string(), PathBuf::from(p));
+    }
+    let sets = DataSets { recipe_dir, out: a.out.clone(), given };
+    let runs = a.out.join("runs");
+    let plan = r.plan(&sets, &runs)?;
+    let (pre, ft) = selected(&r, &plan, a.only.as_deref())?;
+    colorproxy_nn::parse_device(a.device.as_deref())?;
+    let generated = needed_generated(&r, &sets, &plan, &pre, &ft)?;
+    if a.dry_run {
+        dry_run(&r, &plan, &pre, &ft, &generated);
+        return Ok(());
+    }
+    std::fs::create_dir_all(&runs).with_context(|| format!("creating {}", runs.display()))?;
+    std::fs::write(a.out.join("recipe.toml"), std::fs::read(&a.recipe)?).context("copying the recipe")?;
+    for name in &generated {
+        generate(&r, &sets, name)?;
+    }
+    let total = pre.len() + ft.len();
+    let mut k = 0;
+    for &i in &pre {
+        k += 1;
+        let p = &plan.pretrain[i];
+        eprintln!("[{k}/{total}] pretraining {} ({:?}) -> {}", p.name, p.kind, p.dir.display());
+        runner::run_pretrain(p, &a.device)?;
+    }
+    for &i in &ft {
+        k += 1;
+        let f = &plan.finetune[i];
+        eprintln!(
+            "[{k}/{total}] fine-tuning {} from {}, seed {} -> {}",
+            f.name,
+            f.init,
+            f.seed,
+            f.dir.display()
+        );
+        runner::run_finetune(f, &plan, &a.device)?;
+    }
+    let md = output::write(&r, &plan, &a.out, t0.elapsed().as_secs_f64())?;
+    println!("{md}\nwrote {}/{{results.csv,tables.md,report.html}}", a.out.display());
+    Ok(())
+}
+
+/// The generated data sets the selected runs read and that are not generated yet.
+fn needed_generated(
+    r: &Recipe,
+    sets: &DataSets,
+    plan: &Plan,
+    pre: &BTreeSet<usize>,
+    ft: &BTreeSet<usize>,
+) -> crate::Result<Vec<String>> {
+    let mut names = BTreeSet::new();
+    let base = |spec: &str| spec.split(['/', '@']).next().unwrap_or(spec).to_string();
+    for &i in pre {
+        let spec = r.pretrain.iter().find(|s| s.name == plan.pretrain[i].name).context("pretraining")?;
+        names.extend(spec.data.items().iter().map(|d| base(d)));
+    }
+    for &i in ft {
+        let spec = r.finetune.iter().find(|s| s.name == plan.finetune[i].name).context("fine-tuning")?;
+        names.insert(base(&spec.data));
+    }
+    Ok(names
+        .into_iter()
+        .filter(|n| {
+            r.data.get(n).is_some_and(|d| d.generate.is_some() && d.path.is_none())
+                && !sets.given.contains_key(n)
+                && !sets.out.join("data").join(n).join(".generated").is_file()
+        })
+        .collect())
+}
+
+fn generate(r: &Recipe, sets: &DataSets, name: &str) -> crate::Result<()> {
+    let g = r.data[name].generate.clone().context("generate")?;
+    let dir = sets.out.join("data").join(name);
+    eprintln!("generating data set {name} -> {}", dir.display());
+    crate::demo::generate(GenerateRequest {
+        out: dir.clone(),
+        images: g.images,
+        seed: g.seed,
+        classes: g.classes,
+        per_class_train: g.per_class_train,
+        per_class_val: g.per_class_val,
+    })?;
+    std::fs::write(dir.join(".generated"), serde_json::to_string(&g)?).context("marking the data generated")
+}
+
+fn dry_run(r: &Recipe, plan: &Plan, pre: &BTreeSet<usize>, ft: &BTreeSet<usize>, generated: &[String]) {
+    println!("recipe: {}", r.title);
+    for g in generated {
+        println!("  generate  data set {g}");
+    }
+    let show = |s: Status| match s {
+        Status::Done => "done     ".to_string(),
+        Status::Partial(it) => format!("resume@{it:<4}"),
+        Status::Todo => "to run   ".to_string(),
+    };
+    let (mut done, mut todo) = (0, 0);
+    for &i in pre {
+        let p = &plan.pretrain[i];
+        let s = status(&p.dir);
+        if s == Status::Done {
+            done += 1
+        } else {
+            todo += 1
+        }
+        println!("  {} pretrain {} ({:?}) {}", show(s), p.name, p.kind, p.dir.display());
+    }
+    for &i in ft {
+        let f = &plan.finetune[i];
+        let s = status(&f.dir);
+        if s == Status::Done {
+            done += 1
+        } else {
+            todo += 1
+        }
+        println!("  {} finetune {} from {} seed {} {}", show(s), f.name, f.init, f.seed, f.dir.display());
+    }
+    println!("{done} done, {todo} to run");
+}

@@ -1,0 +1,164 @@
+//! Fine-tuning (`colorproxy finetune cls|seg`, and supervised pretraining, which is a fine-tuning
+//! of single-label classification from random init): the request resolved into a config, the
+//! run, its final evaluation.
+use std::path::Path;
+
+use colorproxy_nn::early_stop;
+use colorproxy_nn::run_dir::RunPaths;
+use colorproxy_nn::transfer::{FinetuneRun, OnBad, Task, TransferConfig};
+
+use crate::request::{FinetuneRequest, SupervisedRequest};
+use crate::session::{exit_interrupted, Session};
+use crate::{bail, Context};
+
+/// Resolves the fine-tuning config: preset, the init checkpoint's backbone, flags.
+pub fn resolve(a: &FinetuneRequest) -> crate::Result<TransferConfig> {
+    let t = a.task;
+    let name =
+        a.preset.clone().unwrap_or_else(|| format!("{}-cpu", if t == Task::Cls { "cls" } else { "seg" }));
+    let cfg = match &a.config {
+        Some(f) => TransferConfig::from_toml(
+            &std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+        )
+        .with_context(|| format!("{}: invalid fine-tuning config", f.display()))?,
+        None => TransferConfig::preset(&name)?,
+    };
+    if cfg.task != t {
+        bail!("preset {name} is for the other task");
+    }
+    if a.init != "random" && !Path::new(&a.init).is_file() {
+        bail!("--init {}: no such checkpoint (or use --init random)", a.init);
+    }
+    let cfg = cfg.with_init(&a.init)?;
+    let mut cfg = cfg.for_arch();
+    cfg.freeze_until = a.freeze_until.clone();
+    cfg.color = a.color;
+    cfg.rebalance = (cfg.rebalance || a.rebalance || cfg.rebalance_by_default()?) && !a.no_rebalance;
+    if let Some(f) = &a.classes {
+        cfg.classes = colorproxy_data::voc::class_list(&a.data, Some(f), &a.train_split)?.0;
+    }
+    cfg.pad_with_bias = cfg.pad_with_bias || a.pad_with_bias;
+    if let Some(s) = a.seed {
+        cfg.seed = s;
+    }
+    if let Some(n) = a.max_iterations {
+        // The early-stopping protocol scales with the cap (see TransferConfig::with_max_iterations).
+        cfg = cfg.with_max_iterations(n);
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+pub fn finetune(a: FinetuneRequest) -> crate::Result<()> {
+    let cfg = resolve(&a)?;
+    finetune_resolved(a, cfg)
+}
+
+/// `colorproxy pretrain-supervised`: supervised pretraining on class folders (the paper's
+/// ImageNet baseline at any scale) in a label-space variant (Table 4); a fine-tuning run of
+/// single-label classification from random init whose checkpoint is an `--init` for transfer.
+pub fn supervised(a: SupervisedRequest) -> crate::Result<()> {
+    let args = FinetuneRequest {
+        preset: a.config.is_none().then(|| a.preset.clone()),
+        config: a.config,
+        resume: a.resume,
+        force: a.force,
+        train_split: a.train_split,
+        eval_split: a.eval_split,
+        skip_bad: a.skip_bad,
+        max_iterations: a.max_iterations,
+        seed: a.seed,
+        device: a.device,
+        ..FinetuneRequest::new(Task::Cls, &a.data, &a.out)
+    };
+    let mut cfg = resolve(&args)?;
+    cfg.label_space = colorproxy_data::label_space::LabelSpace {
+        per_class: a.per_class,
+        label_noise: a.label_noise,
+        random_buckets: a.random_buckets,
+        buckets_file: a.buckets,
+        seed: cfg.seed,
+    };
+    finetune_resolved(args, cfg)
+}
+
+/// Fine-tunes with a resolved config (see [`resolve`]).
+pub fn finetune_resolved(a: FinetuneRequest, cfg: TransferConfig) -> crate::Result<()> {
+    let t0 = std::time::Instant::now();
+    let mut cfg = cfg;
+    let session = Session::start(a.device.as_deref())?;
+    let device = session.device;
+    let on_bad = if a.skip_bad { OnBad::Skip } else { OnBad::Stop };
+    // --retrain-full: the early-stopping run's schedule, on 100% of the training split, in RUN_DIR/full.
+    let fixed = if a.retrain_full { Some(early_stop::read_schedule(&a.out)?) } else { None };
+    let param_free_bn = colorproxy_nn::backbone::arch::arch(&cfg.model.arch)?.param_free_bn;
+    if cfg.init == "random" && !cfg.rebalance && param_free_bn {
+        eprintln!(
+            "note: a randomly initialised {} has no BN after absorption and is not rescaled \
+             (--no-rebalance, or no rebalancing for this architecture); deep layers may barely train",
+            cfg.model.arch
+        );
+    }
+    let out = if fixed.is_some() { early_stop::retrain_full_dir(&a.out) } else { a.out.clone() };
+    if fixed.is_some() {
+        cfg = TransferConfig { held_out: 0.0, ..cfg };
+    }
+    let pb = session.bar(cfg.early_stop.max_iterations, "finetune");
+    session.say(
+        &pb,
+        &format!(
+            "finetune {:?} from {} on {} ({}), {:?}{} -> {}",
+            cfg.task,
+            cfg.init,
+            a.data.display(),
+            a.train_split,
+            device,
+            session.describe(),
+            out.display()
+        ),
+    );
+    session.say(&pb, &format!("schedule: {}", cfg.schedule_summary()));
+    if !cfg.label_space.is_identity() {
+        session.say(&pb, &format!("label space: {}", cfg.label_space.describe()));
+    }
+    let mut observer = session.observer(&pb);
+    let summary = FinetuneRun {
+        config: cfg.clone(),
+        data: a.data.clone(),
+        train_split: a.train_split.clone(),
+        out: out.clone(),
+        device,
+        fixed_schedule: fixed,
+        on_bad,
+        resume: a.resume,
+        force: a.force,
+        interrupt: session.interrupt.clone(),
+        observer: observer.as_mut(),
+        dist: session.dist.as_ref(),
+    }
+    .run()?;
+    pb.finish_and_clear();
+    if session.other_rank_done(summary.interrupted) {
+        return Ok(());
+    }
+    if summary.skipped > 0 {
+        println!("{} malformed training samples were skipped", summary.skipped);
+    }
+    if summary.interrupted {
+        println!(
+            "interrupted at iteration {}; checkpoint in {}; continue with the same command and --resume",
+            summary.iterations,
+            RunPaths::new(&out).checkpoints().display()
+        );
+        exit_interrupted();
+    }
+    crate::report::finetune_curves(&out, None)?;
+    let seconds = t0.elapsed().as_secs_f64();
+    println!(
+        "{} iterations; learning-rate drops at {:?}; best held-out score {}",
+        summary.iterations,
+        summary.schedule.drops,
+        summary.best_held_out.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into())
+    );
+    crate::evaluate::final_evaluation(&a, &out, &summary.config, device, on_bad, seconds)
+}

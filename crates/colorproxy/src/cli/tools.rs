@@ -1,0 +1,262 @@
+//! Arguments of the tools: targets, colorize, data check, launch and the benchmarks.
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use colorproxy_run::request::{
+    BenchAllreduceRequest, BenchDataRequest, BenchParityRequest, BenchPretrainRequest,
+};
+
+use super::{DeviceArg, GenerateArgs};
+
+#[derive(Debug, Args)]
+pub struct LaunchArgs {
+    /// Processes (ranks) to start: one per GPU, or a few on CPU.
+    #[arg(long)]
+    pub nproc: usize,
+    /// The rendezvous port on 127.0.0.1 (default: a free one).
+    #[arg(long)]
+    pub master_port: Option<u16>,
+    /// The colorproxy command each rank runs, after `--` (e.g. `-- pretrain --preset cpu-small ...`).
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataWhat {
+    /// Decode every image: how many are usable, what was skipped and why, sizes, achromatic share.
+    Check(DataCheckArgs),
+    /// Generate procedural scenes: DIR/unlabelled (pretraining), DIR/voc (a VOC-style set) and
+    /// DIR/folders (single-label class folders, DIR/folders/{train,val}/<class>/*.jpg).
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DataCheckArgs {
+    /// Image folder (recursive) or file list.
+    pub dir: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+    /// Mean chroma below which an image counts as achromatic.
+    #[arg(long, default_value_t = 0.02)]
+    pub achromatic_threshold: f32,
+    /// Skip images whose shorter side is below this.
+    #[arg(long, default_value_t = 32)]
+    pub min_side: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchWhat {
+    /// Pretraining data pipeline throughput at 1 and 2 threads, and the ratio to the Python
+    /// reference (bench/data_ref.py) when Python with Pillow and numpy is available.
+    Data(BenchDataArgs),
+    /// Pretraining images/s (compute only and end to end) against the PyTorch reference
+    /// (bench/pretrain_ref.py: same network, loss and batch; DataLoader with 2 workers).
+    Pretrain(BenchPretrainArgs),
+    /// One training step on a device against the same step on the CPU (float32, TF32 off):
+    /// relative error of the loss and of every parameter's gradient. Exits non-zero above --tol.
+    Parity(BenchParityArgs),
+    /// All-reduce bandwidth of a gradient-sized buffer (a preset's parameter count) between real
+    /// processes on c10d (Gloo over loopback on CPU, NCCL on GPUs), in DDP's 25 MiB buckets.
+    Allreduce(BenchAllreduceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchAllreduceArgs {
+    /// Ranks to launch (when not already inside a job).
+    #[arg(long, default_value_t = 2)]
+    pub nproc: usize,
+    /// The pretraining preset whose trainable parameter count sets the size.
+    #[arg(long, default_value = "paper-vgg16")]
+    pub preset: String,
+    /// Elements to all-reduce instead of the preset's parameter count.
+    #[arg(long)]
+    pub numel: Option<i64>,
+    /// Timed all-reduces (after one checked warm-up).
+    #[arg(long, default_value_t = 3)]
+    pub iters: usize,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+impl From<BenchAllreduceArgs> for BenchAllreduceRequest {
+    fn from(a: BenchAllreduceArgs) -> Self {
+        Self { nproc: a.nproc, preset: a.preset, numel: a.numel, iters: a.iters, device: a.device.device }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct BenchParityArgs {
+    #[arg(long, default_value = "cpu-small")]
+    pub preset: String,
+    /// Images for the batch.
+    #[arg(long, default_value = "../shared/data/photos/train")]
+    pub images: PathBuf,
+    #[command(flatten)]
+    pub device: DeviceArg,
+    #[arg(long, default_value_t = 1e-3)]
+    pub tol: f64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl From<BenchParityArgs> for BenchParityRequest {
+    fn from(a: BenchParityArgs) -> Self {
+        Self { preset: a.preset, images: a.images, device: a.device.device, tol: a.tol, json: a.json }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct BenchPretrainArgs {
+    #[arg(long, default_value = "cpu-small")]
+    pub preset: String,
+    /// Image folder for the end-to-end measurement.
+    #[arg(long, default_value = "../shared/data/photos/train")]
+    pub images: PathBuf,
+    #[arg(long, default_value_t = 30)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 5)]
+    pub warmup: usize,
+    /// libtorch threads, the same on both sides.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Data workers (threads here, DataLoader processes in the reference; default: --threads).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    #[command(flatten)]
+    pub device: DeviceArg,
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    #[arg(long)]
+    pub no_reference: bool,
+    #[arg(long)]
+    pub json: bool,
+    /// Data-parallel scaling instead: the preset's pretraining as 1 process (--threads threads)
+    /// and as N ranks on Gloo (--threads / N each), images/s and their ratio.
+    #[arg(long, default_value_t = 1)]
+    pub nproc: usize,
+}
+
+impl From<BenchPretrainArgs> for BenchPretrainRequest {
+    fn from(a: BenchPretrainArgs) -> Self {
+        Self {
+            preset: a.preset,
+            images: a.images,
+            steps: a.steps,
+            warmup: a.warmup,
+            threads: a.threads,
+            workers: a.workers,
+            device: a.device.device,
+            python: a.python,
+            no_reference: a.no_reference,
+            json: a.json,
+            nproc: a.nproc,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct BenchDataArgs {
+    /// Image folder (recursive) or file list.
+    #[arg(long)]
+    pub images: PathBuf,
+    /// Images to process per measurement.
+    #[arg(long, default_value_t = 200)]
+    pub count: usize,
+    /// Crop side (the paper: 352).
+    #[arg(long, default_value_t = 352)]
+    pub size: u32,
+    #[arg(long, default_value_t = 352)]
+    pub short_min: u32,
+    #[arg(long, default_value_t = 600)]
+    pub short_max: u32,
+    #[arg(long, default_value_t = 128)]
+    pub points: usize,
+    #[arg(long, default_value_t = 96)]
+    pub border: usize,
+    /// Python interpreter for the reference (default: the project's .venv, else python3).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// Skip the Python reference.
+    #[arg(long)]
+    pub no_reference: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl From<BenchDataArgs> for BenchDataRequest {
+    fn from(a: BenchDataArgs) -> Self {
+        Self {
+            images: a.images,
+            count: a.count,
+            size: a.size,
+            short_min: a.short_min,
+            short_max: a.short_max,
+            points: a.points,
+            border: a.border,
+            python: a.python,
+            no_reference: a.no_reference,
+            json: a.json,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct TargetsArgs {
+    /// The image (used as it is: no augmentation).
+    #[arg(long)]
+    pub image: PathBuf,
+    /// A point as Y,X in pixels (repeatable).
+    #[arg(long = "point", value_name = "Y,X", required = true)]
+    pub points: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also draw the image, its gray input and the histograms at each point to this PNG.
+    #[arg(long, value_name = "OUT")]
+    pub png: Option<PathBuf>,
+    /// Target constants as a TOML file (defaults: the authors' values).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ColorizeArgs {
+    /// Weights written by pretrain (e.g. RUN_DIR/checkpoints/last.safetensors).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// The run's config (default: RUN_DIR/config.toml next to the checkpoint folder).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// An image, or a folder (recursive).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Output PNG (for one input) or folder (for a folder).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub device: DeviceArg,
+    /// Also write <name>.hue-entropy.png, the entropy of the hue prediction (white: unsure).
+    #[arg(long)]
+    pub uncertainty: bool,
+    /// Write gray | colorized | original (when the input was colour) in one PNG.
+    #[arg(long)]
+    pub side_by_side: bool,
+    /// PSNR and RMSE against the originals, and the same for the plain gray image.
+    #[arg(long)]
+    pub eval: bool,
+    #[arg(long)]
+    pub json: bool,
+    /// Chroma from its histogram: median, mode or expectation.
+    #[arg(long, default_value = "median")]
+    pub chroma: String,
+    /// Turn off chromatic fading (chroma reduced where the hue prediction is spread out).
+    #[arg(long)]
+    pub no_fading: bool,
+    /// Processing size: the shorter side is resized to this (default: the middle of the
+    /// network's training range), the longer side to at most --max-side (default: twice that).
+    /// The output always has the input's size.
+    #[arg(long)]
+    pub short_side: Option<usize>,
+    #[arg(long)]
+    pub max_side: Option<usize>,
+}

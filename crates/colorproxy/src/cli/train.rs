@@ -1,0 +1,378 @@
+//! Arguments of the training commands: pretrain, finetune, pretrain-supervised, eval, experiment,
+//! demo, data generate; each converts into its library request.
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use colorproxy_run::request::{
+    DemoRequest, EvalRequest, ExperimentRequest, FinetuneRequest, GenerateRequest, PretrainRequest,
+    SupervisedRequest,
+};
+
+use super::DeviceArg;
+
+#[derive(Debug, Args)]
+pub struct PretrainArgs {
+    /// A built-in preset (presets/*.toml): paper-vgg16, paper-alexnet, paper-resnet152, cpu-small,
+    /// cpu-small-lab, cpu-alexnet, cpu-resnet18.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// A config TOML file (e.g. a run's config.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Unlabelled images: a folder (recursive) or a file list.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Run folder: config.toml, metrics.jsonl, checkpoints/, loss.png.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Total iterations (overrides the config).
+    #[arg(long)]
+    pub iterations: Option<usize>,
+    /// Continue from RUN_DIR/checkpoints/last.* to the same result as an uninterrupted run.
+    #[arg(long)]
+    pub resume: bool,
+    /// Start over in a run folder that holds a run (its checkpoints, metrics and results are
+    /// removed); without it such a folder is refused.
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
+    #[command(flatten)]
+    pub device: DeviceArg,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Data worker threads (0: all cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// libtorch threads (0: libtorch's default).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+impl From<PretrainArgs> for PretrainRequest {
+    fn from(a: PretrainArgs) -> Self {
+        Self {
+            preset: a.preset,
+            config: a.config,
+            data: a.data,
+            out: a.out,
+            iterations: a.iterations,
+            resume: a.resume,
+            force: a.force,
+            device: a.device.device,
+            seed: a.seed,
+            workers: a.workers,
+            threads: a.threads,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct FinetuneArgs {
+    pub task: TaskArg,
+    /// VOC devkit folder (e.g. VOCdevkit/VOC2012), or for cls a folder of splits with one
+    /// sub-folder per class (DATA/train/<class>/*.jpg, ImageNet-style).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The object classes of a VOC-layout set, one per line (a first `background` line is
+    /// skipped). Default: DATA/class_names.txt, else the ImageSets/Main/<class>_<split>.txt files
+    /// present, else VOC's 20.
+    #[arg(long)]
+    pub classes: Option<PathBuf>,
+    /// Keep a randomly initialised BN-free backbone (VGG-16) as initialised: no data-dependent
+    /// rescaling (on by default for `--init random`, as the paper's random baseline).
+    #[arg(long)]
+    pub no_rebalance: bool,
+    /// `random` (Xavier) or a checkpoint: colorization (RUN_DIR/checkpoints/last.safetensors) or
+    /// supervised (torchvision names).
+    #[arg(long)]
+    pub init: String,
+    #[arg(long)]
+    pub out: PathBuf,
+    /// cls-paper, seg-paper, cls-cpu, seg-cpu (default: <task>-cpu).
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// A fine-tuning config TOML (e.g. a run's config.toml) instead of a preset.
+    #[arg(long, conflicts_with = "preset")]
+    pub config: Option<PathBuf>,
+    /// Train only the layers above this one (VGG-16: conv1_1 ... fc7; AlexNet: conv1 ... fc7;
+    /// ResNet: conv1, layer1 ... layer4).
+    #[arg(long)]
+    pub freeze_until: Option<String>,
+    /// Retrain on 100% of the training split with the schedule found by the early-stopping run
+    /// in --out (written to OUT/full).
+    #[arg(long)]
+    pub retrain_full: bool,
+    /// Continue an interrupted run from OUT/checkpoints/last.* (to the same result).
+    #[arg(long)]
+    pub resume: bool,
+    /// Start over in a run folder that holds a run (its checkpoints, metrics and results are
+    /// removed); without it such a folder is refused.
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
+    /// Lift conv1 to RGB and train on colour images.
+    #[arg(long)]
+    pub color: bool,
+    /// Rescale each layer to unit activation variance on a sample of training images.
+    #[arg(long)]
+    pub rebalance: bool,
+    /// Pad convolutions with the ReLU of the previous layer's bias instead of zeros.
+    #[arg(long)]
+    pub pad_with_bias: bool,
+    #[arg(long, default_value = "train")]
+    pub train_split: String,
+    #[arg(long, default_value = "val")]
+    pub eval_split: String,
+    /// Skip (and report) malformed samples instead of stopping.
+    #[arg(long)]
+    pub skip_bad: bool,
+    #[arg(long)]
+    pub max_iterations: Option<usize>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+impl From<FinetuneArgs> for FinetuneRequest {
+    fn from(a: FinetuneArgs) -> Self {
+        Self {
+            task: a.task.into(),
+            data: a.data,
+            classes: a.classes,
+            no_rebalance: a.no_rebalance,
+            init: a.init,
+            out: a.out,
+            preset: a.preset,
+            config: a.config,
+            freeze_until: a.freeze_until,
+            retrain_full: a.retrain_full,
+            resume: a.resume,
+            force: a.force,
+            color: a.color,
+            rebalance: a.rebalance,
+            pad_with_bias: a.pad_with_bias,
+            train_split: a.train_split,
+            eval_split: a.eval_split,
+            skip_bad: a.skip_bad,
+            max_iterations: a.max_iterations,
+            seed: a.seed,
+            device: a.device.device,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SupervisedArgs {
+    /// Class folders: DATA/<train-split>/<class>/*.jpg (and DATA/<eval-split>/... for the final
+    /// top-1/top-5 of the full label space).
+    #[arg(long)]
+    pub data: PathBuf,
+    #[arg(long)]
+    pub out: PathBuf,
+    /// A classification preset (sup-cpu, cls-cpu, cls-paper): the backbone, schedule and early
+    /// stopping.
+    #[arg(long, default_value = "sup-cpu")]
+    pub preset: String,
+    /// A fine-tuning config TOML instead of the preset.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Keep at most this many training images per class (chosen by the seed).
+    #[arg(long)]
+    pub per_class: Option<usize>,
+    /// Give this fraction of the training images a uniformly random other label (by the seed).
+    #[arg(long, default_value_t = 0.0)]
+    pub label_noise: f64,
+    /// Merge the classes at random into this many labels (by the seed).
+    #[arg(long, conflicts_with = "buckets")]
+    pub random_buckets: Option<usize>,
+    /// Merge the classes into the buckets of a mapping file: one `class bucket` pair per line
+    /// (`#` comments; e.g. `data generate --classes 20` writes folders/shape-buckets.txt). Every
+    /// class must be mapped, and only classes of the data.
+    #[arg(long)]
+    pub buckets: Option<PathBuf>,
+    #[arg(long, default_value = "train")]
+    pub train_split: String,
+    #[arg(long, default_value = "val")]
+    pub eval_split: String,
+    #[arg(long)]
+    pub max_iterations: Option<usize>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long)]
+    pub resume: bool,
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
+    #[arg(long)]
+    pub skip_bad: bool,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+impl From<SupervisedArgs> for SupervisedRequest {
+    fn from(a: SupervisedArgs) -> Self {
+        Self {
+            data: a.data,
+            out: a.out,
+            preset: a.preset,
+            config: a.config,
+            per_class: a.per_class,
+            label_noise: a.label_noise,
+            random_buckets: a.random_buckets,
+            buckets: a.buckets,
+            train_split: a.train_split,
+            eval_split: a.eval_split,
+            max_iterations: a.max_iterations,
+            seed: a.seed,
+            resume: a.resume,
+            force: a.force,
+            skip_bad: a.skip_bad,
+            device: a.device.device,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExperimentWhat {
+    /// Run a recipe (experiments/*.toml): every run it lists, then its tables and plots.
+    Run(ExperimentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExperimentArgs {
+    /// The recipe (TOML; see experiments/README.md).
+    pub recipe: PathBuf,
+    /// Output folder: runs/, results.csv, tables.md, report.html, plots.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Only the runs a table, sweep, pretraining or fine-tuning of this name needs.
+    #[arg(long)]
+    pub only: Option<String>,
+    /// List what would run and what is already done; run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Data set paths for the recipe's named data (NAME=PATH, repeatable), e.g. for paper recipes.
+    #[arg(long = "data", value_name = "NAME=PATH")]
+    pub data: Vec<String>,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+impl From<ExperimentArgs> for ExperimentRequest {
+    fn from(a: ExperimentArgs) -> Self {
+        Self {
+            recipe: a.recipe,
+            out: a.out,
+            only: a.only,
+            dry_run: a.dry_run,
+            data: a.data,
+            device: a.device.device,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    pub task: TaskArg,
+    /// Weights of a fine-tuning run (RUN_DIR/checkpoints/last.safetensors).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// The run's config (default: RUN_DIR/config.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub data: PathBuf,
+    #[arg(long, default_value = "val")]
+    pub split: String,
+    #[arg(long)]
+    pub json: bool,
+    /// Segmentation: write one class-index PNG per image (same size as the image; palette PNG with
+    /// the VOC colours, as the devkit's SegmentationClass).
+    #[arg(long)]
+    pub save_predictions: Option<PathBuf>,
+    /// Write results.json, results.md and report.html (per-class scores, the reference row,
+    /// segmentation examples) to this folder.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    #[arg(long)]
+    pub skip_bad: bool,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+impl From<EvalArgs> for EvalRequest {
+    fn from(a: EvalArgs) -> Self {
+        Self {
+            task: a.task.into(),
+            checkpoint: a.checkpoint,
+            config: a.config,
+            data: a.data,
+            split: a.split,
+            json: a.json,
+            save_predictions: a.save_predictions,
+            report: a.report,
+            skip_bad: a.skip_bad,
+            device: a.device.device,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Unlabelled scenes (the labelled set gets a quarter as many training and a tenth as many
+    /// validation scenes).
+    #[arg(long, default_value_t = 2000)]
+    pub images: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Classes of the single-label class folders, 2 to 20: up to 5 are shapes (named after VOC
+    /// classes), more are shape x style (e.g. disc-striped), with DIR/folders/shape-buckets.txt
+    /// mapping each class to its shape (hierarchical buckets for `pretrain-supervised`).
+    #[arg(long, default_value_t = 5)]
+    pub classes: usize,
+    /// Training images per class of the class folders (default: images / 20).
+    #[arg(long)]
+    pub per_class_train: Option<usize>,
+    /// Validation images per class (default: images / 80).
+    #[arg(long)]
+    pub per_class_val: Option<usize>,
+}
+
+impl From<GenerateArgs> for GenerateRequest {
+    fn from(a: GenerateArgs) -> Self {
+        Self {
+            out: a.out,
+            images: a.images,
+            seed: a.seed,
+            classes: a.classes,
+            per_class_train: a.per_class_train,
+            per_class_val: a.per_class_val,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[arg(long, default_value = "out/demo")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// A shortened run (same code path, far fewer images and iterations), for tests.
+    #[arg(long)]
+    pub quick: bool,
+}
+
+impl From<DemoArgs> for DemoRequest {
+    fn from(a: DemoArgs) -> Self {
+        Self { out: a.out, seed: a.seed, quick: a.quick }
+    }
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum TaskArg {
+    /// Classification: VOC2007 multi-label (mAP), or single-label class folders
+    /// DATA/<split>/<class>/... (top-1/top-5 accuracy).
+    Cls,
+    /// VOC2012 semantic segmentation (mIoU).
+    Seg,
+}
