@@ -47,6 +47,7 @@ pub mod optim;
 pub mod pretrain;
 pub mod probe;
 pub mod run_dir;
+pub mod run_start;
 pub mod schedule;
 pub mod top_activations;
 pub mod torchvision;

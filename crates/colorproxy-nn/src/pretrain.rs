@@ -26,7 +26,8 @@ pub use crate::data_parallel::StepResult;
 use crate::model::ColorizationNet;
 use crate::optim::Sgd;
 use crate::run_dir::MetricsLog;
-use crate::run_dir::{DataRecord, RunLock, RunPaths, StartMode, TrainObserver};
+use crate::run_dir::{DataRecord, RunLock, RunPaths, TrainObserver};
+use crate::run_start::RunStart;
 use crate::NnError;
 
 /// One line of metrics.jsonl.
@@ -196,11 +197,8 @@ impl PretrainRun<'_> {
         }
         let data = Arc::new(data);
         let paths = RunPaths::new(&self.out);
-        let mode = StartMode::new(self.resume, self.force);
-        let lock = match rank0 {
-            true => Some(paths.take(mode, &data_record, |p| check_resumed_config(p, cfg))?),
-            false => None,
-        };
+        let start = RunStart { paths: &paths, resume: self.resume, force: self.force, dist: self.dist };
+        let lock = start.take_folder(&data_record, |p| check_resumed_config(p, cfg))?;
         if self.device.is_cuda() {
             tch::Cuda::cudnn_set_benchmark(true);
         }
@@ -208,29 +206,11 @@ impl PretrainRun<'_> {
             tch::set_num_threads(cfg.threads as i32);
         }
         let (mut net, mut sgd) = build(cfg, self.device)?;
-        let mut state =
+        let fresh =
             TrainState { iteration: 0, data: DataPosition::default(), seed: cfg.seed, skipped_images: 0 };
-        // Rank 0 takes the folder and (on resume) repairs the checkpoint first; the others then
-        // read the same checkpoint.
-        data_parallel::rank0_first(self.dist, rank0, || {
-            if self.resume {
-                let obs = &mut *self.observer;
-                let it = |s: &TrainState| s.iteration;
-                let mut say = |m: &str| {
-                    if rank0 {
-                        obs.message(m)
-                    }
-                };
-                state = checkpoint::load_resumable(&paths, &mut net.vs, &mut sgd, it, &mut say)?;
-                if rank0 {
-                    obs.message(&format!("resuming at iteration {}", state.iteration));
-                }
-            }
-            Ok(())
-        })?;
-        if let Some(pg) = self.dist {
-            colorproxy_dist::ddp::broadcast_variables(pg, &net.vs)?;
-        }
+        let obs = &mut *self.observer;
+        let state = start
+            .load(&mut net.vs, &mut sgd, fresh, |s: &TrainState| s.iteration, &mut |m| obs.message(m))?;
         Ok(Session { paths, _lock: lock, data, net, sgd, state })
     }
 

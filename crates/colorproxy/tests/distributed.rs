@@ -110,6 +110,24 @@ fn max_difference(a: &Path, b: &Path) -> (f64, String) {
     worst
 }
 
+/// The largest `|a - b| / max(1, |b|)` over every tensor of two runs' last weights.
+fn max_relative_difference(a: &Path, b: &Path) -> (f64, String) {
+    let read = |run: &Path| -> std::collections::BTreeMap<String, tch::Tensor> {
+        tch::Tensor::read_safetensors(run.join("checkpoints/last.safetensors")).unwrap().into_iter().collect()
+    };
+    let (a, b) = (read(a), read(b));
+    assert_eq!(a.len(), b.len());
+    let mut worst = (0.0f64, String::new());
+    for (name, t) in &a {
+        let scale = b[name].abs().clamp_min(1.0);
+        let d = ((t - &b[name]).abs() / scale).max().double_value(&[]);
+        if d > worst.0 {
+            worst = (d, name.clone());
+        }
+    }
+    worst
+}
+
 /// One step of cpu-small (dropout on) with or without `sync_bn`, as 2 ranks and as 1 rank (one
 /// process on the whole global batch, through the same code: a group of 1).
 fn one_step(dir: &Path, data: &Path, sync_bn: bool) -> (f64, String) {
@@ -145,6 +163,27 @@ fn with_sync_bn_two_ranks_compute_the_one_process_step_on_the_global_batch() {
 
 #[test]
 fn segmentation_fine_tuning_on_two_ranks_equals_one_rank_with_the_same_drops() {
+    // BN absorbed into the weights (the paper's protocol): shares of each batch weighted by their
+    // loss terms.
+    seg_two_ranks_vs_one(true, 5, 1e-5);
+}
+
+/// The seg-cpu preset keeps the pretraining's BN (`absorb_bn = false`): training batches are then
+/// normalised with the global batch's statistics (synchronised BN), so 2 ranks still take the
+/// 1-process step. Without the synchronisation the ranks' running statistics differ and the
+/// in-sync check stops the job at iteration 1. The global statistics are float64 sums over the
+/// shares (one process: float32 over the batch), so the runs agree to rounding after one step
+/// (4.2e-7 measured, relative to the value) and drift as rounding grows (8.6e-6 after 3 steps,
+/// 1.1e-5 after 5, with drops at the same iterations).
+#[test]
+fn segmentation_fine_tuning_with_bn_kept_on_two_ranks_equals_one_rank() {
+    seg_two_ranks_vs_one(false, 1, 1e-5);
+    seg_two_ranks_vs_one(false, 5, 1e-3);
+}
+
+/// 2 ranks vs 1 process after `steps` iterations: every weight within `tol` (absolute with BN
+/// absorbed, relative to max(1, |value|) with BN kept), the same learning-rate drops.
+fn seg_two_ranks_vs_one(absorb_bn: bool, steps: usize, tol: f64) {
     let tmp = tempfile::tempdir().unwrap();
     let voc = tmp.path().join("voc");
     colorproxy_data::synth::write_voc(&voc, 4, 0, 24, 4, 64).unwrap();
@@ -154,9 +193,10 @@ fn segmentation_fine_tuning_on_two_ranks_equals_one_rank_with_the_same_drops() {
     c.early_stop.eval_every = 1;
     c.early_stop.window = 1;
     c.early_stop.min_stage_iterations = 1;
-    c.early_stop.max_iterations = 5;
+    c.early_stop.max_iterations = steps;
     c.early_stop.reference_margin = -1.0;
     c.checkpoint_every = 1;
+    c.absorb_bn = absorb_bn;
     let cfg = tmp.path().join("seg.toml");
     std::fs::write(&cfg, c.to_toml()).unwrap();
     let s = |p: &Path| p.to_str().unwrap().to_string();
@@ -179,14 +219,17 @@ fn segmentation_fine_tuning_on_two_ranks_equals_one_rank_with_the_same_drops() {
     run(1, &one);
     // Up to float rounding (3e-8 measured): a few steps, before rounding differences flip a
     // max-pool or ReLU and the runs drift apart (1.7e-4 after 10 steps, as for 1 vs 2 threads).
-    let (d, at) = max_difference(&two, &one);
-    assert!(d <= 1e-5, "max |difference| {d:.2e} at {at}");
+    // With BN kept, the global statistics are sums over the two shares in float64 (one process:
+    // over the batch in float32), so the running variances (of order 10-100) differ in their
+    // last bits: measured relative to the value.
+    let (d, at) = if absorb_bn { max_difference(&two, &one) } else { max_relative_difference(&two, &one) };
+    assert!(d <= tol, "max |difference| {d:.2e} at {at}");
     let schedule = |run: &Path| -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(run.join("schedule.json")).unwrap()).unwrap()
     };
     let (a, b) = (schedule(&two), schedule(&one));
     assert_eq!(a, b);
-    assert!(!a["drops"].as_array().unwrap().is_empty(), "no drop to compare: {a}");
+    assert!(steps == 1 || !a["drops"].as_array().unwrap().is_empty(), "no drop to compare: {a}");
 }
 
 #[test]

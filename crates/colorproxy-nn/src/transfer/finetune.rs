@@ -23,7 +23,8 @@ use crate::early_stop::{
     protocol_split, schedule_path, Decision, EarlyStopConfig, EarlyStopping, FoundSchedule,
 };
 use crate::optim::Sgd;
-use crate::run_dir::{DataRecord, MetricsLog, RunLock, RunPaths, StartMode, TrainObserver};
+use crate::run_dir::{DataRecord, MetricsLog, RunLock, RunPaths, TrainObserver};
+use crate::run_start::RunStart;
 use crate::schedule::step_lr;
 use crate::NnError;
 
@@ -136,6 +137,9 @@ pub fn train_step(
         None => 0..cfg.batch_size,
     };
     let (loss, count) = batch_loss(net, cfg, set, idx, iteration, slots)?;
+    if let Some(e) = data_parallel::take_sync_bn_error() {
+        return Err(e.into());
+    }
     let (loss, lv) = match dist {
         None => {
             let lv = loss.double_value(&[]);
@@ -146,7 +150,11 @@ pub fn train_step(
     if !lv.is_finite() {
         return Err(NnError::NonFiniteLoss { iteration, value: lv });
     }
-    loss.backward();
+    // f_backward: a synchronised BN's all-reduce can fail inside the backward pass.
+    loss.f_backward()?;
+    if let Some(e) = data_parallel::take_sync_bn_error() {
+        return Err(e.into());
+    }
     if let Some(pg) = dist {
         data_parallel::average_gradients(pg, sgd)?;
     }
@@ -268,36 +276,23 @@ impl FinetuneRun<'_> {
         let mut cfg = self.config.clone();
         cfg.classes = set.class_names.clone();
         cfg.single_label = set.single_label;
-        let rank0 = data_parallel::is_rank0(self.dist);
-        let mode = StartMode::new(self.resume, self.force);
-        let lock = if rank0 {
-            let source = format!("{} ({})", self.data.display(), self.train_split);
-            let lock =
-                paths.take(mode, &DataRecord::new(&source, &set.ids), |p| check_resumed_config(p, &cfg))?;
+        let start = RunStart { paths: &paths, resume: self.resume, force: self.force, dist: self.dist };
+        let source = format!("{} ({})", self.data.display(), self.train_split);
+        let lock =
+            start.take_folder(&DataRecord::new(&source, &set.ids), |p| check_resumed_config(p, &cfg))?;
+        if lock.is_some() {
             paths.write_config(&cfg.to_toml())?;
-            Some(lock)
-        } else {
-            None
-        };
+        }
         let mut net = build_net(&cfg, self.device, &set, obs)?;
         let params = net.trainable()?;
         let mut sgd =
             Sgd::new(params.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect(), cfg.optim.clone());
-        let mut state = FinetuneState::new(&cfg, self.fixed_schedule.as_ref());
-        // Rank 0 opens (and may repair) the checkpoint before the others read it.
-        data_parallel::rank0_first(self.dist, rank0, || {
-            if self.resume {
-                let it = |s: &FinetuneState| s.iteration;
-                state =
-                    checkpoint::load_resumable(&paths, &mut net.vs, &mut sgd, it, &mut |m| obs.message(m))?;
-                state.early_stopping.config = cfg.early_stop.clone();
-                set.skipped.store(state.skipped, Ordering::Relaxed);
-                obs.message(&format!("resuming at iteration {}", state.iteration));
-            }
-            Ok(())
-        })?;
-        if let Some(pg) = self.dist {
-            colorproxy_dist::ddp::broadcast_variables(pg, &net.vs)?;
+        let fresh = FinetuneState::new(&cfg, self.fixed_schedule.as_ref());
+        let it = |s: &FinetuneState| s.iteration;
+        let mut state = start.load(&mut net.vs, &mut sgd, fresh, it, &mut |m| obs.message(m))?;
+        if self.resume {
+            state.early_stopping.config = cfg.early_stop.clone();
+            set.skipped.store(state.skipped, Ordering::Relaxed);
         }
         Ok(Session { paths, _lock: lock, set, cfg, net, params, sgd, state })
     }
@@ -327,6 +322,9 @@ impl FinetuneRun<'_> {
         // Data-parallel: each rank's dropout masks are its slice of the global batch's.
         let shard = dist.map(|pg| data_parallel::shard(pg, cfg.batch_size)).transpose()?;
         let _shard = shard.map(|s| crate::init::DropoutShard::new(s.start, s.len()));
+        // Data-parallel with the pretraining's BN kept (absorb_bn = false): training batches are
+        // normalised with the statistics of the global batch, so the ranks take the 1-process step.
+        let _sync = dist.filter(|_| !cfg.absorb_bn).map(data_parallel::SyncBnScope::new);
         while state.iteration < max_iters && !state.finished {
             if data_parallel::any(dist, self.interrupt.load(Ordering::Relaxed))? {
                 interrupted = true;
