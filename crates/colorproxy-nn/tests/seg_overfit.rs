@@ -45,6 +45,11 @@ fn segmentation_fits_the_voc_mini_training_images() {
     .unwrap();
     let mut cfg = TransferConfig::cpu(Task::Seg);
     cfg.init = RunPaths::new(&pre).last_weights().to_string_lossy().into_owned();
+    // The run the thresholds were measured on absorbs the pretraining's BN (seg-cpu's setting
+    // before it kept BN). With BN kept (the preset's default now) the same test measured
+    // 0.864 / 0.924 with AVX2-limited kernels: too close to the pixel-accuracy threshold to hold
+    // on every CPU, so the test pins the measured protocol.
+    cfg.absorb_bn = true;
     cfg.dropout = 0.0;
     cfg.model.dropout = 0.0;
     cfg.optim.weight_decay = 0.0;
