@@ -95,23 +95,15 @@ fn newest_checkpoint_iteration(run: &Path) -> u64 {
 
 /// The largest |difference| over all tensors of two runs' last checkpoints, and where.
 fn max_difference(a: &Path, b: &Path) -> (f64, String) {
-    let read = |run: &Path| -> std::collections::BTreeMap<String, tch::Tensor> {
-        tch::Tensor::read_safetensors(run.join("checkpoints/last.safetensors")).unwrap().into_iter().collect()
-    };
-    let (a, b) = (read(a), read(b));
-    assert_eq!(a.len(), b.len());
-    let mut worst = (0.0f64, String::new());
-    for (name, t) in &a {
-        let d = (t - &b[name]).abs().max().double_value(&[]);
-        if d > worst.0 {
-            worst = (d, name.clone());
-        }
-    }
-    worst
+    worst_difference(a, b, false)
 }
 
 /// The largest `|a - b| / max(1, |b|)` over every tensor of two runs' last weights.
 fn max_relative_difference(a: &Path, b: &Path) -> (f64, String) {
+    worst_difference(a, b, true)
+}
+
+fn worst_difference(a: &Path, b: &Path, relative: bool) -> (f64, String) {
     let read = |run: &Path| -> std::collections::BTreeMap<String, tch::Tensor> {
         tch::Tensor::read_safetensors(run.join("checkpoints/last.safetensors")).unwrap().into_iter().collect()
     };
@@ -119,8 +111,9 @@ fn max_relative_difference(a: &Path, b: &Path) -> (f64, String) {
     assert_eq!(a.len(), b.len());
     let mut worst = (0.0f64, String::new());
     for (name, t) in &a {
-        let scale = b[name].abs().clamp_min(1.0);
-        let d = ((t - &b[name]).abs() / scale).max().double_value(&[]);
+        let d = (t - &b[name]).abs();
+        let d = if relative { d / b[name].abs().clamp_min(1.0) } else { d };
+        let d = d.max().double_value(&[]);
         if d > worst.0 {
             worst = (d, name.clone());
         }
