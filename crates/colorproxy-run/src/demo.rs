@@ -20,10 +20,12 @@ use colorproxy_nn::transfer::{
 use colorproxy_nn::PretrainConfig;
 use image::RgbImage;
 
-use crate::progress::{self, BarObserver};
+use crate::progress::{self, BarObserver, PrefixedBarObserver};
 use crate::report::html::{Cell, Page};
 use crate::report::run::{seg_examples, seg_legend, Legend};
 use crate::request::{DemoRequest, GenerateRequest};
+use crate::RunError;
+use indicatif::MultiProgress;
 
 /// Image side of the generated scenes.
 const SIDE: usize = 96;
@@ -34,13 +36,38 @@ struct Plan {
     train: usize,
     val: usize,
     pretrain_iterations: usize,
-    finetune_max: usize,
+    /// Segmentation's fine-tuning schedule.
+    seg: Schedule,
+    /// Classification's.
+    cls: Schedule,
+    /// libtorch threads of each fine-tuning run (the two runs of a task train side by side).
+    threads: usize,
+}
+
+/// A demo fine-tuning's cap on iterations and held-out scoring.
+#[derive(Clone, Copy)]
+struct Schedule {
+    /// Cap on iterations; the preset's stages (at least 1,000 of 1,500) keep their fraction.
+    max: usize,
+    /// A held-out score every this many iterations (`None`: the preset's 20 scaled with the cap).
+    eval_every: Option<usize>,
+}
+
+impl Plan {
+    fn schedule(&self, task: Task) -> Schedule {
+        if task == Task::Seg {
+            self.seg
+        } else {
+            self.cls
+        }
+    }
 }
 
 pub fn generate(a: GenerateRequest) -> crate::Result<()> {
     let n = a.images;
     synth::write_unlabelled(&a.out.join("unlabelled"), a.seed, 0, n, SIDE)?;
-    let (train, val) = ((n / 4).max(2), (n / 10).max(1));
+    let train = a.voc_train.unwrap_or((n / 4).max(2));
+    let val = a.voc_val.unwrap_or((n / 10).max(1));
     synth::write_voc(&a.out.join("voc"), a.seed, 1_000_000, train, val, SIDE)?;
     let (ftrain, fval) = ((n / 20).max(2), (n / 80).max(1));
     let (ftrain, fval) = (a.per_class_train.unwrap_or(ftrain), a.per_class_val.unwrap_or(fval));
@@ -60,9 +87,9 @@ pub fn generate(a: GenerateRequest) -> crate::Result<()> {
 /// The fine-tuning config of a demo run: the `seg-cpu` / `cls-cpu` preset (the protocol measured
 /// on real photographs) at the scenes' size: segmentation on the whole 96-px scene, classification
 /// on crops of 80 with the 10-crop test at 96 (as `experiments/demo/cls.toml`). The presets' cap
-/// of 1,500 iterations would take the demo past 10 minutes on 2 cores: the demo caps each run at
-/// 600 and the early-stopping schedule scales with the cap (stages of at least 400, a held-out
-/// score every 8 iterations; `--quick`: 15).
+/// of 1,500 iterations per run would take the demo to about 8 minutes on 2 cores: the demo caps
+/// segmentation at 400 (held-out score every 8) and classification at 1,200 (every 16), the
+/// early-stopping stages keeping their fraction of the cap (at least 267 and 800); `--quick`: 15.
 fn transfer_config(task: Task, init: &str, plan: &Plan, seed: u64) -> crate::Result<TransferConfig> {
     let mut c = TransferConfig::cpu(task).with_init(init)?;
     // The paper's random baseline: a BN-free backbone rescaled to unit variance (as `finetune`
@@ -71,9 +98,14 @@ fn transfer_config(task: Task, init: &str, plan: &Plan, seed: u64) -> crate::Res
     c.seed = seed;
     c.crop = if task == Task::Seg { SIDE } else { 80 };
     c.test_short_side = SIDE as f64;
-    if plan.finetune_max != c.early_stop.max_iterations {
-        c = c.with_max_iterations(plan.finetune_max);
+    let schedule = plan.schedule(task);
+    if schedule.max != c.early_stop.max_iterations {
+        c = c.with_max_iterations(schedule.max);
     }
+    if let Some(n) = schedule.eval_every {
+        c.early_stop.eval_every = n;
+    }
+    c.threads = plan.threads;
     Ok(c)
 }
 
@@ -82,9 +114,25 @@ pub fn run(a: DemoRequest) -> crate::Result<()> {
     let out = a.out.clone();
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let plan = if a.quick {
-        Plan { unlabelled: 64, train: 24, val: 12, pretrain_iterations: 20, finetune_max: 15 }
+        Plan {
+            unlabelled: 64,
+            train: 24,
+            val: 12,
+            pretrain_iterations: 20,
+            seg: Schedule { max: 15, eval_every: None },
+            cls: Schedule { max: 15, eval_every: None },
+            threads: pair_threads(),
+        }
     } else {
-        Plan { unlabelled: 2000, train: 300, val: 100, pretrain_iterations: 1200, finetune_max: 600 }
+        Plan {
+            unlabelled: 2000,
+            train: 300,
+            val: 400,
+            pretrain_iterations: 1200,
+            seg: Schedule { max: 400, eval_every: Some(8) },
+            cls: Schedule { max: 1200, eval_every: Some(16) },
+            threads: pair_threads(),
+        }
     };
     let data = out.join("data");
     println!(
@@ -103,6 +151,7 @@ pub fn run(a: DemoRequest) -> crate::Result<()> {
     pc.checkpoint_every = plan.pretrain_iterations;
     let pre = out.join("pretrain");
     let pb = progress::bar(pc.iterations as u64, "pretrain");
+    let t_pre = Instant::now();
     PretrainRun {
         config: pc,
         data_dir: data.join("unlabelled"),
@@ -116,6 +165,8 @@ pub fn run(a: DemoRequest) -> crate::Result<()> {
     }
     .run()?;
     pb.finish_and_clear();
+    let pretrain_seconds = t_pre.elapsed().as_secs_f64();
+    println!("    pretraining: {pretrain_seconds:.0} s");
     let metrics = read_metrics(&RunPaths::new(&pre).metrics())?;
     crate::report::loss_curve(&metrics, &out.join("loss.png"))?;
     let ck = RunPaths::new(&pre).last_weights();
@@ -123,10 +174,9 @@ pub fn run(a: DemoRequest) -> crate::Result<()> {
     println!("[3/5] fine-tuning segmentation and classification from random init and from colorization");
     let voc = data.join("voc");
     let mut runs = Vec::new();
+    let inits = ["random".to_string(), ck.to_string_lossy().into_owned()];
     for task in [Task::Seg, Task::Cls] {
-        for (label, init) in INITS.iter().zip(["random".to_string(), ck.to_string_lossy().into_owned()]) {
-            runs.push(finetune_and_evaluate(&out, &voc, task, label, &init, &plan, a.seed)?);
-        }
+        runs.extend(finetune_pair(&out, &voc, task, &inits, &plan, a.seed)?);
     }
 
     println!("[4/5] colorizing validation scenes");
@@ -155,7 +205,15 @@ pub fn run(a: DemoRequest) -> crate::Result<()> {
     println!("[5/5] writing the report");
     let seconds = t0.elapsed().as_secs_f64();
     let legend = seg_legend(&set.class_names, &shown);
-    let report = DemoReport { seed: a.seed, plan: &plan, runs: &runs, seconds, pretrain_toml, legend };
+    let report = DemoReport {
+        seed: a.seed,
+        plan: &plan,
+        runs: &runs,
+        seconds,
+        pretrain_seconds,
+        pretrain_toml,
+        legend,
+    };
     let table = report.write(&out)?;
     println!("\n{table}\n{:.0} s; report: {}", seconds, out.join("report.html").display());
     Ok(())
@@ -173,25 +231,75 @@ struct DemoRun {
     init: &'static str,
     result: EvalResult,
     iterations: usize,
+    /// Wall time of fine-tuning and evaluating, in seconds.
+    seconds: f64,
     config: String,
     /// Predictions on the first validation images (segmentation).
     examples: Vec<Vec<u8>>,
 }
 
-/// Fine-tunes `task` from `init` into `OUT/{seg,cls}-{label}` and evaluates it on the validation
-/// split (results.md, curves.png in the run folder).
-fn finetune_and_evaluate(
+/// libtorch threads of each of the two side-by-side runs: half the machine's cores, at least 1.
+/// A fine-tuning step of these small networks gains little from a second thread (on 2 cores, two
+/// 1-thread runs side by side take about half the time of the same runs one after the other).
+fn pair_threads() -> usize {
+    (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).max(1)
+}
+
+/// Fine-tunes `task` from random init and from the colorization checkpoint side by side (one OS
+/// thread each, [`Plan::threads`] libtorch threads each) and evaluates both. Each run is what it
+/// would be alone: initialisation, data order and dropout come from the seed, not from a shared
+/// generator.
+fn finetune_pair(
     out: &Path,
     voc: &Path,
     task: Task,
-    label: &'static str,
-    init: &str,
+    inits: &[String; 2],
     plan: &Plan,
     seed: u64,
+) -> crate::Result<Vec<DemoRun>> {
+    let bars = progress::multi();
+    let setting = Setting { out, voc, plan, seed, bars: &bars };
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = INITS
+            .iter()
+            .zip(inits)
+            .map(|(label, init)| {
+                let setting = &setting;
+                scope.spawn(move || finetune_and_evaluate(setting, task, label, init))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(RunError::msg(format!("a {task:?} fine-tuning thread panicked"))))
+            })
+            .collect()
+    })
+}
+
+/// What the runs of a pair share: the demo's folder, the labelled set, the plan, the seed, the bars.
+struct Setting<'a> {
+    out: &'a Path,
+    voc: &'a Path,
+    plan: &'a Plan,
+    seed: u64,
+    bars: &'a MultiProgress,
+}
+
+/// Fine-tunes `task` from `init` into `OUT/{seg,cls}-{label}` and evaluates it on the validation
+/// split (results.md, curves.png in the run folder).
+fn finetune_and_evaluate(
+    setting: &Setting,
+    task: Task,
+    label: &'static str,
+    init: &str,
 ) -> crate::Result<DemoRun> {
+    let Setting { out, voc, plan, seed, bars } = *setting;
+    let t0 = Instant::now();
     let cfg = transfer_config(task, init, plan, seed)?;
     let run_dir = out.join(format!("{}-{label}", if task == Task::Seg { "seg" } else { "cls" }));
-    let pb = progress::bar(cfg.early_stop.max_iterations as u64, &format!("{task:?} {label}"));
+    let pb = bars.add(progress::bar(cfg.early_stop.max_iterations as u64, &format!("{task:?} {label}")));
     let s = FinetuneRun {
         config: cfg.clone(),
         data: voc.to_owned(),
@@ -203,7 +311,7 @@ fn finetune_and_evaluate(
         resume: false,
         force: true,
         interrupt: Arc::new(AtomicBool::new(false)),
-        observer: &mut BarObserver(pb.clone()),
+        observer: &mut PrefixedBarObserver { bar: pb.clone(), prefix: format!("{task:?} from {label}: ") },
         dist: None,
     }
     .run()?;
@@ -221,8 +329,18 @@ fn finetune_and_evaluate(
     let examples = examples.into_iter().map(|e| e.1).collect();
     crate::report::write_results(&run_dir, &r, &format!("{task:?} from {label}"))?;
     crate::report::finetune_curves(&run_dir, r.reference.as_ref().map(|(n, v)| (*v, n.clone())))?;
-    println!("    {task:?} from {label}: {} {:.4} ({} iterations)", r.metric, r.value, s.iterations);
-    Ok(DemoRun { task, init: label, result: r, iterations: s.iterations, config: cfg.to_toml(), examples })
+    let seconds = t0.elapsed().as_secs_f64();
+    let line = format!(
+        "    {task:?} from {label}: {} {:.4} ({} iterations, {seconds:.0} s)",
+        r.metric, r.value, s.iterations
+    );
+    if bars.is_hidden() {
+        println!("{line}");
+    } else {
+        let _ = bars.println(line);
+    }
+    let (iterations, config) = (s.iterations, cfg.to_toml());
+    Ok(DemoRun { task, init: label, result: r, iterations, seconds, config, examples })
 }
 
 /// What the demo's report shows.
@@ -230,7 +348,9 @@ struct DemoReport<'a> {
     seed: u64,
     plan: &'a Plan,
     runs: &'a [DemoRun],
+    /// Wall time of the whole demo and of its pretraining, in seconds.
     seconds: f64,
+    pretrain_seconds: f64,
     pretrain_toml: String,
     /// The segmentation examples' legend.
     legend: Legend,
@@ -264,8 +384,9 @@ impl DemoReport<'_> {
                 "cls": self.run(Task::Cls, "random").and_then(|r| r.result.reference.as_ref()).map(|r| serde_json::json!({"name": r.0, "value": r.1})),
             },
             "seconds": self.seconds,
+            "pretrain_seconds": self.pretrain_seconds,
             "seed": self.seed,
-            "iterations": self.runs.iter().map(|r| serde_json::json!({"task": format!("{:?}", r.task).to_lowercase(), "init": r.init, "iterations": r.iterations})).collect::<Vec<_>>(),
+            "iterations": self.runs.iter().map(|r| serde_json::json!({"task": format!("{:?}", r.task).to_lowercase(), "init": r.init, "iterations": r.iterations, "seconds": r.seconds})).collect::<Vec<_>>(),
         });
         std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&json)?)?;
         let table = format!(
@@ -290,10 +411,18 @@ impl DemoReport<'_> {
     fn intro(&self) -> String {
         let p = self.plan;
         format!(
-            "Colorization pretraining on {} generated scenes ({} iterations), then fine-tuning on {} labelled scenes \
-             with the paper's early-stopping protocol (at most {} iterations), evaluated on {} validation scenes. \
-             Seed {}; wall time {:.0} s in all.",
-            p.unlabelled, p.pretrain_iterations, p.train, p.finetune_max, p.val, self.seed, self.seconds
+            "Colorization pretraining on {} generated scenes ({} iterations, {:.0} s), then fine-tuning on {} \
+             labelled scenes with the paper's early-stopping protocol (at most {} iterations for segmentation, {} \
+             for classification), evaluated on {} validation scenes. Seed {}; wall time {:.0} s in all.",
+            p.unlabelled,
+            p.pretrain_iterations,
+            self.pretrain_seconds,
+            p.train,
+            p.seg.max,
+            p.cls.max,
+            p.val,
+            self.seed,
+            self.seconds
         )
     }
 
@@ -304,7 +433,11 @@ impl DemoReport<'_> {
         let mut rows: Vec<Vec<Cell>> = INITS
             .iter()
             .map(|i| {
-                let its = |t| self.run(t, i).map(|r| r.iterations.to_string()).unwrap_or_default();
+                let its = |t| {
+                    self.run(t, i)
+                        .map(|r| format!("{} ({:.0} s)", r.iterations, r.seconds))
+                        .unwrap_or_default()
+                };
                 vec![
                     Cell::from(*i),
                     self.score(Task::Seg, i).into(),
@@ -324,7 +457,7 @@ impl DemoReport<'_> {
                 "initialisation",
                 "segmentation (mIoU)",
                 "classification (mAP)",
-                "fine-tuning iterations (seg / cls)",
+                "fine-tuning iterations, wall time (seg / cls)",
             ],
             rows,
         );

@@ -2,7 +2,7 @@
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 /// A bar over `len` items with a message prefix.
@@ -19,6 +19,14 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
         pb.set_draw_target(ProgressDrawTarget::hidden());
     }
     pb
+}
+
+/// Bars drawn together (runs side by side), hidden like [`bar`] under CI.
+pub fn multi() -> MultiProgress {
+    match std::env::var_os("CI") {
+        Some(_) => MultiProgress::with_draw_target(ProgressDrawTarget::hidden()),
+        None => MultiProgress::new(),
+    }
 }
 
 /// A line above the bar on a terminal, on stderr when the bar is hidden (output redirected, CI).
@@ -47,6 +55,33 @@ impl<M> colorproxy_nn::run_dir::TrainObserver<M> for BarObserver {
     /// that every skipped file is named whatever the terminal.
     fn message(&mut self, msg: &str) {
         note(&self.0, msg);
+    }
+}
+
+/// [`BarObserver`] whose messages name their run (runs side by side, each with its bar).
+pub struct PrefixedBarObserver {
+    pub bar: ProgressBar,
+    pub prefix: String,
+}
+
+impl<M> colorproxy_nn::run_dir::TrainObserver<M> for PrefixedBarObserver {
+    fn start(&mut self, start: usize, total: usize) {
+        <BarObserver as colorproxy_nn::run_dir::TrainObserver<M>>::start(
+            &mut BarObserver(self.bar.clone()),
+            start,
+            total,
+        )
+    }
+    fn step(&mut self, it: usize, loss: f64, ips: f64) {
+        <BarObserver as colorproxy_nn::run_dir::TrainObserver<M>>::step(
+            &mut BarObserver(self.bar.clone()),
+            it,
+            loss,
+            ips,
+        )
+    }
+    fn message(&mut self, msg: &str) {
+        note(&self.bar, &format!("{}{msg}", self.prefix));
     }
 }
 

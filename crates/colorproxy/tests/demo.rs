@@ -52,6 +52,33 @@ fn quick_demo_writes_a_complete_report_and_results() {
     // The data went through the VOC loaders: lists and masks exist.
     assert!(out.join("data/voc/ImageSets/Segmentation/val.txt").is_file());
     assert!(out.join("data/voc/ImageSets/Main/aeroplane_train.txt").is_file());
+    // The two runs of a task train side by side: each gets the weights it gets alone. Rerun the
+    // classification from colorization alone with `finetune` and its saved config.
+    let alone = tmp.path().join("alone");
+    let st = Command::new(env!("CARGO_BIN_EXE_colorproxy"))
+        .args(["finetune", "cls", "--config"])
+        .arg(out.join("cls-colorization/config.toml"))
+        .arg("--init")
+        .arg(out.join("pretrain/checkpoints/last.safetensors"))
+        .arg("--data")
+        .arg(out.join("data/voc"))
+        .arg("--out")
+        .arg(&alone)
+        .env("CI", "1")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let read = |p: std::path::PathBuf| tch::Tensor::read_safetensors(p).unwrap();
+    let (a, b) = (
+        read(alone.join("checkpoints/last.safetensors")),
+        read(out.join("cls-colorization/checkpoints/last.safetensors")),
+    );
+    assert_eq!(a.len(), b.len());
+    let b: std::collections::HashMap<String, tch::Tensor> = b.into_iter().collect();
+    for (name, ta) in &a {
+        let tb = b.get(name).unwrap_or_else(|| panic!("{name} missing from the side-by-side run"));
+        assert!(ta.equal(tb), "{name} differs between the side-by-side run and the run alone");
+    }
 }
 
 #[test]

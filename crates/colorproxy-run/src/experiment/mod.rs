@@ -166,6 +166,8 @@ fn generate(r: &Recipe, sets: &DataSets, name: &str) -> crate::Result<()> {
         classes: g.classes,
         per_class_train: g.per_class_train,
         per_class_val: g.per_class_val,
+        voc_train: g.voc_train,
+        voc_val: g.voc_val,
     })?;
     std::fs::write(dir.join(".generated"), serde_json::to_string(&g)?).context("marking the data generated")
 }

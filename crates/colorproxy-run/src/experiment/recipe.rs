@@ -66,6 +66,11 @@ pub struct GenerateSpec {
     pub classes: usize,
     pub per_class_train: Option<usize>,
     pub per_class_val: Option<usize>,
+    /// The VOC-style set's training / validation scenes (default: images / 4, images / 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voc_train: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voc_val: Option<usize>,
 }
 
 fn five() -> usize {

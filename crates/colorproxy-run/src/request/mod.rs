@@ -171,6 +171,10 @@ pub struct GenerateRequest {
     pub per_class_train: Option<usize>,
     /// Validation images per class (default: images / 80).
     pub per_class_val: Option<usize>,
+    /// Training scenes of the VOC-style set (default: images / 4).
+    pub voc_train: Option<usize>,
+    /// Validation scenes of the VOC-style set (default: images / 10).
+    pub voc_val: Option<usize>,
 }
 
 /// The built-in demo (`colorproxy demo`).

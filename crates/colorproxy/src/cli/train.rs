@@ -336,6 +336,13 @@ pub struct GenerateArgs {
     /// Validation images per class (default: images / 80).
     #[arg(long)]
     pub per_class_val: Option<usize>,
+    /// Training scenes of the VOC-style set (default: images / 4).
+    #[arg(long)]
+    pub voc_train: Option<usize>,
+    /// Validation scenes of the VOC-style set (default: images / 10). The scenes follow the
+    /// training scenes, so a larger count keeps the first ones.
+    #[arg(long)]
+    pub voc_val: Option<usize>,
 }
 
 impl From<GenerateArgs> for GenerateRequest {
@@ -347,6 +354,8 @@ impl From<GenerateArgs> for GenerateRequest {
             classes: a.classes,
             per_class_train: a.per_class_train,
             per_class_val: a.per_class_val,
+            voc_train: a.voc_train,
+            voc_val: a.voc_val,
         }
     }
 }
