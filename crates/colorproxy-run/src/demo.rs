@@ -2,7 +2,8 @@
 //!
 //! generate scenes -> pretrain a colorizer (cpu-small) -> fine-tune segmentation and
 //! classification from random init and from the colorization checkpoint (the paper's
-//! early-stopping protocol) -> evaluate on the validation split -> report.md, report.html,
+//! early-stopping protocol; the two runs of a task side by side) -> evaluate on the validation
+//! split (400 scenes) -> report.md, report.html,
 //! results.json, loss curve, fine-tuning curves, segmentation examples and colorization samples.
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
