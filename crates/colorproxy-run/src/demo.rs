@@ -312,7 +312,10 @@ fn finetune_and_evaluate(
         resume: false,
         force: true,
         interrupt: Arc::new(AtomicBool::new(false)),
-        observer: &mut PrefixedBarObserver { bar: pb.clone(), prefix: format!("{task:?} from {label}: ") },
+        observer: &mut PrefixedBarObserver {
+            inner: BarObserver(pb.clone()),
+            prefix: format!("{task:?} from {label}: "),
+        },
         dist: None,
     }
     .run()?;

@@ -2,6 +2,7 @@
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 
+use colorproxy_nn::run_dir::TrainObserver;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
@@ -41,7 +42,7 @@ pub fn note(pb: &ProgressBar, msg: &str) {
 /// Shows a training loop's progress on a bar: position, loss and images/s, messages above it.
 pub struct BarObserver(pub ProgressBar);
 
-impl<M> colorproxy_nn::run_dir::TrainObserver<M> for BarObserver {
+impl<M> TrainObserver<M> for BarObserver {
     fn start(&mut self, start: usize, total: usize) {
         self.0.set_length(total as u64);
         self.0.set_position(start as u64);
@@ -58,30 +59,21 @@ impl<M> colorproxy_nn::run_dir::TrainObserver<M> for BarObserver {
     }
 }
 
-/// [`BarObserver`] whose messages name their run (runs side by side, each with its bar).
+/// A [`BarObserver`] whose messages name their run (runs side by side, each with its bar).
 pub struct PrefixedBarObserver {
-    pub bar: ProgressBar,
+    pub inner: BarObserver,
     pub prefix: String,
 }
 
-impl<M> colorproxy_nn::run_dir::TrainObserver<M> for PrefixedBarObserver {
+impl<M> TrainObserver<M> for PrefixedBarObserver {
     fn start(&mut self, start: usize, total: usize) {
-        <BarObserver as colorproxy_nn::run_dir::TrainObserver<M>>::start(
-            &mut BarObserver(self.bar.clone()),
-            start,
-            total,
-        )
+        TrainObserver::<M>::start(&mut self.inner, start, total)
     }
     fn step(&mut self, it: usize, loss: f64, ips: f64) {
-        <BarObserver as colorproxy_nn::run_dir::TrainObserver<M>>::step(
-            &mut BarObserver(self.bar.clone()),
-            it,
-            loss,
-            ips,
-        )
+        TrainObserver::<M>::step(&mut self.inner, it, loss, ips)
     }
     fn message(&mut self, msg: &str) {
-        note(&self.bar, &format!("{}{msg}", self.prefix));
+        note(&self.inner.0, &format!("{}{msg}", self.prefix));
     }
 }
 
