@@ -17,7 +17,8 @@ use crate::DataError;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineConfig {
-    /// Images per batch (paper: 8).
+    /// Images per step and process (paper: 8 on one GPU); a data-parallel job of N processes
+    /// trains on N x batch_size images per step.
     pub batch_size: usize,
     /// Sparse points per image (paper: 128).
     pub points: usize,

@@ -84,11 +84,41 @@ pub struct OptimConfig {
     /// Iterations at which the learning rate is multiplied by `gamma`.
     pub lr_drops: Vec<usize>,
     pub gamma: f64,
+    /// The total batch (images per step over all processes) that `lr` is stated for, e.g. the
+    /// paper's batch on the paper's GPU count. 0: `lr` is used as given whatever the total batch.
+    pub reference_batch: usize,
+    /// How the learning rate follows the total batch when it differs from `reference_batch`:
+    /// `linear` (lr x total / reference, Goyal et al. 2017) or `none`.
+    pub lr_scaling: LrScaling,
+    /// The multiplier applied to `lr` (and so to the whole schedule), set when the run starts
+    /// from the rule above; saved in config.toml for the record, recomputed on every start.
+    pub lr_scale: f64,
+}
+
+/// How the learning rate follows the total batch ([`OptimConfig::lr_scaling`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LrScaling {
+    /// lr x total batch / reference batch (Goyal et al. 2017, "Accurate, Large Minibatch SGD").
+    #[default]
+    Linear,
+    /// The learning rate as given.
+    None,
 }
 
 impl Default for OptimConfig {
     fn default() -> Self {
-        Self { lr: 1e-3, momentum: 0.9, weight_decay: 5e-4, bias_lr_mult: 2.0, lr_drops: vec![], gamma: 0.1 }
+        Self {
+            lr: 1e-3,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            bias_lr_mult: 2.0,
+            lr_drops: vec![],
+            gamma: 0.1,
+            reference_batch: 0,
+            lr_scaling: LrScaling::Linear,
+            lr_scale: 1.0,
+        }
     }
 }
 
@@ -108,12 +138,46 @@ impl OptimConfig {
         if !(self.gamma.is_finite() && self.gamma > 0.0 && self.gamma <= 1.0) {
             return Err(NnError::Config(format!("optim.gamma must be in (0, 1], got {}", self.gamma)));
         }
+        if !(self.lr_scale.is_finite() && self.lr_scale > 0.0) {
+            return Err(NnError::Config(format!("optim.lr_scale must be positive, got {}", self.lr_scale)));
+        }
         Ok(())
     }
 
-    /// The learning rate at `iteration` (0-based) of the step schedule.
+    /// The learning rate at `iteration` (0-based) of the step schedule, with the batch rule's
+    /// multiplier `lr_scale`.
     pub fn lr_at(&self, iteration: usize) -> f64 {
-        crate::schedule::step_lr(self.lr, self.gamma, &self.lr_drops, iteration)
+        crate::schedule::step_lr(self.scaled_lr(), self.gamma, &self.lr_drops, iteration)
+    }
+
+    /// The base learning rate the run uses: `lr x lr_scale`.
+    pub fn scaled_lr(&self) -> f64 {
+        self.lr * self.lr_scale
+    }
+
+    /// The multiplier of the batch rule for a run of `total_batch` images per step.
+    pub fn scale_for(&self, total_batch: usize) -> f64 {
+        match self.lr_scaling {
+            LrScaling::Linear if self.reference_batch > 0 => total_batch as f64 / self.reference_batch as f64,
+            _ => 1.0,
+        }
+    }
+
+    /// Sets `lr_scale` for a run of `total_batch` images per step; returns a line saying what was
+    /// applied (None when the learning rate is used as given).
+    pub fn apply_batch_rule(&mut self, total_batch: usize) -> Option<String> {
+        self.lr_scale = self.scale_for(total_batch);
+        (self.lr_scale != 1.0).then(|| {
+            format!(
+                "learning rate {} x {} / {} (linear scaling rule, total batch / reference batch) = {:.6}; \
+                 --set optim.lr_scaling=none keeps {}",
+                self.lr,
+                total_batch,
+                self.reference_batch,
+                self.scaled_lr(),
+                self.lr
+            )
+        })
     }
 }
 
@@ -136,6 +200,11 @@ pub struct PretrainConfig {
     /// forward and backward passes), so a run equals the 1-process run with the global batch.
     /// Off: each rank's sub-batch statistics, as the authors' multi-GPU Caffe.
     pub sync_bn: bool,
+    /// Processes of the run (set when it starts: 1, or the data-parallel job's world size).
+    /// `data.batch_size` is per process; each step trains on `world_size x batch_size` images.
+    pub world_size: usize,
+    /// `world_size x data.batch_size`, set when the run starts (for the record).
+    pub total_batch: usize,
     pub model: ModelConfig,
     pub optim: OptimConfig,
     pub data: PipelineConfig,
@@ -152,6 +221,8 @@ impl Default for PretrainConfig {
             log_every: 20,
             threads: 0,
             sync_bn: false,
+            world_size: 1,
+            total_batch: 0,
             model: ModelConfig::default(),
             optim: OptimConfig { lr_drops: vec![1_000_000, 1_500_000, 1_750_000], ..OptimConfig::default() },
             data: PipelineConfig::default(),
@@ -252,9 +323,100 @@ impl PretrainConfig {
             return Err(NnError::Config(format!("model.width must be in (0, 16], got {}", self.model.width)));
         }
         self.optim.validate()?;
-        if !(0.0..1.0).contains(&self.model.dropout) {
-            return Err(NnError::Config("model.dropout must be in [0, 1)".into()));
+        self.model.validate()?;
+        if self.world_size == 0 {
+            return Err(NnError::Config("world_size must be positive".into()));
         }
         Ok(())
     }
+
+    /// The data pipeline of the whole job: `world_size x batch_size` images per step (each rank
+    /// builds its share of the slots; see [`crate::data_parallel`]).
+    pub fn job_pipeline(&self) -> colorproxy_data::PipelineConfig {
+        colorproxy_data::PipelineConfig {
+            batch_size: self.data.batch_size * self.world_size,
+            ..self.data.clone()
+        }
+    }
+
+    /// Records a run of `world_size` processes: the total batch and the learning rate of the batch
+    /// rule; returns the rule's line when it changed the learning rate.
+    pub fn for_world_size(&mut self, world_size: usize) -> Option<String> {
+        self.world_size = world_size.max(1);
+        self.total_batch = self.world_size * self.data.batch_size;
+        self.optim.apply_batch_rule(self.total_batch)
+    }
+}
+
+impl ModelConfig {
+    /// Sizes must be positive and the architecture known (layer names are checked when the
+    /// network is built).
+    pub fn validate(&self) -> Result<(), NnError> {
+        crate::backbone::arch::arch(&self.arch)?;
+        let size_ok = |v: i64| (1..=65_536).contains(&v);
+        if !size_ok(self.fc_channels) || !size_ok(self.head_hidden) {
+            return Err(NnError::Config(format!(
+                "model.fc_channels ({}) and model.head_hidden ({}) must be in [1, 65536]",
+                self.fc_channels, self.head_hidden
+            )));
+        }
+        if self.in_channels != 1 && self.in_channels != 3 {
+            return Err(NnError::Config(format!(
+                "model.in_channels must be 1 or 3, got {}",
+                self.in_channels
+            )));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(NnError::Config(format!("model.dropout must be in [0, 1), got {}", self.dropout)));
+        }
+        let finite_nonneg = |v: f64| v.is_finite() && v >= 0.0;
+        if !finite_nonneg(self.head_init_std) || !(0.0..=1.0).contains(&self.bn_momentum) {
+            return Err(NnError::Config(
+                "model.head_init_std must be finite and non-negative, model.bn_momentum in [0, 1]".into(),
+            ));
+        }
+        if !(self.lab_loss_weight.is_finite() && self.lab_loss_weight > 0.0) {
+            return Err(NnError::Config(format!(
+                "model.lab_loss_weight must be positive, got {}",
+                self.lab_loss_weight
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The keys whose values differ between two configs (TOML texts), as
+/// `key: saved A, now B` joined by `; ` (at most 6, then a count), for resume errors.
+pub fn toml_differences(saved: &str, now: &str) -> String {
+    fn walk(prefix: &str, a: &toml::Value, b: &toml::Value, out: &mut Vec<String>) {
+        match (a, b) {
+            (toml::Value::Table(ta), toml::Value::Table(tb)) => {
+                let keys: std::collections::BTreeSet<&String> = ta.keys().chain(tb.keys()).collect();
+                for k in keys {
+                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    match (ta.get(k), tb.get(k)) {
+                        (Some(x), Some(y)) => walk(&key, x, y, out),
+                        (x, y) => out.push(format!(
+                            "{key}: saved {}, now {}",
+                            x.map_or("unset".into(), |v| v.to_string()),
+                            y.map_or("unset".into(), |v| v.to_string())
+                        )),
+                    }
+                }
+            }
+            _ if a != b => out.push(format!("{prefix}: saved {a}, now {b}")),
+            _ => {}
+        }
+    }
+    let parse = |t: &str| t.parse::<toml::Table>().map(toml::Value::Table);
+    let (Ok(a), Ok(b)) = (parse(saved), parse(now)) else { return "unreadable config".into() };
+    let mut out = vec![];
+    walk("", &a, &b, &mut out);
+    let n = out.len();
+    out.truncate(6);
+    let mut s = out.join("; ");
+    if n > 6 {
+        s.push_str(&format!("; and {} more", n - 6));
+    }
+    s
 }

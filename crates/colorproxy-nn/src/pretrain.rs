@@ -26,7 +26,7 @@ pub use crate::data_parallel::StepResult;
 use crate::model::ColorizationNet;
 use crate::optim::Sgd;
 use crate::run_dir::MetricsLog;
-use crate::run_dir::{DataRecord, RunLock, RunPaths, TrainObserver};
+use crate::run_dir::{DataRecord, Resume, RunLock, RunPaths, TrainObserver};
 use crate::run_start::RunStart;
 use crate::NnError;
 
@@ -58,7 +58,8 @@ pub struct PretrainRun<'a> {
     pub config: PretrainConfig,
     pub data_dir: PathBuf,
     pub out: PathBuf,
-    pub resume: bool,
+    /// Continue from the folder's checkpoint (`Auto`: when it holds one).
+    pub resume: Resume,
     /// Start over in a folder that holds a run (without it, such a folder is refused).
     pub force: bool,
     pub device: Device,
@@ -155,13 +156,38 @@ impl Window {
     }
 }
 
-/// Continues a run: the saved config must equal `cfg` except for the iteration count.
-fn check_resumed_config(paths: &RunPaths, cfg: &PretrainConfig) -> Result<(), NnError> {
-    let saved = PretrainConfig::from_toml(&paths.read_config()?)?;
-    // Only the iteration count may change on resume.
-    if (PretrainConfig { iterations: 0, ..saved }) != (PretrainConfig { iterations: 0, ..cfg.clone() }) {
+/// Continues a run: the saved config must equal `cfg` except for the iteration count and what
+/// follows from it (the learning-rate drops and snapshots that `--iterations` rescales). The
+/// batch is compared as the job's total, so a run may resume on another number of processes
+/// with the per-process batch that keeps the total (2 x 8 -> 4 x 4 or 1 x 16).
+pub fn check_resumed_config(paths: &RunPaths, cfg: &PretrainConfig) -> Result<(), NnError> {
+    let saved = PretrainConfig::from_toml(&paths.read_config()?)
+        .map_err(|e| NnError::File { path: paths.config(), msg: format!("unreadable run config: {e}") })?;
+    let defining = |c: &PretrainConfig| {
+        let mut c = c.clone();
+        (c.iterations, c.snapshots, c.optim.lr_drops) = (0, vec![], vec![]);
+        // The job's batch, whatever its split over the processes (a config saved before
+        // total_batch was recorded: batch_size x world_size); the learning rate's multiplier
+        // follows from it.
+        c.total_batch = c.data.batch_size * c.world_size;
+        (c.world_size, c.data.batch_size, c.optim.lr_scale) = (0, 0, 1.0);
+        c
+    };
+    let (a, b) = (defining(&saved), defining(cfg));
+    if a != b {
+        let diff = crate::config::toml_differences(&a.to_toml(), &b.to_toml());
+        let hint = if a.total_batch != b.total_batch {
+            format!(
+                "; the run trains on {} images per step ({} per process x {}): give --batch-size so \
+                 that processes x batch size = {}",
+                a.total_batch, saved.data.batch_size, saved.world_size, a.total_batch
+            )
+        } else {
+            String::new()
+        };
         return Err(NnError::Config(format!(
-            "--resume with a config that differs from {} (only --iterations may change)",
+            "this run's config differs from the one saved in {} ({diff}){hint}; resume with the \
+             command that started it (only --iterations may change), or start a new run in another --out",
             paths.config().display()
         )));
     }
@@ -176,6 +202,7 @@ struct Session {
     net: ColorizationNet,
     sgd: Sgd,
     state: TrainState,
+    resumed: bool,
 }
 
 impl PretrainRun<'_> {
@@ -183,6 +210,13 @@ impl PretrainRun<'_> {
     /// fresh / resume / overwrite), records the data, builds the network and, on resume, loads
     /// the newest complete checkpoint.
     fn open(&mut self) -> Result<Session, NnError> {
+        // Per-process batch: the job trains on world_size x batch_size images per step, with the
+        // learning rate of the batch rule (recorded in the saved config).
+        if let Some(rule) = self.config.for_world_size(self.dist.map_or(1, |pg| pg.size())) {
+            if data_parallel::is_rank0(self.dist) {
+                self.observer.message(&rule);
+            }
+        }
         let cfg = &self.config;
         cfg.validate()?;
         let source = ImageSource::open(&self.data_dir)?;
@@ -191,32 +225,36 @@ impl PretrainRun<'_> {
             self.observer.message(&format!("skipped folder {}: {why}", d.display()));
         }
         let data_record = DataRecord::of_files(&self.data_dir, &source.files);
-        let mut data = PretrainData::new(source, cfg.data.clone(), cfg.targets.clone(), cfg.seed)?;
+        let mut data = PretrainData::new(source, cfg.job_pipeline(), cfg.targets.clone(), cfg.seed)?;
         if let Some(pg) = self.dist {
-            data.shard = Some(data_parallel::shard(pg, cfg.data.batch_size)?);
+            data.shard = Some(data_parallel::shard(pg, cfg.job_pipeline().batch_size)?);
         }
         let data = Arc::new(data);
         let paths = RunPaths::new(&self.out);
-        let start = RunStart { paths: &paths, resume: self.resume, force: self.force, dist: self.dist };
-        let lock = start.take_folder(&data_record, |p| check_resumed_config(p, cfg))?;
-        if self.device.is_cuda() {
-            tch::Cuda::cudnn_set_benchmark(true);
-        }
         if cfg.threads > 0 {
             tch::set_num_threads(cfg.threads as i32);
         }
+        // The network is built before the folder is taken: a config that cannot build one leaves
+        // an existing run untouched, even with --force.
         let (mut net, mut sgd) = build(cfg, self.device)?;
+        let start = RunStart { paths: &paths, resume: self.resume, force: self.force, dist: self.dist };
+        let (lock, resumed) = start.take_folder(&data_record, |p| check_resumed_config(p, cfg))?;
+        if self.device.is_cuda() {
+            tch::Cuda::cudnn_set_benchmark(true);
+        }
         let fresh =
             TrainState { iteration: 0, data: DataPosition::default(), seed: cfg.seed, skipped_images: 0 };
         let obs = &mut *self.observer;
-        let state = start
-            .load(&mut net.vs, &mut sgd, fresh, |s: &TrainState| s.iteration, &mut |m| obs.message(m))?;
-        Ok(Session { paths, _lock: lock, data, net, sgd, state })
+        let state =
+            start.load(resumed, &mut net.vs, &mut sgd, fresh, |s: &TrainState| s.iteration, &mut |m| {
+                obs.message(m)
+            })?;
+        Ok(Session { paths, _lock: lock, data, net, sgd, state, resumed })
     }
 
     /// Trains to `config.iterations`, or until `interrupt` is set (then checkpoints and returns).
     pub fn run(mut self) -> Result<PretrainSummary, NnError> {
-        let Session { paths, _lock, data, net, mut sgd, mut state } = self.open()?;
+        let Session { paths, _lock, data, net, mut sgd, mut state, resumed } = self.open()?;
         let cfg = &self.config;
         let (dist, rank0) = (self.dist, data_parallel::is_rank0(self.dist));
         if rank0 {
@@ -224,7 +262,7 @@ impl PretrainRun<'_> {
         }
         let mut loader = BatchLoader::new(data.clone(), state.data)?;
         let mut log = match rank0 {
-            true => Some(MetricsLog::open(&paths.metrics(), self.resume.then_some(state.iteration))?),
+            true => Some(MetricsLog::open(&paths.metrics(), resumed.then_some(state.iteration))?),
             false => None,
         };
         self.observer.start(state.iteration, cfg.iterations);
@@ -234,7 +272,7 @@ impl PretrainRun<'_> {
         let _shard = data.shard.clone().map(|s| crate::init::DropoutShard::new(s.start, s.len()));
         let _sync = dist.filter(|_| cfg.sync_bn).map(data_parallel::SyncBnScope::new);
         let (mut window, mut last_loss, mut interrupted) = (Window::new(), None, false);
-        let b = cfg.data.batch_size as f64;
+        let b = cfg.job_pipeline().batch_size as f64;
         while state.iteration < cfg.iterations {
             if data_parallel::any(dist, self.interrupt.load(Ordering::SeqCst))? {
                 interrupted = true;

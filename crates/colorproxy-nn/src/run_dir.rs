@@ -147,23 +147,68 @@ impl RunPaths {
     }
 
     /// Takes the folder for a run, in order: refuses an existing run without resume / force,
-    /// locks the folder, prepares it ([`Self::start`]), checks a resumed run's config with
-    /// `check_config`, records (or, on resume, checks) the data.
+    /// locks the folder, removes temp files an earlier process of the folder left (a kill or a
+    /// full disk), prepares it ([`Self::start`]), checks a resumed run's config with
+    /// `check_config`, records (or, on resume, checks) the data. Call it after every input was
+    /// validated: `Overwrite` deletes the earlier run. Returns the lock and whether the run
+    /// resumes (`Auto` resumes when the folder holds a checkpoint).
     pub fn take(
         &self,
-        mode: StartMode,
+        resume: Resume,
+        force: bool,
         data: &DataRecord,
-        check_config: impl FnOnce(&RunPaths) -> Result<(), NnError>,
-    ) -> Result<RunLock, NnError> {
+        check_config: impl Fn(&RunPaths) -> Result<(), NnError>,
+    ) -> Result<(RunLock, bool), NnError> {
+        let mode = match resume {
+            Resume::Auto if !generations(self).is_empty() => StartMode::Resume,
+            Resume::Auto if self.holds_run() => {
+                // A run that stopped before its first checkpoint (e.g. requeued early): the same run
+                // starts over; another run's folder is refused.
+                if self.config().is_file() {
+                    check_config(self).map_err(|e| {
+                        file_err(
+                            &self.root,
+                            format!(
+                                "--resume auto: the folder holds a different run ({e}); use another --out"
+                            ),
+                        )
+                    })?;
+                    StartMode::Overwrite
+                } else {
+                    StartMode::Fresh
+                }
+            }
+            Resume::Auto => StartMode::Fresh,
+            Resume::Yes => StartMode::Resume,
+            Resume::No if force => StartMode::Overwrite,
+            Resume::No => StartMode::Fresh,
+        };
         self.refuse_existing(mode)?;
         let lock = self.lock()?;
+        self.remove_stale_temp_files();
         self.start(mode)?;
-        let resume = mode == StartMode::Resume;
-        if resume {
+        let resumed = mode == StartMode::Resume;
+        if resumed {
             check_config(self)?;
         }
-        self.check_data(data, resume)?;
-        Ok(lock)
+        self.check_data(data, resumed)?;
+        Ok((lock, resumed))
+    }
+
+    /// Removes the temp files and folders (`.NAME.tmp.PID.N`) of the run folder and its
+    /// checkpoints that a killed process or a full disk left behind. Call with the lock held: no
+    /// other process writes here then.
+    pub fn remove_stale_temp_files(&self) {
+        for dir in [self.root.clone(), self.checkpoints()] {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') && name.contains(".tmp.") {
+                    let p = e.path();
+                    let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+                }
+            }
+        }
     }
 
     /// The saved config text (for comparing a resumed run's config with the original).
@@ -177,6 +222,26 @@ impl RunPaths {
     }
 }
 
+/// Whether a run continues from the checkpoint in its folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Resume {
+    /// A new run (`--force` to replace one in the folder).
+    #[default]
+    No,
+    /// Continue from the newest complete checkpoint; an error if there is none (`--resume`).
+    Yes,
+    /// Continue if the folder holds a checkpoint of this run, start fresh if it holds none;
+    /// a folder of another run is refused (`--resume auto`: requeue-safe).
+    Auto,
+}
+
+impl Resume {
+    /// `--resume` given (either form).
+    pub fn requested(self) -> bool {
+        self != Self::No
+    }
+}
+
 /// How a run uses its folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartMode {
@@ -186,16 +251,6 @@ pub enum StartMode {
     Resume,
     /// A new run replacing whatever the folder holds (`--force`).
     Overwrite,
-}
-
-impl StartMode {
-    pub fn new(resume: bool, force: bool) -> Self {
-        match (resume, force) {
-            (true, _) => Self::Resume,
-            (false, true) => Self::Overwrite,
-            (false, false) => Self::Fresh,
-        }
-    }
 }
 
 /// The lock on a run folder ([`RunPaths::lock`]), released when dropped.

@@ -1,5 +1,6 @@
 //! Networks, losses and training against independent references: finite differences, analytic
 //! gradients, dense bilinear upsampling, hand-computed SGD steps, exact resume.
+use colorproxy_nn::run_dir::Resume;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -151,6 +152,7 @@ fn sgd_matches_hand_computed_momentum_steps() {
         bias_lr_mult: 2.0,
         lr_drops: vec![],
         gamma: 0.1,
+        ..OptimConfig::default()
     };
     let mut sgd = Sgd::new(named, cfg);
     for _ in 0..2 {
@@ -205,7 +207,7 @@ fn run(
         config: cfg,
         data_dir: data.to_owned(),
         out: out.to_owned(),
-        resume,
+        resume: if resume { Resume::Yes } else { Resume::No },
         force: false,
         device: Device::Cpu,
         interrupt: Arc::new(AtomicBool::new(false)),

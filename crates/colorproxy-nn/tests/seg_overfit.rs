@@ -1,5 +1,6 @@
 //! Segmentation on ../shared/data/voc-mini overfits its training images (the proof).
 //! Skipped without COLORPROXY_SHARED_DATA; about 5 minutes on 2 cores.
+use colorproxy_nn::run_dir::Resume;
 use std::path::Path;
 
 use colorproxy_nn::transfer::{Task, TransferConfig};
@@ -34,7 +35,7 @@ fn segmentation_fits_the_voc_mini_training_images() {
         config: pc,
         data_dir: root.join("photos/train"),
         out: pre.clone(),
-        resume: false,
+        resume: Resume::No,
         force: false,
         device: Device::Cpu,
         interrupt: Arc::new(AtomicBool::new(false)),
@@ -68,7 +69,7 @@ fn segmentation_fits_the_voc_mini_training_images() {
         device: Device::Cpu,
         fixed_schedule: Some(FoundSchedule { drops: vec![3000], stop: 4000, windows: vec![] }),
         on_bad: OnBad::Stop,
-        resume: false,
+        resume: Resume::No,
         force: false,
         interrupt: Arc::new(AtomicBool::new(false)),
         observer: &mut Silent,

@@ -1,6 +1,7 @@
 //! Transfer networks: BN absorption is exact, gray-to-RGB lifting preserves the function,
 //! freezing selects the right layers, single-label folders, resume, malformed samples, other
 //! backbones (the voc-mini overfit is in `seg_overfit.rs`).
+use colorproxy_nn::run_dir::Resume;
 use std::path::Path;
 
 use colorproxy_data::RgbImage8;
@@ -207,7 +208,7 @@ fn finetune(
         device: Device::Cpu,
         fixed_schedule: None,
         on_bad: colorproxy_nn::transfer::OnBad::Stop,
-        resume,
+        resume: if resume { Resume::Yes } else { Resume::No },
         force: false,
         interrupt,
         observer,
@@ -355,7 +356,7 @@ fn interrupted_finetuning_resumes_to_the_same_result() {
         device: Device::Cpu,
         fixed_schedule: None,
         on_bad: colorproxy_nn::transfer::OnBad::Stop,
-        resume: true,
+        resume: Resume::Yes,
         force: false,
         interrupt: Default::default(),
         observer: &mut Silent,

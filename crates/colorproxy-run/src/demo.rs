@@ -157,7 +157,7 @@ pub fn run(a: DemoRequest) -> crate::Result<()> {
         config: pc,
         data_dir: data.join("unlabelled"),
         out: pre.clone(),
-        resume: false,
+        resume: colorproxy_nn::run_dir::Resume::No,
         force: true,
         device: tch::Device::Cpu,
         interrupt: Arc::new(AtomicBool::new(false)),
@@ -309,7 +309,7 @@ fn finetune_and_evaluate(
         device: tch::Device::Cpu,
         fixed_schedule: None,
         on_bad: OnBad::Stop,
-        resume: false,
+        resume: colorproxy_nn::run_dir::Resume::No,
         force: true,
         interrupt: Arc::new(AtomicBool::new(false)),
         observer: &mut PrefixedBarObserver {

@@ -45,6 +45,20 @@ pub fn resolve(a: &FinetuneRequest) -> crate::Result<TransferConfig> {
         // The early-stopping protocol scales with the cap (see TransferConfig::with_max_iterations).
         cfg = cfg.with_max_iterations(n);
     }
+    if let Some(b) = a.batch_size {
+        cfg.batch_size = b;
+    }
+    if let Some(lr) = a.lr {
+        // The learning rate as typed: the batch rule is off for it.
+        (cfg.optim.lr, cfg.optim.lr_scaling) = (lr, colorproxy_nn::config::LrScaling::None);
+    }
+    if let Some(w) = a.workers {
+        cfg.workers = w;
+    }
+    if let Some(c) = crate::overrides::resolve(&cfg.to_toml(), &a.set, TransferConfig::from_toml)? {
+        cfg = c;
+    }
+    cfg.for_world_size(crate::session::world_size()?);
     cfg.validate()?;
     Ok(cfg)
 }
@@ -69,6 +83,10 @@ pub fn supervised(a: SupervisedRequest) -> crate::Result<()> {
         max_iterations: a.max_iterations,
         seed: a.seed,
         device: a.device,
+        batch_size: a.batch_size,
+        lr: a.lr,
+        workers: a.workers,
+        set: a.set,
         ..FinetuneRequest::new(Task::Cls, &a.data, &a.out)
     };
     let mut cfg = resolve(&args)?;

@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::{bail, Context};
 
 use crate::report::html::{Cell, Page};
-use crate::request::{FinetuneRequest, FrozenRequest};
+use crate::request::{FinetuneRequest, FrozenRequest, Resume};
 
 /// The rows of Table 6 for an architecture: (label, last frozen layer; `None`: nothing frozen).
 fn rows(arch: &str) -> Vec<(&'static str, Option<&'static str>)> {
@@ -66,7 +66,7 @@ fn finetune_args(
         preset: a.preset.clone(),
         config: a.config.clone(),
         freeze_until: freeze.map(str::to_string),
-        resume,
+        resume: if resume { Resume::Yes } else { Resume::No },
         force: !resume && dir.exists(),
         train_split: a.train_split.clone(),
         eval_split: a.eval_split.clone(),

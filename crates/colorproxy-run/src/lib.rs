@@ -24,6 +24,7 @@ pub mod finetune;
 pub mod frozen;
 pub mod images;
 pub mod launch;
+pub mod overrides;
 pub mod pretrain;
 pub mod progress;
 pub mod report;

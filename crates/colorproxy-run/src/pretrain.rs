@@ -8,7 +8,10 @@ use colorproxy_nn::PretrainConfig;
 use crate::request::PretrainRequest;
 use crate::session::{exit_interrupted, Session};
 
-/// Resolves the config: preset or file, then command-line overrides.
+/// Resolves the config: preset or file, then the command line (`--iterations`, `--batch-size`,
+/// `--lr`, `--workers`, `--threads`, `--seed`, then every `--set`), then the job's world size and
+/// the batch rule. The same command gives the same config, so it resumes its own run; on resume
+/// the saved learning-rate drops and snapshots are kept (only `--iterations` may change).
 pub fn resolve_config(a: &PretrainRequest) -> crate::Result<PretrainConfig> {
     let mut cfg = match (&a.preset, &a.config) {
         (Some(p), None) => PretrainConfig::preset(p)?,
@@ -20,16 +23,18 @@ pub fn resolve_config(a: &PretrainRequest) -> crate::Result<PretrainConfig> {
         (Some(_), Some(_)) => bail!("give --preset or --config, not both"),
     };
     if let Some(n) = a.iterations {
-        // The schedule moves with the run length (drops and snapshots keep their fraction); on
-        // --resume the saved schedule is kept.
-        if !a.resume {
-            cfg = cfg.with_iterations(n);
-        } else {
-            cfg.iterations = n;
-        }
+        // The schedule moves with the run length (drops and snapshots keep their fraction).
+        cfg = cfg.with_iterations(n);
     }
     if let Some(s) = a.seed {
         cfg.seed = s;
+    }
+    if let Some(b) = a.batch_size {
+        cfg.data.batch_size = b;
+    }
+    if let Some(lr) = a.lr {
+        // The learning rate as typed: the batch rule is off for it.
+        (cfg.optim.lr, cfg.optim.lr_scaling) = (lr, colorproxy_nn::config::LrScaling::None);
     }
     if let Some(w) = a.workers {
         cfg.data.workers = w;
@@ -37,6 +42,19 @@ pub fn resolve_config(a: &PretrainRequest) -> crate::Result<PretrainConfig> {
     if let Some(t) = a.threads {
         cfg.threads = t;
     }
+    if let Some(c) = crate::overrides::resolve(&cfg.to_toml(), &a.set, PretrainConfig::from_toml)? {
+        cfg = c;
+    }
+    if a.resume.requested() {
+        // A resumed run keeps its schedule (`--iterations` may extend or shorten it).
+        let saved = RunPaths::new(&a.out).config();
+        if let Ok(text) = std::fs::read_to_string(&saved) {
+            if let Ok(s) = PretrainConfig::from_toml(&text) {
+                (cfg.optim.lr_drops, cfg.snapshots) = (s.optim.lr_drops, s.snapshots);
+            }
+        }
+    }
+    cfg.for_world_size(crate::session::world_size()?);
     cfg.validate()?;
     Ok(cfg)
 }
@@ -47,25 +65,20 @@ pub fn run(a: PretrainRequest) -> crate::Result<()> {
     let cfg = resolve_config(&a)?;
     let session = Session::start(a.device.as_deref())?;
     let pb = session.bar(cfg.iterations, "pretrain");
-    let ranks = session
-        .dist
-        .as_ref()
-        .map(|pg| {
-            let per_rank = cfg.data.batch_size / pg.size().max(1);
-            format!(" x {} ranks ({}; {per_rank} images per rank and step)", pg.size(), pg.backend())
-        })
-        .unwrap_or_default();
     session.say(
         &pb,
         &format!(
-            "pretrain {} (width {}), {} iterations of batch {} at {}x{}, on {:?}{ranks} -> {}",
+            "pretrain {} (width {}), {} iterations of {} images ({} per process x {} process(es){}) at {}x{}, on {} -> {}",
             cfg.model.arch,
             cfg.model.width,
             cfg.iterations,
+            cfg.total_batch,
             cfg.data.batch_size,
+            cfg.world_size,
+            session.backend_note(),
             cfg.data.augment.crop,
             cfg.data.augment.crop,
-            session.device,
+            session.device_name(),
             a.out.display()
         ),
     );
@@ -90,10 +103,12 @@ pub fn run(a: PretrainRequest) -> crate::Result<()> {
     let paths = RunPaths::new(&a.out);
     let metrics = read_metrics(&paths.metrics())?;
     crate::report::loss_curve(&metrics, &a.out.join("loss.png"))?;
-    let first = metrics.first().map(|m| m.loss).unwrap_or(f64::NAN);
-    let last = metrics.last().map(|m| m.loss).unwrap_or(f64::NAN);
+    let loss = match (metrics.first(), metrics.last()) {
+        (Some(f), Some(l)) => format!("loss {:.4} (first log) -> {:.4} (last)", f.loss, l.loss),
+        _ => "no loss logged yet".to_string(),
+    };
     println!(
-        "{} at iteration {} after {:.1}s: loss {first:.4} (first log) -> {last:.4} (last), {} images skipped; {}",
+        "{} at iteration {} after {:.1}s: {loss}, {} images skipped; {}",
         if summary.interrupted { "interrupted" } else { "done" },
         summary.iterations_done,
         summary.seconds,
@@ -101,7 +116,7 @@ pub fn run(a: PretrainRequest) -> crate::Result<()> {
         paths.last_weights().display()
     );
     if summary.interrupted {
-        eprintln!("continue with the same command and --resume");
+        eprintln!("continue with the same command and --resume (or --resume auto)");
         exit_interrupted();
     }
     Ok(())

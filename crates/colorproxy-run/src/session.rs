@@ -26,8 +26,20 @@ impl Session {
     /// Joins the job the environment describes (if any) on `device` (`cpu`, `cuda`, `cuda:N`;
     /// default: cuda if available) and installs the interrupt handlers.
     pub fn start(device: Option<&str>) -> crate::Result<Self> {
-        let (dist, device) = process_group(colorproxy_nn::parse_device(device)?)?;
+        let chosen = colorproxy_nn::parse_device(device)?;
+        if device.is_none() && cfg!(feature = "cuda") && chosen == tch::Device::Cpu {
+            eprintln!(
+                "note: this is a CUDA build, but libtorch sees no usable GPU (check nvidia-smi, \
+                 CUDA_VISIBLE_DEVICES and the driver); running on the CPU (--device cpu says so)"
+            );
+        }
+        let (dist, device) = process_group(chosen)?;
         Ok(Self { dist, device, interrupt: progress::interrupt_flag() })
+    }
+
+    /// The device in words: `cpu`, `cuda:N`.
+    pub fn device_name(&self) -> String {
+        device_name(self.device)
     }
 
     /// A single process on `device` (the demo), with the interrupt handlers.
@@ -81,11 +93,31 @@ impl Session {
     pub fn describe(&self) -> String {
         self.dist.as_ref().map(|pg| format!(" x {} ranks ({})", pg.size(), pg.backend())).unwrap_or_default()
     }
+
+    /// ` over gloo` / ` over nccl` for a job, empty for a single process.
+    pub fn backend_note(&self) -> String {
+        self.dist.as_ref().map(|pg| format!(" over {}", pg.backend())).unwrap_or_default()
+    }
+}
+
+/// A device in words: `cpu`, `cuda:N`.
+pub fn device_name(d: tch::Device) -> String {
+    match d {
+        tch::Device::Cuda(i) => format!("cuda:{i}"),
+        tch::Device::Cpu => "cpu".into(),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+/// The processes of the job the environment describes (torchrun, Slurm or `colorproxy launch`
+/// variables), 1 outside one; read before joining it.
+pub fn world_size() -> crate::Result<usize> {
+    Ok(DistEnv::from_env()?.map_or(1, |e| e.world_size))
 }
 
 /// Exits with 130 (SIGINT) or 143 (SIGTERM) after an interrupted run wrote its checkpoint.
 pub fn exit_interrupted() -> ! {
-    std::process::exit(progress::interrupt_exit_code())
+    progress::exit_now(progress::interrupt_exit_code())
 }
 
 /// The process group of a data-parallel run (launched by torchrun, Slurm or `colorproxy

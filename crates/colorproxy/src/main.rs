@@ -12,15 +12,19 @@ mod cmd_targets;
 use clap::Parser;
 use colorproxy_run as lib;
 
-fn main() -> std::process::ExitCode {
+fn main() {
+    // Before any thread starts: SIGINT/SIGTERM go to one watcher thread, never into libtorch's.
+    lib::progress::route_signals();
     let args = cli::Cli::parse();
-    match run(args) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    let code = match run(args) {
+        Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            eprintln!("error: {}", error_chain(&e));
+            1
         }
-    }
+    };
+    // Without destructors or atexit handlers: libtorch's and OpenMP's threads may still run.
+    lib::progress::exit_now(code)
 }
 
 fn run(args: cli::Cli) -> anyhow::Result<()> {
@@ -48,4 +52,25 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         Command::Bench { what: BenchWhat::Parity(a) } => Ok(lib::bench::parity(a.into())?),
         Command::Bench { what: BenchWhat::Allreduce(a) } => Ok(lib::bench_dist::allreduce(a.into())?),
     }
+}
+
+/// An error and its causes as one line, `a: b: c`, without repeating a cause that its context
+/// already says (`invalid config: invalid config: ...`) or a leading `error:`.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out: Vec<String> = vec![];
+    for cause in e.chain() {
+        let text = cause.to_string();
+        let text = text.strip_prefix("error: ").unwrap_or(&text).to_string();
+        if out.last().is_some_and(|prev| prev.ends_with(&text) || prev.contains(&text)) {
+            continue;
+        }
+        out.push(text);
+    }
+    let mut line = out.join(": ");
+    for doubled in ["invalid config: invalid config: ", "error: error: "] {
+        while let Some(i) = line.find(doubled) {
+            line.replace_range(i..i + doubled.len(), &doubled[..doubled.len() / 2]);
+        }
+    }
+    line
 }

@@ -64,11 +64,22 @@ fn two_ranks_stay_identical_and_resume_to_the_same_weights() {
     launch(&["--config", &s(&half), "--data", &s(&data), "--out", &s(&r2)]);
     launch(&["--config", &s(&half), "--data", &s(&data), "--out", &s(&r2), "--resume", "--iterations", "20"]);
     assert!(weights(&r1) == weights(&r2), "20 steps differ from 10 + resume + 10");
-    // Negative control: one process on the same global batch is another computation (BN
-    // statistics per sub-batch), so the data-parallel weights are not simply the 1-process ones.
+    // Negative control: one process on the same global batch (2 x 16 images) is another
+    // computation (BN statistics per sub-batch), so the data-parallel weights are not simply the
+    // 1-process ones.
     let r3 = tmp.path().join("r3");
     let st = Command::new(bin())
-        .args(["pretrain", "--config", &s(&full), "--data", &s(&data), "--out", &s(&r3)])
+        .args([
+            "pretrain",
+            "--config",
+            &s(&full),
+            "--data",
+            &s(&data),
+            "--out",
+            &s(&r3),
+            "--batch-size",
+            "32",
+        ])
         .env("CI", "1")
         .status()
         .unwrap();
@@ -121,8 +132,9 @@ fn worst_difference(a: &Path, b: &Path, relative: bool) -> (f64, String) {
     worst
 }
 
-/// One step of cpu-small (dropout on) with or without `sync_bn`, as 2 ranks and as 1 rank (one
-/// process on the whole global batch, through the same code: a group of 1).
+/// One step of cpu-small (dropout on) with or without `sync_bn`, as 2 ranks x `--batch-size 4`
+/// and as 1 rank x `--batch-size 8` (one process on the whole global batch, through the same
+/// code: a group of 1).
 fn one_step(dir: &Path, data: &Path, sync_bn: bool) -> (f64, String) {
     let mut c = PretrainConfig::preset("cpu-small").unwrap();
     c.iterations = 1;
@@ -133,13 +145,21 @@ fn one_step(dir: &Path, data: &Path, sync_bn: bool) -> (f64, String) {
     std::fs::write(&cfg, c.to_toml()).unwrap();
     let s = |p: &Path| p.to_str().unwrap().to_string();
     let (two, one) = (dir.join(format!("two-{sync_bn}")), dir.join(format!("one-{sync_bn}")));
-    launch(&["--config", &s(&cfg), "--data", &s(data), "--out", &s(&two)]);
-    launch_n(1, &["--config", &s(&cfg), "--data", &s(data), "--out", &s(&one)]);
+    launch(&["--config", &s(&cfg), "--data", &s(data), "--out", &s(&two), "--batch-size", "4"]);
+    launch_n(1, &["--config", &s(&cfg), "--data", &s(data), "--out", &s(&one), "--batch-size", "8"]);
+    // The same total batch: the same learning rate (the batch rule's multiplier 8/16 on both).
+    let lr = |run: &Path| {
+        PretrainConfig::from_toml(&std::fs::read_to_string(run.join("config.toml")).unwrap())
+            .map(|c| (c.total_batch, c.optim.lr_scale))
+            .unwrap()
+    };
+    assert_eq!(lr(&two), (8, 0.5));
+    assert_eq!(lr(&one), (8, 0.5));
     max_difference(&two, &one)
 }
 
 #[test]
-fn with_sync_bn_two_ranks_compute_the_one_process_step_on_the_global_batch() {
+fn with_sync_bn_two_ranks_of_batch_4_take_the_step_of_one_process_of_batch_8() {
     let tmp = tempfile::tempdir().unwrap();
     let data = scenes(tmp.path());
     // Synchronised BN (and each rank's slice of the global dropout masks): the step of one
@@ -193,10 +213,24 @@ fn seg_two_ranks_vs_one(absorb_bn: bool, steps: usize, tol: f64) {
     let cfg = tmp.path().join("seg.toml");
     std::fs::write(&cfg, c.to_toml()).unwrap();
     let s = |p: &Path| p.to_str().unwrap().to_string();
+    // The same total batch of 8: 2 ranks x 4, 1 rank x 8.
     let run = |n: usize, out: &Path| {
+        let b = (8 / n).to_string();
         let n = n.to_string();
-        let args =
-            ["launch", "--nproc", &n, "--", "finetune", "seg", "--init", "random", "--config", &s(&cfg)];
+        let args = [
+            "launch",
+            "--nproc",
+            &n,
+            "--",
+            "finetune",
+            "seg",
+            "--init",
+            "random",
+            "--config",
+            &s(&cfg),
+            "--batch-size",
+            &b,
+        ];
         let o = Command::new(bin())
             .args(args)
             .args(["--data", &s(&voc), "--out", &s(out)])
@@ -233,10 +267,32 @@ fn a_run_resumes_on_another_world_size() {
     let s = |p: &Path| p.to_str().unwrap().to_string();
     let run = tmp.path().join("run");
     launch(&["--config", &s(&half), "--data", &s(&data), "--out", &s(&run)]);
-    // 2 ranks -> 4 ranks (4 images each) -> 1 process.
+    // 2 ranks x 16 -> 4 ranks x 8 -> 1 process x 32: the same 32 images per step. Another total
+    // is refused, naming the batch that fits.
+    let other = Command::new(bin())
+        .args(["launch", "--nproc", "4", "--", "pretrain", "--config", &s(&half), "--data", &s(&data)])
+        .args(["--out", &s(&run), "--resume", "--iterations", "15"])
+        .env("CI", "1")
+        .output()
+        .unwrap();
+    assert!(!other.status.success());
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(err.contains("processes x batch size = 32"), "{err}");
     launch_n(
         4,
-        &["--config", &s(&half), "--data", &s(&data), "--out", &s(&run), "--resume", "--iterations", "15"],
+        &[
+            "--config",
+            &s(&half),
+            "--data",
+            &s(&data),
+            "--out",
+            &s(&run),
+            "--resume",
+            "--iterations",
+            "15",
+            "--batch-size",
+            "8",
+        ],
     );
     let out = Command::new(bin())
         .args([
@@ -250,6 +306,8 @@ fn a_run_resumes_on_another_world_size() {
             "--resume",
             "--iterations",
             "20",
+            "--batch-size",
+            "32",
         ])
         .env("CI", "1")
         .output()

@@ -36,7 +36,14 @@ pub struct TransferConfig {
     pub scale_min: f64,
     pub scale_max: f64,
     pub crop: usize,
+    /// Images per step and process; each step trains on `world_size x batch_size` images.
     pub batch_size: usize,
+    /// Processes of the run (set when it starts: 1, or the data-parallel job's world size).
+    #[serde(default = "one")]
+    pub world_size: usize,
+    /// `world_size x batch_size`, set when the run starts (for the record).
+    #[serde(default)]
+    pub total_batch: usize,
     /// Segmentation: points per image and their border.
     pub points: usize,
     pub border: usize,
@@ -60,7 +67,11 @@ pub struct TransferConfig {
     /// and the prediction upsampled back (0: always full resolution).
     pub test_max_side: usize,
     pub seed: u64,
+    /// libtorch intra-op threads (0: libtorch's default).
     pub threads: usize,
+    /// Worker threads building batches (0: all cores); results do not depend on it.
+    #[serde(default)]
+    pub workers: usize,
     pub log_every: usize,
     /// Write `checkpoints/last.*` every this many iterations (and at the end; 0: only at the end).
     #[serde(default)]
@@ -76,6 +87,10 @@ pub struct TransferConfig {
     /// (Table 4: fewer images per class, label noise, buckets); absent: the full label space.
     #[serde(default, skip_serializing_if = "LabelSpace::is_identity")]
     pub label_space: LabelSpace,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// The fine-tuning presets shipped in `presets/`, compiled into the binary.
@@ -213,7 +228,30 @@ impl TransferConfig {
         if self.early_stop.eval_every == 0 || self.early_stop.window == 0 || self.log_every == 0 {
             return bad("early_stop.eval_every, early_stop.window and log_every must be positive".into());
         }
-        Ok(())
+        let size_ok = |v: i64| (1..=65_536).contains(&v);
+        if !size_ok(self.head_hidden) || (self.fov && !size_ok(self.fov_channels)) {
+            return bad(format!(
+                "head_hidden ({}) and fov_channels ({}) must be in [1, 65536]",
+                self.head_hidden, self.fov_channels
+            ));
+        }
+        if self.world_size == 0 {
+            return bad("world_size must be positive".into());
+        }
+        self.model.validate()
+    }
+
+    /// The batch of one step over the whole job: `world_size x batch_size`.
+    pub fn job_batch(&self) -> usize {
+        self.batch_size * self.world_size
+    }
+
+    /// Records a run of `world_size` processes: the total batch and the learning rate of the batch
+    /// rule; returns the rule's line when it changed the learning rate.
+    pub fn for_world_size(&mut self, world_size: usize) -> Option<String> {
+        self.world_size = world_size.max(1);
+        self.total_batch = self.job_batch();
+        self.optim.apply_batch_rule(self.total_batch)
     }
 
     /// Adapts the default segmentation hypercolumn (all VGG-16 layers plus +FoV) to the

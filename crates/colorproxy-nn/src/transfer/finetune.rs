@@ -23,7 +23,7 @@ use crate::early_stop::{
     protocol_split, schedule_path, Decision, EarlyStopConfig, EarlyStopping, FoundSchedule,
 };
 use crate::optim::Sgd;
-use crate::run_dir::{DataRecord, MetricsLog, RunLock, RunPaths, TrainObserver};
+use crate::run_dir::{DataRecord, MetricsLog, Resume, RunLock, RunPaths, TrainObserver};
 use crate::run_start::RunStart;
 use crate::schedule::step_lr;
 use crate::NnError;
@@ -38,8 +38,9 @@ pub struct FinetuneRun<'a> {
     /// Retrain on 100% of the training split with this schedule (from a previous run).
     pub fixed_schedule: Option<FoundSchedule>,
     pub on_bad: OnBad,
-    /// Continue from `out/checkpoints/last.*` to the same result as an uninterrupted run.
-    pub resume: bool,
+    /// Continue from the folder's checkpoint to the same result as an uninterrupted run (`Auto`:
+    /// when the folder holds one).
+    pub resume: Resume,
     /// Start over in a folder that holds a run (without it, such a folder is refused).
     pub force: bool,
     /// Set (e.g. by Ctrl-C) to checkpoint and stop after the current iteration.
@@ -133,8 +134,8 @@ pub fn train_step(
 ) -> Result<f64, NnError> {
     sgd.zero_grad();
     let slots = match dist {
-        Some(pg) => data_parallel::shard(pg, cfg.batch_size)?,
-        None => 0..cfg.batch_size,
+        Some(pg) => data_parallel::shard(pg, cfg.job_batch())?,
+        None => 0..cfg.job_batch(),
     };
     let (loss, count) = batch_loss(net, cfg, set, idx, iteration, slots)?;
     if let Some(e) = data_parallel::take_sync_bn_error() {
@@ -198,11 +199,27 @@ pub fn build_net(
 
 /// A resumed run must have the same config, except the early-stopping limits.
 fn check_resumed_config(paths: &RunPaths, cfg: &TransferConfig) -> Result<(), NnError> {
-    let saved = TransferConfig::from_toml(&paths.read_config()?)?;
-    let same = |c: &TransferConfig| TransferConfig { early_stop: EarlyStopConfig::default(), ..c.clone() };
-    if same(&saved) != same(cfg) {
+    let saved = TransferConfig::from_toml(&paths.read_config()?)
+        .map_err(|e| NnError::File { path: paths.config(), msg: format!("unreadable run config: {e}") })?;
+    // The job's batch is compared, whatever its split over the processes; the learning rate's
+    // multiplier follows from it.
+    let same = |c: &TransferConfig| {
+        let mut c = TransferConfig {
+            early_stop: EarlyStopConfig::default(),
+            total_batch: c.job_batch(),
+            world_size: 0,
+            batch_size: 0,
+            ..c.clone()
+        };
+        c.optim.lr_scale = 1.0;
+        c
+    };
+    let (a, b) = (same(&saved), same(cfg));
+    if a != b {
+        let diff = crate::config::toml_differences(&a.to_toml(), &b.to_toml());
         return Err(NnError::Config(format!(
-            "resuming with a config that differs from {} (only the early-stopping limits may change)",
+            "this run's config differs from the one saved in {} ({diff}); resume with the command \
+             that started it (only --max-iterations may change), or start a new run in another --out",
             paths.config().display()
         )));
     }
@@ -247,6 +264,7 @@ struct Session {
     params: BTreeMap<String, Tensor>,
     sgd: Sgd,
     state: FinetuneState,
+    resumed: bool,
 }
 
 impl FinetuneRun<'_> {
@@ -254,10 +272,21 @@ impl FinetuneRun<'_> {
     /// records the config and data, builds the network and, on resume, loads the checkpoint.
     fn open(&mut self) -> Result<Session, NnError> {
         let obs = &mut *self.observer;
+        // Per-process batch: the job trains on world_size x batch_size images per step, with the
+        // learning rate of the batch rule (recorded in the saved config).
+        if let Some(rule) = self.config.for_world_size(self.dist.map_or(1, |pg| pg.size())) {
+            if data_parallel::is_rank0(self.dist) {
+                obs.message(&rule);
+            }
+        }
         self.config.validate()?;
         let paths = RunPaths::new(&self.out);
         if self.config.threads > 0 {
             tch::set_num_threads(self.config.threads as i32);
+        }
+        if self.config.workers > 0 {
+            // The process's batch-building pool (the first run of a process sets it).
+            let _ = rayon::ThreadPoolBuilder::new().num_threads(self.config.workers).build_global();
         }
         let given = (!self.config.classes.is_empty()).then_some(&self.config.classes[..]);
         let (task, split) = (self.config.task, &self.train_split);
@@ -276,33 +305,35 @@ impl FinetuneRun<'_> {
         let mut cfg = self.config.clone();
         cfg.classes = set.class_names.clone();
         cfg.single_label = set.single_label;
-        let start = RunStart { paths: &paths, resume: self.resume, force: self.force, dist: self.dist };
-        let source = format!("{} ({})", self.data.display(), self.train_split);
-        let lock =
-            start.take_folder(&DataRecord::new(&source, &set.ids), |p| check_resumed_config(p, &cfg))?;
-        if lock.is_some() {
-            paths.write_config(&cfg.to_toml())?;
-        }
+        // The network is built (and its init loaded and checked, the frozen layers named) before
+        // the folder is taken: a bad input leaves an existing run untouched, even with --force.
         let mut net = build_net(&cfg, self.device, &set, obs)?;
         let params = net.trainable()?;
         let mut sgd =
             Sgd::new(params.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect(), cfg.optim.clone());
+        let start = RunStart { paths: &paths, resume: self.resume, force: self.force, dist: self.dist };
+        let source = format!("{} ({})", self.data.display(), self.train_split);
+        let (lock, resumed) =
+            start.take_folder(&DataRecord::new(&source, &set.ids), |p| check_resumed_config(p, &cfg))?;
+        if lock.is_some() {
+            paths.write_config(&cfg.to_toml())?;
+        }
         let fresh = FinetuneState::new(&cfg, self.fixed_schedule.as_ref());
         let it = |s: &FinetuneState| s.iteration;
-        let mut state = start.load(&mut net.vs, &mut sgd, fresh, it, &mut |m| obs.message(m))?;
-        if self.resume {
+        let mut state = start.load(resumed, &mut net.vs, &mut sgd, fresh, it, &mut |m| obs.message(m))?;
+        if resumed {
             state.early_stopping.config = cfg.early_stop.clone();
             set.skipped.store(state.skipped, Ordering::Relaxed);
         }
-        Ok(Session { paths, _lock: lock, set, cfg, net, params, sgd, state })
+        Ok(Session { paths, _lock: lock, set, cfg, net, params, sgd, state, resumed })
     }
 
     /// Trains until early stopping (or the fixed schedule) ends the run, or `interrupt` is set.
     pub fn run(mut self) -> Result<FinetuneSummary, NnError> {
-        let Session { paths, _lock, set, cfg, net, params, mut sgd, mut state } = self.open()?;
+        let Session { paths, _lock, set, cfg, net, params, mut sgd, mut state, resumed } = self.open()?;
         let (fixed, obs) = (self.fixed_schedule.take(), self.observer);
         let (train_idx, held_idx) = protocol_split(&set.ids, cfg.held_out, cfg.seed, fixed.is_some());
-        if fixed.is_none() && !self.resume {
+        if fixed.is_none() && !resumed {
             let (name, r) = reference_score(&cfg, &set, &held_idx);
             state.early_stopping.set_reference(r);
             obs.message(&format!(
@@ -313,14 +344,14 @@ impl FinetuneRun<'_> {
         let max_iters = fixed.as_ref().map_or(cfg.early_stop.max_iterations, |s| s.stop);
         let (dist, rank0) = (self.dist, data_parallel::is_rank0(self.dist));
         let mut log = match rank0 {
-            true => Some(MetricsLog::open(&paths.metrics(), self.resume.then_some(state.iteration))?),
+            true => Some(MetricsLog::open(&paths.metrics(), resumed.then_some(state.iteration))?),
             false => None,
         };
         obs.start(state.iteration, max_iters);
         let (t0, start) = (std::time::Instant::now(), state.iteration);
         let mut interrupted = false;
         // Data-parallel: each rank's dropout masks are its slice of the global batch's.
-        let shard = dist.map(|pg| data_parallel::shard(pg, cfg.batch_size)).transpose()?;
+        let shard = dist.map(|pg| data_parallel::shard(pg, cfg.job_batch())).transpose()?;
         let _shard = shard.map(|s| crate::init::DropoutShard::new(s.start, s.len()));
         // Data-parallel with the pretraining's BN kept (absorb_bn = false): training batches are
         // normalised with the statistics of the global batch, so the ranks take the 1-process step.
@@ -330,13 +361,13 @@ impl FinetuneRun<'_> {
                 interrupted = true;
                 break;
             }
-            let lr = step_lr(cfg.optim.lr, cfg.optim.gamma, &state.drops, state.iteration);
+            let lr = step_lr(cfg.optim.scaled_lr(), cfg.optim.gamma, &state.drops, state.iteration);
             let loss =
                 train_step(&net, &cfg, &set, &train_idx, &params, &mut sgd, lr, state.iteration, dist)?;
             state.iteration += 1;
             state.window = (state.window.0 + loss, state.window.1 + 1);
             let it = state.iteration;
-            let ips = (cfg.batch_size * (it - start)) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            let ips = (cfg.job_batch() * (it - start)) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
             obs.step(it, loss, ips);
             set.take_skip_notes().iter().for_each(|n| obs.message(n));
             let score = (fixed.is_none() && it.is_multiple_of(cfg.early_stop.eval_every))

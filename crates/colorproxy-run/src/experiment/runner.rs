@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use colorproxy_nn::atomic_io::write_json;
 use colorproxy_nn::pretrain::PretrainRun;
-use colorproxy_nn::run_dir::{generations, RunPaths};
+use colorproxy_nn::run_dir::{generations, Resume, RunPaths};
 use colorproxy_nn::transfer::Task;
 
 use super::plan::{Config, FinetunePlan, Plan, PretrainData, PretrainPlan};
@@ -36,10 +36,11 @@ pub fn status(dir: &Path) -> Status {
     }
 }
 
-/// Resume flags for a run folder: (resume, force).
-fn start_mode(dir: &Path) -> (bool, bool) {
+/// Resume flags for a run folder: (resume, force). A folder keyed by the run's config hash holds
+/// this run: resumed from its checkpoint, or started over if it holds only an unfinished start.
+fn start_mode(dir: &Path) -> (Resume, bool) {
     let resume = !generations(&RunPaths::new(dir)).is_empty();
-    (resume, !resume && dir.exists())
+    (if resume { Resume::Yes } else { Resume::No }, !resume && dir.exists())
 }
 
 fn write_pool(list: &Path, sources: &[(PathBuf, Option<String>)]) -> crate::Result<()> {
@@ -141,7 +142,7 @@ fn finetune_args(
     out: &Path,
     train: &str,
     eval: &str,
-    resume: bool,
+    resume: Resume,
     force: bool,
 ) -> FinetuneRequest {
     FinetuneRequest {

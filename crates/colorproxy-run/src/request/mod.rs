@@ -5,6 +5,7 @@ pub mod bench;
 
 use std::path::PathBuf;
 
+pub use colorproxy_nn::run_dir::Resume;
 use colorproxy_nn::transfer::Task;
 
 pub use analyse::{FrozenRequest, ProbeMethod, ProbeRequest, ShiftRequest, TopRequest};
@@ -24,18 +25,27 @@ pub struct PretrainRequest {
     pub out: PathBuf,
     /// Total iterations (overrides the config).
     pub iterations: Option<usize>,
-    /// Continue from RUN_DIR/checkpoints/last.* to the same result as an uninterrupted run.
-    pub resume: bool,
+    /// Continue from the folder's newest checkpoint to the same result as an uninterrupted run
+    /// (`Auto`: when there is one, else start fresh).
+    pub resume: Resume,
     /// Start over in a run folder that holds a run (its checkpoints, metrics and results are
     /// removed); without it such a folder is refused.
     pub force: bool,
     /// cpu, cuda or cuda:N (default: cuda if available, else cpu).
     pub device: Option<String>,
     pub seed: Option<u64>,
+    /// Images per step and process (the job's total batch is world size x this).
+    pub batch_size: Option<usize>,
+    /// The learning rate, used as given (the batch rule is off for it).
+    pub lr: Option<f64>,
+    /// Config overrides `KEY=VALUE` (dotted keys, TOML values), applied last.
+    pub set: Vec<String>,
     /// Data worker threads (0: all cores).
     pub workers: Option<usize>,
     /// libtorch threads (0: libtorch's default).
     pub threads: Option<usize>,
+    /// Print the plan (total batch, epochs over the data, estimated time) and run nothing.
+    pub dry_run: bool,
 }
 
 /// Fine-tuning for classification or segmentation (`colorproxy finetune`).
@@ -66,8 +76,9 @@ pub struct FinetuneRequest {
     /// Retrain on 100% of the training split with the schedule found by the early-stopping run
     /// in --out (written to OUT/full).
     pub retrain_full: bool,
-    /// Continue an interrupted run from OUT/checkpoints/last.* (to the same result).
-    pub resume: bool,
+    /// Continue an interrupted run from its newest checkpoint (to the same result); `Auto`: when
+    /// there is one, else start fresh.
+    pub resume: Resume,
     /// Start over in a run folder that holds a run (its checkpoints, metrics and results are
     /// removed); without it such a folder is refused.
     pub force: bool,
@@ -84,6 +95,14 @@ pub struct FinetuneRequest {
     pub max_iterations: Option<usize>,
     pub seed: Option<u64>,
     pub device: Option<String>,
+    /// Images per step and process (the job's total batch is world size x this).
+    pub batch_size: Option<usize>,
+    /// The learning rate, used as given (the batch rule is off for it).
+    pub lr: Option<f64>,
+    /// Data worker threads (0: all cores).
+    pub workers: Option<usize>,
+    /// Config overrides `KEY=VALUE` (dotted keys, TOML values), applied last.
+    pub set: Vec<String>,
 }
 
 /// Supervised pretraining on class folders in a label-space variant (`colorproxy pretrain-supervised`).
@@ -112,10 +131,18 @@ pub struct SupervisedRequest {
     pub eval_split: String,
     pub max_iterations: Option<usize>,
     pub seed: Option<u64>,
-    pub resume: bool,
+    pub resume: Resume,
     pub force: bool,
     pub skip_bad: bool,
     pub device: Option<String>,
+    /// Images per step and process (the job's total batch is world size x this).
+    pub batch_size: Option<usize>,
+    /// The learning rate, used as given (the batch rule is off for it).
+    pub lr: Option<f64>,
+    /// Data worker threads (0: all cores).
+    pub workers: Option<usize>,
+    /// Config overrides `KEY=VALUE` (dotted keys, TOML values), applied last.
+    pub set: Vec<String>,
 }
 
 /// Evaluation of a fine-tuned network (`colorproxy eval`).
@@ -201,7 +228,7 @@ impl FinetuneRequest {
             config: None,
             freeze_until: None,
             retrain_full: false,
-            resume: false,
+            resume: Resume::No,
             force: false,
             color: false,
             rebalance: false,
@@ -212,6 +239,10 @@ impl FinetuneRequest {
             max_iterations: None,
             seed: None,
             device: None,
+            batch_size: None,
+            lr: None,
+            workers: None,
+            set: vec![],
         }
     }
 }

@@ -109,3 +109,55 @@ pub fn parse_point(s: &str) -> anyhow::Result<(usize, usize)> {
     };
     Ok((p(y)?, p(x)?))
 }
+
+/// `--resume` (continue; an error without a checkpoint) and `--resume auto` (continue if the
+/// folder holds this run's checkpoint, else start fresh: a requeued job just reruns its command).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ResumeWhen {
+    /// Plain `--resume`.
+    #[value(hide = true)]
+    Always,
+    /// Resume when there is a checkpoint, else start fresh.
+    Auto,
+}
+
+/// The flags of every training command that trains from a config: the batch per process, the
+/// learning rate, data workers and config overrides, and resuming.
+#[derive(Debug, Clone, Args)]
+pub struct TrainFlags {
+    /// Continue the run in --out from its newest checkpoint, to the same result as an
+    /// uninterrupted run (the same command plus --resume). `--resume auto`: continue if the folder
+    /// holds a checkpoint of this run, start fresh if it holds none (for Slurm requeue and
+    /// torchrun restarts); a folder of another run is refused.
+    #[arg(long, num_args = 0..=1, default_missing_value = "always", value_name = "auto")]
+    pub resume: Option<ResumeWhen>,
+    /// Start over in a run folder that holds a run (its checkpoints, metrics and results are
+    /// removed once every input has been checked); without it such a folder is refused.
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
+    /// Images per step and process (PyTorch convention): the job trains on world size x this.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Learning rate, used as given (turns the linear batch rule off; to keep the rule, use
+    /// --set optim.lr=X, the rate at the preset's optim.reference_batch).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Worker threads building batches (0: all cores); results do not depend on it.
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Config override KEY=VALUE (repeatable; dotted keys and TOML values as in a recipe's `set`),
+    /// e.g. --set optim.lr_drops=[] --set data.points=64 --set optim.lr_scaling=none.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+impl TrainFlags {
+    pub fn resume(&self) -> colorproxy_run::request::Resume {
+        use colorproxy_run::request::Resume;
+        match self.resume {
+            None => Resume::No,
+            Some(ResumeWhen::Always) => Resume::Yes,
+            Some(ResumeWhen::Auto) => Resume::Auto,
+        }
+    }
+}

@@ -8,7 +8,7 @@ use colorproxy_run::request::{
     SupervisedRequest,
 };
 
-use super::DeviceArg;
+use super::{DeviceArg, TrainFlags};
 
 #[derive(Debug, Args)]
 pub struct PretrainArgs {
@@ -25,26 +25,24 @@ pub struct PretrainArgs {
     /// Run folder: config.toml, metrics.jsonl, checkpoints/, loss.png.
     #[arg(long)]
     pub out: PathBuf,
-    /// Total iterations (overrides the config).
+    /// Total iterations (overrides the config; the learning-rate drops and snapshots keep
+    /// their fraction of the run).
     #[arg(long)]
     pub iterations: Option<usize>,
-    /// Continue from RUN_DIR/checkpoints/last.* to the same result as an uninterrupted run.
-    #[arg(long)]
-    pub resume: bool,
-    /// Start over in a run folder that holds a run (its checkpoints, metrics and results are
-    /// removed); without it such a folder is refused.
-    #[arg(long, conflicts_with = "resume")]
-    pub force: bool,
+    #[command(flatten)]
+    pub train: TrainFlags,
     #[command(flatten)]
     pub device: DeviceArg,
+    /// Seed of the initialisation, data order, augmentation and points.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Data worker threads (0: all cores).
-    #[arg(long)]
-    pub workers: Option<usize>,
     /// libtorch threads (0: libtorch's default).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Print the plan (total batch, epochs over the data, estimated time on the device) and
+    /// run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 impl From<PretrainArgs> for PretrainRequest {
@@ -55,12 +53,16 @@ impl From<PretrainArgs> for PretrainRequest {
             data: a.data,
             out: a.out,
             iterations: a.iterations,
-            resume: a.resume,
-            force: a.force,
+            resume: a.train.resume(),
+            force: a.train.force,
             device: a.device.device,
             seed: a.seed,
-            workers: a.workers,
+            batch_size: a.train.batch_size,
+            lr: a.train.lr,
+            set: a.train.set,
+            workers: a.train.workers,
             threads: a.threads,
+            dry_run: a.dry_run,
         }
     }
 }
@@ -101,13 +103,8 @@ pub struct FinetuneArgs {
     /// in --out (written to OUT/full).
     #[arg(long)]
     pub retrain_full: bool,
-    /// Continue an interrupted run from OUT/checkpoints/last.* (to the same result).
-    #[arg(long)]
-    pub resume: bool,
-    /// Start over in a run folder that holds a run (its checkpoints, metrics and results are
-    /// removed); without it such a folder is refused.
-    #[arg(long, conflicts_with = "resume")]
-    pub force: bool,
+    #[command(flatten)]
+    pub train: TrainFlags,
     /// Lift conv1 to RGB and train on colour images.
     #[arg(long)]
     pub color: bool,
@@ -124,8 +121,10 @@ pub struct FinetuneArgs {
     /// Skip (and report) malformed samples instead of stopping.
     #[arg(long)]
     pub skip_bad: bool,
+    /// Cap on the iterations (the early-stopping protocol scales with it).
     #[arg(long)]
     pub max_iterations: Option<usize>,
+    /// Seed of the initialisation, held-out split, data order and augmentation.
     #[arg(long)]
     pub seed: Option<u64>,
     #[command(flatten)]
@@ -145,8 +144,8 @@ impl From<FinetuneArgs> for FinetuneRequest {
             config: a.config,
             freeze_until: a.freeze_until,
             retrain_full: a.retrain_full,
-            resume: a.resume,
-            force: a.force,
+            resume: a.train.resume(),
+            force: a.train.force,
             color: a.color,
             rebalance: a.rebalance,
             pad_with_bias: a.pad_with_bias,
@@ -156,6 +155,10 @@ impl From<FinetuneArgs> for FinetuneRequest {
             max_iterations: a.max_iterations,
             seed: a.seed,
             device: a.device.device,
+            batch_size: a.train.batch_size,
+            lr: a.train.lr,
+            workers: a.train.workers,
+            set: a.train.set,
         }
     }
 }
@@ -193,14 +196,15 @@ pub struct SupervisedArgs {
     pub train_split: String,
     #[arg(long, default_value = "val")]
     pub eval_split: String,
+    /// Cap on the iterations (the early-stopping protocol scales with it).
     #[arg(long)]
     pub max_iterations: Option<usize>,
+    /// Seed of the initialisation, label-space variant, data order and augmentation.
     #[arg(long)]
     pub seed: Option<u64>,
-    #[arg(long)]
-    pub resume: bool,
-    #[arg(long, conflicts_with = "resume")]
-    pub force: bool,
+    #[command(flatten)]
+    pub train: TrainFlags,
+    /// Skip (and report) malformed samples instead of stopping.
     #[arg(long)]
     pub skip_bad: bool,
     #[command(flatten)]
@@ -222,10 +226,14 @@ impl From<SupervisedArgs> for SupervisedRequest {
             eval_split: a.eval_split,
             max_iterations: a.max_iterations,
             seed: a.seed,
-            resume: a.resume,
-            force: a.force,
+            resume: a.train.resume(),
+            force: a.train.force,
             skip_bad: a.skip_bad,
             device: a.device.device,
+            batch_size: a.train.batch_size,
+            lr: a.train.lr,
+            workers: a.train.workers,
+            set: a.train.set,
         }
     }
 }
