@@ -59,6 +59,13 @@ impl ImageSource {
         let meta = std::fs::metadata(path).map_err(|e| DataError::Io { path: path.to_owned(), source: e })?;
         if meta.is_dir() {
             Self::from_dir(path)
+        } else if has_image_ext(path) {
+            Err(DataError::Malformed {
+                path: path.to_owned(),
+                msg: "is an image; --data takes a folder of images (searched recursively) or a text \
+                      file listing one image path per line"
+                    .into(),
+            })
         } else {
             Self::from_list(path)
         }
@@ -77,8 +84,13 @@ impl ImageSource {
 
     /// The files named in a list file, in order; a missing file is an error naming the line.
     pub fn from_list(list: &Path) -> Result<Self, DataError> {
-        let text =
-            std::fs::read_to_string(list).map_err(|e| DataError::Io { path: list.to_owned(), source: e })?;
+        let bytes = std::fs::read(list).map_err(|e| DataError::Io { path: list.to_owned(), source: e })?;
+        let text = String::from_utf8(bytes).map_err(|_| DataError::Malformed {
+            path: list.to_owned(),
+            msg: "is not a text file; --data takes a folder of images or a file list (one image path \
+                  per line, UTF-8)"
+                .into(),
+        })?;
         let base = list.parent().unwrap_or(Path::new("."));
         let mut files = Vec::new();
         for (i, line) in text.lines().enumerate() {

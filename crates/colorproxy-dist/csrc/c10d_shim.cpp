@@ -15,6 +15,7 @@
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
+#include <c10/util/Logging.h>
 #include <torch/csrc/autograd/grad_mode.h>
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
@@ -276,6 +277,12 @@ int c10d_broadcast(c10d_pg* pg, const c10d_tensor* tensors, size_t n, int root) 
       if (!bufs[i][0].is_same(ts[i])) ts[i].copy_(bufs[i][0]);
     }
   });
+}
+
+void c10d_quiet_warnings(void) {
+  if (std::getenv("TORCH_CPP_LOG_LEVEL") == nullptr && FLAGS_caffe2_log_level < 2) {
+    FLAGS_caffe2_log_level = 2;  // c10: 0 INFO, 1 WARNING, 2 ERROR
+  }
 }
 
 int c10d_store_set(c10d_pg* pg, const char* key, const char* value) {

@@ -30,6 +30,9 @@ const char* c10d_last_error(void);
 
 // 1 if this shim was compiled with ProcessGroupNCCL support (cargo feature `nccl`).
 int c10d_has_nccl(void);
+/* Raises c10's log level to ERROR (c10d's store retries log a warning each), unless the user set
+   TORCH_CPP_LOG_LEVEL. For the failure path, where the store may be gone. */
+void c10d_quiet_warnings(void);
 
 // Rendezvous through a c10d::TCPStore at master_addr:master_port (server on the rank that has
 // is_store_server != 0), optional key prefix (torchrun: "/worker/attempt_<restart>"), then

@@ -31,6 +31,8 @@ pub enum DistError {
     C10d(String),
     #[error("rank {rank}: lost rank(s) {lost:?} (no liveness report within {grace_s} s after a failed collective: {cause})")]
     Lost { rank: usize, lost: Vec<usize>, grace_s: u64, cause: String },
+    #[error("rank {rank}: lost the job's rendezvous store (hosted by rank 0, or by torchrun's agent): rank 0 stopped or cannot be reached; the job stops (resume it with --resume auto) ({cause})")]
+    StoreLost { rank: usize, cause: String },
 }
 
 mod ffi {
@@ -48,6 +50,7 @@ mod ffi {
         pub fn c10d_store_free(s: *mut c10d_store);
         pub fn c10d_last_error() -> *const c_char;
         pub fn c10d_has_nccl() -> c_int;
+        pub fn c10d_quiet_warnings();
         pub fn c10d_pg_new(
             backend: *const c_char,
             rank: c_int,
@@ -101,6 +104,15 @@ pub enum ReduceOp {
     Avg = 1,
     Min = 3,
     Max = 4,
+}
+
+/// What the liveness reports after a failed collective say.
+enum Liveness {
+    AllAlive,
+    /// These ranks did not report within the grace period.
+    Lost(Vec<usize>),
+    /// The store (on rank 0 or torchrun's agent) does not answer.
+    StoreLost,
 }
 
 /// Seconds the surviving ranks wait for each other's liveness reports after a failed collective.
@@ -244,23 +256,28 @@ impl ProcessGroup {
             return Ok(());
         }
         let cause = last_error();
-        let lost = self.lost_ranks();
-        if lost.is_empty() {
-            return Err(DistError::C10d(cause));
+        match self.lost_ranks() {
+            Liveness::StoreLost if self.rank != 0 => Err(DistError::StoreLost { rank: self.rank, cause }),
+            Liveness::StoreLost | Liveness::AllAlive => Err(DistError::C10d(cause)),
+            Liveness::Lost(lost) => {
+                Err(DistError::Lost { rank: self.rank, lost, grace_s: LIVENESS_GRACE.as_secs(), cause })
+            }
         }
-        Err(DistError::Lost { rank: self.rank, lost, grace_s: LIVENESS_GRACE.as_secs(), cause })
     }
 
-    /// Ranks that did not report alive after a failure (empty when the store itself is gone
-    /// and nothing can be said, or when all are alive).
-    fn lost_ranks(&self) -> Vec<usize> {
+    /// Which ranks report alive after a failure, through the store (each surviving rank's
+    /// collective fails too, and reports).
+    fn lost_ranks(&self) -> Liveness {
+        // The store's client logs a warning (with a stack trace) per failed retry: thousands of
+        // lines that would bury the error when the store is gone.
+        // SAFETY: sets a logging flag.
+        unsafe { ffi::c10d_quiet_warnings() };
         let key = |r: usize| format!("colorproxy/alive/{r}");
-        let Ok(k) = cstring(&key(self.rank)) else { return Vec::new() };
+        let Ok(k) = cstring(&key(self.rank)) else { return Liveness::AllAlive };
         let one = cstring("1").expect("no NUL");
         // SAFETY: live group, valid strings.
         if unsafe { ffi::c10d_store_set(self.ptr.as_ptr(), k.as_ptr(), one.as_ptr()) } != 0 {
-            // The store is gone: it lives on rank 0 (or torchrun's agent).
-            return if self.rank == 0 { Vec::new() } else { vec![0] };
+            return Liveness::StoreLost;
         }
         let deadline = std::time::Instant::now() + LIVENESS_GRACE;
         loop {
@@ -270,12 +287,19 @@ impl ProcessGroup {
                 let mut found: c_int = 0;
                 // SAFETY: as above; `found` outlives the call.
                 let rc = unsafe { ffi::c10d_store_check(self.ptr.as_ptr(), k.as_ptr(), &mut found) };
-                if rc != 0 || found == 0 {
+                if rc != 0 {
+                    // The store itself stopped answering: it lives on rank 0 (or torchrun's agent).
+                    return Liveness::StoreLost;
+                }
+                if found == 0 {
                     lost.push(r);
                 }
             }
-            if lost.is_empty() || std::time::Instant::now() >= deadline {
-                return lost;
+            if lost.is_empty() {
+                return Liveness::AllAlive;
+            }
+            if std::time::Instant::now() >= deadline {
+                return Liveness::Lost(lost);
             }
             std::thread::sleep(Duration::from_millis(100));
         }

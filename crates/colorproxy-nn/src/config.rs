@@ -271,6 +271,16 @@ impl PretrainConfig {
     /// config.toml; see [`crate::run_dir::config_of_checkpoint`]).
     pub fn of_checkpoint(ck: &std::path::Path, given: Option<&std::path::Path>) -> Result<Self, NnError> {
         let (path, text) = crate::run_dir::config_of_checkpoint(ck, given)?;
+        if crate::run_dir::RunKind::of_config(&text) == crate::run_dir::RunKind::Finetune {
+            return Err(NnError::File {
+                path: ck.to_owned(),
+                msg: format!(
+                    "is a fine-tuned network ({} is a fine-tuning config); this needs a colorization \
+                     pretraining checkpoint (RUN/checkpoints/last.safetensors of `colorproxy pretrain`)",
+                    path.display()
+                ),
+            });
+        }
         Self::from_toml(&text).map_err(|e| NnError::File { path, msg: format!("invalid config: {e}") })
     }
 

@@ -93,12 +93,12 @@ impl RunPaths {
             ));
         }
         let me = format!(
-            "pid {} since {}s after the epoch: {}",
+            "pid {} on {}, since {}: {}",
             std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default(),
+            utc_now(),
             std::env::args().collect::<Vec<_>>().join(" ")
         );
         use std::io::{Seek, Write};
@@ -355,6 +355,50 @@ pub fn config_of_checkpoint(ck: &Path, given: Option<&Path>) -> Result<(PathBuf,
             candidates[0].display()
         ),
     ))
+}
+
+/// The time now as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn utc_now() -> String {
+    let secs =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    utc_time(secs as i64)
+}
+
+/// Seconds since 1970-01-01 as `YYYY-MM-DD HH:MM:SS UTC` (the proleptic Gregorian calendar,
+/// H. Hinnant's days-to-civil algorithm).
+pub fn utc_time(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Which command made a run folder, judged from its config.toml.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKind {
+    /// `colorproxy pretrain` (a `[targets]` section).
+    Pretrain,
+    /// `colorproxy finetune` or `pretrain-supervised` (a `task` key).
+    Finetune,
+    /// Neither (not TOML, or another file).
+    Unknown,
+}
+
+impl RunKind {
+    pub fn of_config(text: &str) -> Self {
+        match text.parse::<toml::Table>() {
+            Ok(t) if t.contains_key("task") => Self::Finetune,
+            Ok(t) if t.contains_key("targets") || t.contains_key("iterations") => Self::Pretrain,
+            _ => Self::Unknown,
+        }
+    }
 }
 
 /// What a run trains on, recorded as `RUN_DIR/data.json` and checked when it resumes.

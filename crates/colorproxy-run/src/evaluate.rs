@@ -127,6 +127,16 @@ fn load_aligned(cfg: &TransferConfig, data: &Path, split: &str, on_bad: OnBad) -
 pub fn eval(a: EvalRequest) -> crate::Result<()> {
     let t0 = std::time::Instant::now();
     let (cfg_path, text) = config_of_checkpoint(&a.checkpoint, a.config.as_deref())?;
+    if colorproxy_nn::run_dir::RunKind::of_config(&text) == colorproxy_nn::run_dir::RunKind::Pretrain {
+        bail!(
+            "{}: a colorization pretraining checkpoint ({} is a pretraining config); eval scores a \
+             fine-tuned network: fine-tune it first (colorproxy finetune {} --init {} ...)",
+            a.checkpoint.display(),
+            cfg_path.display(),
+            if a.task == Task::Cls { "cls" } else { "seg" },
+            a.checkpoint.display()
+        );
+    }
     let cfg = TransferConfig::from_toml(&text)
         .with_context(|| format!("{}: not a fine-tuning config", cfg_path.display()))?;
     if cfg.task != a.task {

@@ -143,6 +143,30 @@ pub fn run(a: ColorizeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `paths` with every repeated one after the first given a `-2`, `-3`, ... suffix before its
+/// extension (none equal to another path of the list), e.g. `a.webp.png` from both `a.webp` (which
+/// clashed with `a.jpg`) and `a.webp.jpg`.
+fn unique_names(paths: Vec<PathBuf>) -> Vec<PathBuf> {
+    let mut taken: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+    let all: std::collections::HashSet<PathBuf> = paths.iter().cloned().collect();
+    let mut out = Vec::with_capacity(paths.len());
+    for p in paths {
+        let mut q = p.clone();
+        let mut k = 2;
+        while taken.contains(&q) {
+            let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            q = p.with_file_name(format!("{stem}-{k}.png"));
+            if all.contains(&q) {
+                q = p.clone(); // keep looking: another input's own name
+            }
+            k += 1;
+        }
+        taken.insert(q.clone());
+        out.push(q);
+    }
+    out
+}
+
 /// The output file of every input: `OUT/<relative path>.png` for a folder (`<name>.<ext>.png`
 /// where two inputs would share a name, e.g. `a.jpg` and `a.png`), `OUT` for one file. An output
 /// that would overwrite an input is refused before anything is written.
@@ -159,7 +183,7 @@ fn plan_outputs(
         for t in &plain {
             *count.entry(t.clone()).or_insert(0usize) += 1;
         }
-        plain
+        let named: Vec<PathBuf> = plain
             .iter()
             .zip(&rel)
             .map(|(t, r)| {
@@ -171,7 +195,8 @@ fn plan_outputs(
                     t.clone()
                 }
             })
-            .collect()
+            .collect();
+        unique_names(named)
     } else {
         vec![out.to_owned()]
     };
@@ -198,4 +223,21 @@ fn plan_outputs(
         }
     }
     Ok(targets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_input_gets_its_own_output() {
+        let (input, out) = (Path::new("/in"), Path::new("/out"));
+        let names = ["a.jpg", "a.webp", "a.webp.jpg", "b.png", "c/a.jpg"];
+        let files: Vec<PathBuf> = names.iter().map(|n| input.join(n)).collect();
+        let t = plan_outputs(&files, input, out, true).unwrap();
+        let got: Vec<String> = t.iter().map(|p| p.strip_prefix(out).unwrap().display().to_string()).collect();
+        // a.jpg and a.webp clash on a.png: both keep their extension; a.webp.jpg's own name,
+        // a.webp.png, is then taken by a.webp and it gets a suffix.
+        assert_eq!(got, ["a.jpg.png", "a.webp.png", "a.webp-2.png", "b.png", "c/a.png"]);
+    }
 }

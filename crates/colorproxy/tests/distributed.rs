@@ -359,24 +359,22 @@ fn launch_names_a_failing_rank_and_the_others_do_not_hang() {
 }
 
 #[test]
-fn a_killed_rank_stops_the_job_naming_it_and_the_checkpoint_resumes() {
+fn a_killed_rank_stops_every_rank_and_the_same_command_with_resume_auto_resumes() {
     let tmp = tempfile::tempdir().unwrap();
     let data = scenes(tmp.path());
-    let cfg = config(tmp.path(), "long", 1_000_000, 10);
+    let cfg = config(tmp.path(), "long", 60, 10);
     let run = tmp.path().join("run");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let timeout = 20;
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    // The job's command, as a torchrun or srun start gives it to each of 3 ranks.
+    let args = ["pretrain", "--config", &s(&cfg), "--data", &s(&data), "--out", &s(&run), "--resume", "auto"];
     let spawn = |rank: usize| {
         Command::new(bin())
-            .args(["pretrain", "--config"])
-            .arg(&cfg)
-            .arg("--data")
-            .arg(&data)
-            .arg("--out")
-            .arg(&run)
+            .args(args)
             .envs([
                 ("RANK", rank.to_string()),
-                ("WORLD_SIZE", "2".into()),
+                ("WORLD_SIZE", "3".into()),
                 ("LOCAL_RANK", rank.to_string()),
                 ("MASTER_ADDR", "127.0.0.1".into()),
                 ("MASTER_PORT", port.to_string()),
@@ -389,8 +387,7 @@ fn a_killed_rank_stops_the_job_naming_it_and_the_checkpoint_resumes() {
             .spawn()
             .unwrap()
     };
-    let rank0 = spawn(0);
-    let mut rank1 = spawn(1);
+    let (rank0, mut rank1, rank2) = (spawn(0), spawn(1), spawn(2));
     let ck = run.join("checkpoints/last.safetensors");
     let t = Instant::now();
     while !ck.is_file() {
@@ -401,28 +398,30 @@ fn a_killed_rank_stops_the_job_naming_it_and_the_checkpoint_resumes() {
     rank1.kill().unwrap(); // SIGKILL
     let _ = rank1.wait();
     let killed = Instant::now();
-    let out = rank0.wait_with_output().unwrap();
-    let waited = killed.elapsed();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "rank 0 went on after rank 1 died");
-    assert!(err.contains("lost rank(s) [1]"), "{err}");
-    assert!(waited < Duration::from_secs(timeout + 10), "rank 0 took {waited:?} to stop");
-    // The checkpoint on disk is complete: the job resumes from it and finishes.
+    for (r, child) in [(0, rank0), (2, rank2)] {
+        let out = child.wait_with_output().unwrap();
+        let waited = killed.elapsed();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "rank {r} went on after rank 1 died");
+        // Rank 1 is named (a survivor that stopped first may be named too: under load, a rank can
+        // miss the 3 s liveness window after the failed collective).
+        let lost = err.split("lost rank(s) [").nth(1).and_then(|t| t.split(']').next()).unwrap_or("");
+        assert!(lost.split(", ").any(|x| x == "1"), "rank {r}: {err}");
+        assert!(waited < Duration::from_secs(60), "rank {r} took {waited:?} to stop");
+        // The error is not buried: a few lines, not the TCPStore's retries.
+        assert!(err.lines().count() < 40, "rank {r}: {} lines: {err}", err.lines().count());
+    }
+    // The checkpoint on disk is complete: the same command resumes from it and finishes.
     let at = newest_checkpoint_iteration(&run);
     assert!(at >= 10 && at.is_multiple_of(10), "{at}");
-    let s = |p: &Path| p.to_str().unwrap().to_string();
-    let until = (at + 5).to_string();
-    let out = launch(&[
-        "--config",
-        &s(&cfg),
-        "--data",
-        &s(&data),
-        "--out",
-        &s(&run),
-        "--resume",
-        "--iterations",
-        &until,
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains(&format!("done at iteration {until}")), "{text}");
+    let out = Command::new(bin())
+        .args(["launch", "--nproc", "3", "--"])
+        .args(args)
+        .env("CI", "1")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(&format!("resuming at iteration {at}")), "{text}");
+    assert!(text.contains("done at iteration 60"), "{text}");
 }
