@@ -232,8 +232,10 @@ impl Default for PretrainConfig {
 }
 
 /// The presets shipped in `presets/`, compiled into the binary.
-pub const PRESETS: [(&str, &str); 7] = [
+pub const PRESETS: [(&str, &str); 9] = [
     ("paper-vgg16", include_str!("../../../presets/paper-vgg16.toml")),
+    ("gpu-vgg16", include_str!("../../../presets/gpu-vgg16.toml")),
+    ("gpu-resnet152", include_str!("../../../presets/gpu-resnet152.toml")),
     ("cpu-small", include_str!("../../../presets/cpu-small.toml")),
     ("cpu-small-lab", include_str!("../../../presets/cpu-small-lab.toml")),
     ("paper-resnet152", include_str!("../../../presets/paper-resnet152.toml")),

@@ -1,5 +1,6 @@
 //! The convolution every backbone is built from (Caffe "xavier" init, optional bfloat16, the
 //! pad-with-bias edge fix) and the TF32 switch.
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tch::nn::{self, Init};
@@ -12,6 +13,32 @@ pub fn xavier(fan_in: i64) -> Init {
 }
 
 static ALLOW_TF32: AtomicBool = AtomicBool::new(true);
+
+thread_local! {
+    /// (multiply-accumulates, output elements) of the convolutions and linear layers run on this
+    /// thread while [`count_macs`] is active.
+    static MACS: Cell<Option<(u64, u64)>> = const { Cell::new(None) };
+}
+
+/// Runs `f` and counts the multiply-accumulates of every convolution and linear layer it runs on
+/// this thread (one output element of a `[out, in, k, k]` convolution: `in x k x k`) and their
+/// output elements. Returns `(f's result, MACs, output elements)`.
+pub fn count_macs<R>(f: impl FnOnce() -> R) -> (R, u64, u64) {
+    let before = MACS.with(|m| m.replace(Some((0, 0))));
+    let r = f();
+    let (n, out) = MACS.with(|m| m.replace(before)).unwrap_or((0, 0));
+    (r, n, out)
+}
+
+/// Adds a layer's `outputs` elements of `per_output` multiply-accumulates each to the active
+/// count (if any).
+pub(crate) fn add_macs(outputs: u64, per_output: u64) {
+    MACS.with(|m| {
+        if let Some((c, o)) = m.get() {
+            m.set(Some((c + outputs * per_output, o + outputs)));
+        }
+    });
+}
 
 /// Whether cuDNN convolutions may use TF32 on GPUs that have it (PyTorch's default: yes). The
 /// CPU/GPU parity check turns it off to compare float32 with float32.
@@ -68,13 +95,16 @@ impl Conv {
                 ALLOW_TF32.load(Ordering::Relaxed),
             )
         };
-        if self.bf16 {
+        let y = if self.bf16 {
             let k = tch::Kind::BFloat16;
             let b = self.bias.as_ref().map(|b| b.to_kind(k));
             conv(&x.to_kind(k), &self.weight.to_kind(k), b.as_ref()).to_kind(x.kind())
         } else {
             conv(x, &self.weight, self.bias.as_ref())
-        }
+        };
+        let w = self.weight.size();
+        add_macs(y.numel() as u64, (w[1] * w[2] * w[3]) as u64);
+        y
     }
 
     pub fn out_channels(&self) -> i64 {

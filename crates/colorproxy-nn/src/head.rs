@@ -17,7 +17,9 @@ impl Fc {
         Self { weight: p.var("weight", &[cout, cin], init), bias: p.var("bias", &[cout], Init::Const(0.0)) }
     }
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        x.linear(&self.weight, Some(&self.bias))
+        let y = x.linear(&self.weight, Some(&self.bias));
+        crate::conv::add_macs(y.numel() as u64, self.weight.size()[1] as u64);
+        y
     }
 }
 

@@ -35,6 +35,7 @@ pub mod checkpoint;
 pub mod colorize;
 pub mod config;
 pub mod conv;
+pub mod cost;
 pub mod data_parallel;
 pub mod early_stop;
 pub mod feature_shift;

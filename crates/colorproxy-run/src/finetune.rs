@@ -14,8 +14,10 @@ use crate::{bail, Context};
 /// Resolves the fine-tuning config: preset, the init checkpoint's backbone, flags.
 pub fn resolve(a: &FinetuneRequest) -> crate::Result<TransferConfig> {
     let t = a.task;
-    let name =
-        a.preset.clone().unwrap_or_else(|| format!("{}-cpu", if t == Task::Cls { "cls" } else { "seg" }));
+    let name = match &a.preset {
+        Some(p) => p.clone(),
+        None => default_preset(t, &a.init, a.config.is_none()),
+    };
     let cfg = match &a.config {
         Some(f) => TransferConfig::from_toml(
             &std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
@@ -61,6 +63,26 @@ pub fn resolve(a: &FinetuneRequest) -> crate::Result<TransferConfig> {
     cfg.for_world_size(crate::session::world_size()?);
     cfg.validate()?;
     Ok(cfg)
+}
+
+/// The fine-tuning preset for an init without `--preset`: the paper's protocol (`<task>-paper`)
+/// for a full-width backbone (a paper-scale or GPU pretraining, a torchvision network), the CPU
+/// protocol (`<task>-cpu`) for a narrow one or random init; said on stderr when `say`.
+pub fn default_preset(task: Task, init: &str, say: bool) -> String {
+    let t = if task == Task::Cls { "cls" } else { "seg" };
+    let full = (init != "random")
+        .then(|| TransferConfig::preset(&format!("{t}-cpu")).ok()?.with_init(init).ok())
+        .flatten()
+        .map(|c| (c.model.width >= 1.0, c.model.arch));
+    match full {
+        Some((true, arch)) => {
+            if say {
+                eprintln!("preset: {t}-paper (the init is a full-width {arch}; --preset {t}-cpu for the CPU protocol)");
+            }
+            format!("{t}-paper")
+        }
+        _ => format!("{t}-cpu"),
+    }
 }
 
 pub fn finetune(a: FinetuneRequest) -> crate::Result<()> {

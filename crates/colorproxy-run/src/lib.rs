@@ -15,6 +15,7 @@
 pub mod analyse;
 pub mod bench;
 pub mod bench_dist;
+pub mod cost;
 pub mod demo;
 pub mod draw;
 mod error;

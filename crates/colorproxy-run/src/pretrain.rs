@@ -63,6 +63,10 @@ pub fn resolve_config(a: &PretrainRequest) -> crate::Result<PretrainConfig> {
 /// writing the loss curve. An interrupted run exits with 130/143 after its checkpoint.
 pub fn run(a: PretrainRequest) -> crate::Result<()> {
     let cfg = resolve_config(&a)?;
+    if a.dry_run {
+        let device = colorproxy_nn::parse_device(a.device.as_deref())?;
+        return crate::cost::pretrain_plan(&cfg, &a.data, device);
+    }
     let session = Session::start(a.device.as_deref())?;
     let pb = session.bar(cfg.iterations, "pretrain");
     session.say(

@@ -51,6 +51,7 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         Command::Bench { what: BenchWhat::Pretrain(a) } => Ok(lib::bench::pretrain(a.into())?),
         Command::Bench { what: BenchWhat::Parity(a) } => Ok(lib::bench::parity(a.into())?),
         Command::Bench { what: BenchWhat::Allreduce(a) } => Ok(lib::bench_dist::allreduce(a.into())?),
+        Command::Bench { what: BenchWhat::Cost(a) } => Ok(lib::cost::bench_cost(a.into())?),
     }
 }
 

@@ -68,3 +68,18 @@ pub struct BenchAllreduceRequest {
     /// cpu (Gloo) or cuda (NCCL, one GPU per rank).
     pub device: Option<String>,
 }
+
+/// The presets' costs and the data-parallel scaling model (`colorproxy bench cost`).
+#[derive(Debug, Clone)]
+pub struct BenchCostRequest {
+    /// Pretraining presets to cost.
+    pub presets: Vec<String>,
+    /// Sustained training throughput per GPU (TFLOP/s).
+    pub tflops: f64,
+    /// NCCL bus bandwidth within an 8-GPU NVLink node (GB/s).
+    pub nvlink_gbs: f64,
+    /// NCCL bus bandwidth across nodes (GB/s).
+    pub network_gbs: f64,
+    /// GPU counts of the scaling table.
+    pub gpus: Vec<usize>,
+}

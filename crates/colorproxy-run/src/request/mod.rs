@@ -9,13 +9,16 @@ pub use colorproxy_nn::run_dir::Resume;
 use colorproxy_nn::transfer::Task;
 
 pub use analyse::{FrozenRequest, ProbeMethod, ProbeRequest, ShiftRequest, TopRequest};
-pub use bench::{BenchAllreduceRequest, BenchDataRequest, BenchParityRequest, BenchPretrainRequest};
+pub use bench::{
+    BenchAllreduceRequest, BenchCostRequest, BenchDataRequest, BenchParityRequest, BenchPretrainRequest,
+};
 
 /// Colorization pretraining (`colorproxy pretrain`).
 #[derive(Debug, Clone)]
 pub struct PretrainRequest {
-    /// A built-in preset (presets/*.toml): paper-vgg16, paper-alexnet, paper-resnet152, cpu-small,
-    /// cpu-small-lab, cpu-alexnet, cpu-resnet18.
+    /// A built-in preset (presets/*.toml): gpu-vgg16, gpu-resnet152 (one 80 GB GPU), paper-vgg16,
+    /// paper-alexnet, paper-resnet152 (the paper's batch of 8), cpu-small (default), cpu-small-lab,
+    /// cpu-alexnet, cpu-resnet18.
     pub preset: Option<String>,
     /// A config TOML file (e.g. a run's config.toml).
     pub config: Option<PathBuf>,
@@ -66,7 +69,8 @@ pub struct FinetuneRequest {
     /// supervised (torchvision names).
     pub init: String,
     pub out: PathBuf,
-    /// cls-paper, seg-paper, cls-cpu, seg-cpu (default: <task>-cpu).
+    /// cls-paper, seg-paper (the paper's protocol; one GPU), cls-cpu, seg-cpu. Default: <task>-paper
+    /// for a full-width init (paper or GPU pretraining, torchvision), else <task>-cpu.
     pub preset: Option<String>,
     /// A fine-tuning config TOML (e.g. a run's config.toml) instead of a preset.
     pub config: Option<PathBuf>,

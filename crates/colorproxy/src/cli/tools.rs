@@ -58,6 +58,35 @@ pub enum BenchWhat {
     /// All-reduce bandwidth of a gradient-sized buffer (a preset's parameter count) between real
     /// processes on c10d (Gloo over loopback on CPU, NCCL on GPUs), in DDP's 25 MiB buckets.
     Allreduce(BenchAllreduceArgs),
+    /// What the pretraining presets cost (parameters, FLOPs per image counted on a forward pass,
+    /// memory, epochs, hours on one H100 at a stated throughput) and the data-parallel scaling
+    /// model for 1 / 8 / 64 GPUs, as Markdown with every assumption written down.
+    Cost(BenchCostArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchCostArgs {
+    /// Pretraining presets to cost.
+    #[arg(long, value_delimiter = ',', default_value = "paper-vgg16,gpu-vgg16,paper-resnet152,gpu-resnet152,paper-alexnet,cpu-small")]
+    pub presets: Vec<String>,
+    /// Sustained training throughput per GPU, TFLOP/s (default: 30% of an H100's dense TF32 peak).
+    #[arg(long, default_value_t = colorproxy_run::cost::H100_TFLOPS)]
+    pub tflops: f64,
+    /// NCCL bus bandwidth within an 8-GPU NVLink node, GB/s.
+    #[arg(long, default_value_t = 300.0)]
+    pub nvlink_gbs: f64,
+    /// NCCL bus bandwidth across nodes, GB/s.
+    #[arg(long, default_value_t = 40.0)]
+    pub network_gbs: f64,
+    /// GPU counts of the scaling table.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+    pub gpus: Vec<usize>,
+}
+
+impl From<BenchCostArgs> for colorproxy_run::request::BenchCostRequest {
+    fn from(a: BenchCostArgs) -> Self {
+        Self { presets: a.presets, tflops: a.tflops, nvlink_gbs: a.nvlink_gbs, network_gbs: a.network_gbs, gpus: a.gpus }
+    }
 }
 
 #[derive(Debug, Args)]

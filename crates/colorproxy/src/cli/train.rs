@@ -12,8 +12,9 @@ use super::{DeviceArg, TrainFlags};
 
 #[derive(Debug, Args)]
 pub struct PretrainArgs {
-    /// A built-in preset (presets/*.toml): paper-vgg16, paper-alexnet, paper-resnet152, cpu-small,
-    /// cpu-small-lab, cpu-alexnet, cpu-resnet18.
+    /// A built-in preset (presets/*.toml): gpu-vgg16, gpu-resnet152 (one 80 GB GPU), paper-vgg16,
+    /// paper-alexnet, paper-resnet152 (the paper's batch of 8), cpu-small (default), cpu-small-lab,
+    /// cpu-alexnet, cpu-resnet18.
     #[arg(long)]
     pub preset: Option<String>,
     /// A config TOML file (e.g. a run's config.toml).
@@ -89,7 +90,8 @@ pub struct FinetuneArgs {
     pub init: String,
     #[arg(long)]
     pub out: PathBuf,
-    /// cls-paper, seg-paper, cls-cpu, seg-cpu (default: <task>-cpu).
+    /// cls-paper, seg-paper (the paper's protocol; one GPU), cls-cpu, seg-cpu. Default: <task>-paper
+    /// for a full-width init (paper or GPU pretraining, torchvision), else <task>-cpu.
     #[arg(long)]
     pub preset: Option<String>,
     /// A fine-tuning config TOML (e.g. a run's config.toml) instead of a preset.
