@@ -72,3 +72,25 @@ e = r.get("e2e_ratio")
 print(f"{sys.argv[2]}: colorproxy {f(r['colorproxy_e2e_images_per_s'])} img/s, "
       f"pytorch {f(r['pytorch_e2e_images_per_s'])} img/s, ratio {'n/a' if e is None else f'{e:.3f}'}")
 PY
+
+# 5. The GPU preset's real step (memory fits, time per step): calibrates docs/costs.md, whose GPU
+#    figures are estimates until this runs.
+gpu_preset=$([[ $device == cpu ]] && echo cpu-small || echo gpu-vgg16)
+"$bin" pretrain --preset "$gpu_preset" --data "$images" --out "$log/unused-run" --device "$device" --dry-run \
+  > "$log/dry-run.txt" 2>&1
+echo "dry run of $gpu_preset (rc $?): $(grep -E 'measured on|estimate on' "$log/dry-run.txt" | tr -s ' ' | tr '\n' ' ')" \
+  | tee -a "$log/summary.txt"
+
+# 6. Several GPUs: NCCL all-reduce bandwidth and a short data-parallel pretraining with the ranks'
+#    weights compared at every checkpoint (skipped with fewer than 2 GPUs).
+ngpu=$(command -v nvidia-smi >/dev/null && nvidia-smi -L 2>/dev/null | grep -c GPU || echo 0)
+if [[ "$device" == cuda && "$ngpu" -ge 2 ]]; then
+  "$bin" bench allreduce --nproc "$ngpu" --device cuda > "$log/allreduce.txt" 2>&1
+  echo "nccl all-reduce ($ngpu GPUs, rc $?): $(grep 'all-reduce of' "$log/allreduce.txt")" | tee -a "$log/summary.txt"
+  "$bin" launch --nproc "$ngpu" -- pretrain --preset cpu-small --data "$images" --out "$log/multi-gpu-run" \
+    --device cuda --iterations 20 --set checkpoint_every=10 --resume auto > "$log/multi-gpu.txt" 2>&1
+  echo "multi-GPU pretraining (rc $?): $(grep -c 'weights identical' "$log/multi-gpu.txt") checkpoints with identical weights on all ranks" \
+    | tee -a "$log/summary.txt"
+else
+  echo "multi-GPU: skipped ($ngpu GPU(s))" | tee -a "$log/summary.txt"
+fi

@@ -38,7 +38,9 @@ impl PretrainCost {
 impl PretrainCost {
     /// Training FLOPs of the whole run: `iterations x total batch x train_flops_per_image`.
     pub fn run_flops(&self, cfg: &PretrainConfig) -> f64 {
-        cfg.iterations as f64 * (cfg.data.batch_size * cfg.world_size.max(1)) as f64 * self.train_flops_per_image
+        cfg.iterations as f64
+            * (cfg.data.batch_size * cfg.world_size.max(1)) as f64
+            * self.train_flops_per_image
     }
 }
 
@@ -58,8 +60,7 @@ pub fn pretrain_cost(cfg: &PretrainConfig) -> Result<PretrainCost, NnError> {
     let points = Tensor::full([1, p, 2], (s / 2) as f64, (Kind::Float, Device::Cpu));
     let (_, macs, outputs) =
         crate::conv::count_macs(|| tch::no_grad(|| net.forward(&input, &points, false, 0)));
-    let parameters: i64 =
-        net.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+    let parameters: i64 = net.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
     Ok(PretrainCost {
         parameters,
         gradient_bytes: parameters as u64 * 4,

@@ -36,7 +36,12 @@ fn hours(flops: f64, tflops: f64) -> f64 {
 
 /// Seconds per step of `steps` timed training steps (after one warm-up) of `cfg` on `device`, on
 /// batches of the given data.
-fn measured_step_seconds(cfg: &PretrainConfig, data: &std::path::Path, device: tch::Device, steps: usize) -> crate::Result<f64> {
+fn measured_step_seconds(
+    cfg: &PretrainConfig,
+    data: &std::path::Path,
+    device: tch::Device,
+    steps: usize,
+) -> crate::Result<f64> {
     let source = ImageSource::open(data)?;
     let pd = PretrainData::new(source, cfg.job_pipeline(), cfg.targets.clone(), cfg.seed)?;
     let (net, mut sgd) = colorproxy_nn::pretrain::build(cfg, device)?;
@@ -86,7 +91,10 @@ pub fn pretrain_plan(cfg: &PretrainConfig, data: &std::path::Path, device: tch::
         cfg.world_size
     );
     let steps = 2;
-    eprintln!("  measuring {steps} training steps on {} (after one warm-up) ...", crate::session::device_name(device));
+    eprintln!(
+        "  measuring {steps} training steps on {} (after one warm-up) ...",
+        crate::session::device_name(device)
+    );
     let per_process = PretrainConfig { world_size: 1, ..cfg.clone() };
     let step = measured_step_seconds(&per_process, data, device, steps)?;
     println!(

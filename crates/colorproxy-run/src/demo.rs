@@ -43,6 +43,8 @@ struct Plan {
     cls: Schedule,
     /// libtorch threads of each fine-tuning run (the two runs of a task train side by side).
     threads: usize,
+    /// Where every network runs (`--device`).
+    device: tch::Device,
 }
 
 /// A demo fine-tuning's cap on iterations and held-out scoring.
@@ -114,6 +116,9 @@ pub fn run(a: DemoRequest) -> crate::Result<()> {
     let t0 = Instant::now();
     let out = a.out.clone();
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    // The demo is sized for CPUs: it runs on the CPU unless --device says otherwise.
+    let device = colorproxy_nn::parse_device(Some(a.device.as_deref().unwrap_or("cpu")))?;
+    println!("device: {}", crate::session::device_name(device));
     let plan = if a.quick {
         Plan {
             unlabelled: 64,
@@ -123,6 +128,7 @@ pub fn run(a: DemoRequest) -> crate::Result<()> {
             seg: Schedule { max: 15, eval_every: None },
             cls: Schedule { max: 15, eval_every: None },
             threads: pair_threads(),
+            device,
         }
     } else {
         Plan {
@@ -133,6 +139,7 @@ pub fn run(a: DemoRequest) -> crate::Result<()> {
             seg: Schedule { max: 400, eval_every: Some(8) },
             cls: Schedule { max: 1200, eval_every: Some(16) },
             threads: pair_threads(),
+            device,
         }
     };
     let data = out.join("data");
@@ -159,7 +166,7 @@ pub fn run(a: DemoRequest) -> crate::Result<()> {
         out: pre.clone(),
         resume: colorproxy_nn::run_dir::Resume::No,
         force: true,
-        device: tch::Device::Cpu,
+        device: plan.device,
         interrupt: Arc::new(AtomicBool::new(false)),
         observer: &mut BarObserver(pb.clone()),
         dist: None,
@@ -184,7 +191,7 @@ pub fn run(a: DemoRequest) -> crate::Result<()> {
     let pcfg = PretrainConfig::of_checkpoint(&ck, None)?;
     let pretrain_toml = pcfg.to_toml();
     let opts = ColorizeOptions::for_config(&pcfg);
-    let col = Colorizer::load(&ck, pcfg, tch::Device::Cpu, opts)?;
+    let col = Colorizer::load(&ck, pcfg, plan.device, opts)?;
     let set = load_split(Task::Seg, &voc, "val", OnBad::Stop, &mut |_| {})?;
     let im = |d: Vec<u8>| RgbImage::from_raw(SIDE as u32, SIDE as u32, d).expect("size");
     let rows: Vec<Vec<RgbImage>> = set
@@ -306,7 +313,7 @@ fn finetune_and_evaluate(
         data: voc.to_owned(),
         train_split: "train".into(),
         out: run_dir.clone(),
-        device: tch::Device::Cpu,
+        device: plan.device,
         fixed_schedule: None,
         on_bad: OnBad::Stop,
         resume: colorproxy_nn::run_dir::Resume::No,
@@ -320,7 +327,7 @@ fn finetune_and_evaluate(
     }
     .run()?;
     pb.finish_and_clear();
-    let net = load_finetuned(&RunPaths::new(&run_dir).last_weights(), cfg.clone(), tch::Device::Cpu)?;
+    let net = load_finetuned(&RunPaths::new(&run_dir).last_weights(), cfg.clone(), plan.device)?;
     let set = load_split(task, voc, "val", OnBad::Stop, &mut |_| {})?;
     let idx: Vec<usize> = (0..set.images.len()).collect();
     let mut examples = Vec::new();

@@ -192,6 +192,22 @@ fn dry_run(r: &Recipe, plan: &Plan, pre: &BTreeSet<usize>, ft: &BTreeSet<usize>,
             todo += 1
         }
         println!("  {} pretrain {} ({:?}) {}", show(s), p.name, p.kind, p.dir.display());
+        if let plan::Config::Color(c) = &p.config {
+            // What it costs: total batch, length in images and epochs of ImageNet, time on one H100.
+            if let Ok(cost) = colorproxy_nn::cost::pretrain_cost(c) {
+                let images = c.iterations as f64 * (c.data.batch_size * c.world_size.max(1)) as f64;
+                println!(
+                    "            {} iterations x {} images = {:.2} epochs of ImageNet; {:.1} GFLOPs/image; \
+                     est. {:.2} h on one H100 at {} TFLOP/s",
+                    c.iterations,
+                    c.data.batch_size * c.world_size.max(1),
+                    images / colorproxy_nn::cost::IMAGENET_TRAIN_IMAGES as f64,
+                    cost.train_flops_per_image / 1e9,
+                    cost.run_flops(c) / (crate::cost::H100_TFLOPS * 1e12) / 3600.0,
+                    crate::cost::H100_TFLOPS
+                );
+            }
+        }
     }
     for &i in ft {
         let f = &plan.finetune[i];

@@ -215,6 +215,8 @@ pub struct DemoRequest {
     pub seed: u64,
     /// A shortened run (same code path, far fewer images and iterations), for tests.
     pub quick: bool,
+    /// cpu (default: the demo is sized for CPUs), cuda or cuda:N.
+    pub device: Option<String>,
 }
 
 impl FinetuneRequest {

@@ -67,7 +67,11 @@ pub enum BenchWhat {
 #[derive(Debug, Args)]
 pub struct BenchCostArgs {
     /// Pretraining presets to cost.
-    #[arg(long, value_delimiter = ',', default_value = "paper-vgg16,gpu-vgg16,paper-resnet152,gpu-resnet152,paper-alexnet,cpu-small")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "paper-vgg16,gpu-vgg16,paper-resnet152,gpu-resnet152,paper-alexnet,cpu-small"
+    )]
     pub presets: Vec<String>,
     /// Sustained training throughput per GPU, TFLOP/s (default: 30% of an H100's dense TF32 peak).
     #[arg(long, default_value_t = colorproxy_run::cost::H100_TFLOPS)]
@@ -85,7 +89,13 @@ pub struct BenchCostArgs {
 
 impl From<BenchCostArgs> for colorproxy_run::request::BenchCostRequest {
     fn from(a: BenchCostArgs) -> Self {
-        Self { presets: a.presets, tflops: a.tflops, nvlink_gbs: a.nvlink_gbs, network_gbs: a.network_gbs, gpus: a.gpus }
+        Self {
+            presets: a.presets,
+            tflops: a.tflops,
+            nvlink_gbs: a.nvlink_gbs,
+            network_gbs: a.network_gbs,
+            gpus: a.gpus,
+        }
     }
 }
 

@@ -372,18 +372,23 @@ impl From<GenerateArgs> for GenerateRequest {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
+    /// Output folder: data/, pretrain/, the fine-tuning runs, results.json, report.html.
     #[arg(long, default_value = "out/demo")]
     pub out: PathBuf,
+    /// Seed of the scenes, the pretraining and the fine-tunings.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// A shortened run (same code path, far fewer images and iterations), for tests.
     #[arg(long)]
     pub quick: bool,
+    /// cpu (the default: the demo is sized for CPUs), cuda or cuda:N.
+    #[arg(long)]
+    pub device: Option<String>,
 }
 
 impl From<DemoArgs> for DemoRequest {
     fn from(a: DemoArgs) -> Self {
-        Self { out: a.out, seed: a.seed, quick: a.quick }
+        Self { out: a.out, seed: a.seed, quick: a.quick, device: a.device }
     }
 }
 
