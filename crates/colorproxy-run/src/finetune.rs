@@ -147,13 +147,16 @@ pub fn finetune_resolved(a: FinetuneRequest, cfg: TransferConfig) -> crate::Resu
     session.say(
         &pb,
         &format!(
-            "finetune {:?} from {} on {} ({}), {:?}{} -> {}",
+            "finetune {:?} from {} on {} ({}), {} images per step ({} per process x {} process(es){}), on {} -> {}",
             cfg.task,
             cfg.init,
             a.data.display(),
             a.train_split,
-            device,
-            session.describe(),
+            cfg.job_batch(),
+            cfg.batch_size,
+            cfg.world_size,
+            session.backend_note(),
+            session.device_name(),
             out.display()
         ),
     );
