@@ -50,7 +50,7 @@ pub fn run(a: ColorizeArgs) -> anyhow::Result<()> {
         vec![a.input.clone()]
     };
     if a.output.is_none() && !a.eval {
-        bail!("give --output FILE|DIR (or --eval)");
+        bail!("give --out FILE|DIR (or --eval)");
     }
     let targets = match &a.output {
         Some(out) => plan_outputs(&files, &a.input, out, input_is_dir)?,
@@ -206,7 +206,7 @@ fn plan_outputs(
         let o = std::fs::canonicalize(&o).unwrap_or(o);
         if o.starts_with(&i) {
             bail!(
-                "{}: the output folder is inside the input folder (outputs could overwrite or mix with the inputs); choose another --output",
+                "{}: the output folder is inside the input folder (outputs could overwrite or mix with the inputs); choose another --out",
                 out.display()
             );
         }
@@ -219,7 +219,7 @@ fn plan_outputs(
             _ => absolute(t),
         };
         if inputs.contains(&t_abs) {
-            bail!("{}: the output would overwrite an input image; choose another --output", t.display());
+            bail!("{}: the output would overwrite an input image; choose another --out", t.display());
         }
     }
     Ok(targets)

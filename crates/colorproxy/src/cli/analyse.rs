@@ -38,8 +38,10 @@ pub struct FrozenArgs {
     /// Seeds, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
     pub seeds: Vec<u64>,
+    /// Fine-tuning preset (cls-cpu, seg-cpu, cls-paper, seg-paper; default: <task>-cpu).
     #[arg(long)]
     pub preset: Option<String>,
+    /// A fine-tuning config TOML instead of the preset.
     #[arg(long, conflicts_with = "preset")]
     pub config: Option<PathBuf>,
     /// Cap on each run's iterations (the schedule scales with it).
@@ -49,6 +51,7 @@ pub struct FrozenArgs {
     pub train_split: String,
     #[arg(long, default_value = "val")]
     pub eval_split: String,
+    /// Output folder.
     #[arg(long)]
     pub out: PathBuf,
     #[command(flatten)]
@@ -81,9 +84,11 @@ pub enum ProbeMethod {
 
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
+    /// The network: a run's weights (e.g. RUN_DIR/checkpoints/last.safetensors).
     #[arg(long)]
     pub checkpoint: PathBuf,
-    #[arg(long)]
+    /// The run's config (default: RUN_DIR/config.toml beside the checkpoint).
+    #[arg(long = "run-config", alias = "config", value_name = "CONFIG")]
     pub config: Option<PathBuf>,
     /// The checkpoint is a torchvision state dict of this architecture.
     #[arg(long)]
@@ -108,6 +113,7 @@ pub struct ProbeArgs {
     pub size: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Print the result as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -136,9 +142,11 @@ impl From<ProbeArgs> for ProbeRequest {
 
 #[derive(Debug, Args)]
 pub struct TopArgs {
+    /// The network: a run's weights (e.g. RUN_DIR/checkpoints/last.safetensors).
     #[arg(long)]
     pub checkpoint: PathBuf,
-    #[arg(long)]
+    /// The run's config (default: RUN_DIR/config.toml beside the checkpoint).
+    #[arg(long = "run-config", alias = "config", value_name = "CONFIG")]
     pub config: Option<PathBuf>,
     /// The checkpoints are torchvision state dicts of this architecture.
     #[arg(long)]
@@ -161,10 +169,11 @@ pub struct TopArgs {
     /// A second network of the same architecture (e.g. after fine-tuning).
     #[arg(long)]
     pub compare: Option<PathBuf>,
+    /// The run config of --compare (default: beside the checkpoint).
     #[arg(long)]
     pub compare_config: Option<PathBuf>,
     /// At most this many images.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long = "limit", alias = "images", value_name = "N", default_value_t = 500)]
     pub images: usize,
     /// Shorter side scaled to this, centre square crop (a multiple of 32).
     #[arg(long, default_value_t = 224)]
@@ -172,8 +181,10 @@ pub struct TopArgs {
     /// Side of each patch in the pictures (pixels).
     #[arg(long, default_value_t = 96)]
     pub cell: u32,
+    /// Output folder.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace the output if it exists.
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]
@@ -208,11 +219,13 @@ pub struct ShiftArgs {
     /// The first network (e.g. the pretrained checkpoint).
     #[arg(long)]
     pub before: PathBuf,
+    /// The run config of --before (default: beside the checkpoint).
     #[arg(long)]
     pub before_config: Option<PathBuf>,
     /// The second network (e.g. the fine-tuned checkpoint), same architecture and width.
     #[arg(long)]
     pub after: PathBuf,
+    /// The run config of --after (default: beside the checkpoint).
     #[arg(long)]
     pub after_config: Option<PathBuf>,
     /// Both checkpoints are torchvision state dicts of this architecture.
@@ -221,10 +234,11 @@ pub struct ShiftArgs {
     /// Images (held-out ones): a folder or a file list.
     #[arg(long)]
     pub data: PathBuf,
+    /// Output folder.
     #[arg(long)]
     pub out: PathBuf,
     /// At most this many images (sorted order).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long = "limit", alias = "images", value_name = "N", default_value_t = 50)]
     pub images: usize,
     /// Positions sampled per image and layer (all of a smaller map).
     #[arg(long, default_value_t = 64)]
@@ -234,6 +248,7 @@ pub struct ShiftArgs {
     pub size: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Replace the output if it exists.
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]
@@ -272,13 +287,13 @@ pub struct ExportArgs {
     #[arg(long)]
     pub checkpoint: PathBuf,
     /// The run's config (default: RUN_DIR/config.toml).
-    #[arg(long)]
+    #[arg(long = "run-config", alias = "config", value_name = "CONFIG")]
     pub config: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "torchvision")]
     pub format: ExportFormat,
     /// Lift the gray conv1 to 3 input channels (each the gray filter / 3), so a stock model loads
     /// the file and a gray image given as RGB gives the same features.
-    #[arg(long)]
+    #[arg(long = "color", alias = "rgb")]
     pub rgb: bool,
     /// The state dict to write (.safetensors).
     #[arg(long)]
@@ -297,7 +312,7 @@ pub struct FeaturesArgs {
     #[arg(long)]
     pub checkpoint: PathBuf,
     /// The run's config (default: RUN_DIR/config.toml).
-    #[arg(long)]
+    #[arg(long = "run-config", alias = "config", value_name = "CONFIG")]
     pub config: Option<PathBuf>,
     /// The checkpoint is a torchvision state dict of this architecture (vgg16, alexnet,
     /// resnet18, resnet50, resnet152).
@@ -319,6 +334,7 @@ pub struct FeaturesArgs {
     /// [N, C, h, w]; the images, in order, are listed in OUT with the extension .txt.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace the output if it exists.
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]

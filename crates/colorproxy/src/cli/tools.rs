@@ -34,6 +34,7 @@ pub enum DataWhat {
 pub struct DataCheckArgs {
     /// Image folder (recursive) or file list.
     pub dir: PathBuf,
+    /// Print the result as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
     /// Mean chroma below which an image counts as achromatic.
@@ -128,12 +129,18 @@ pub struct BenchParityArgs {
     #[arg(long, default_value = "cpu-small")]
     pub preset: String,
     /// Images for the batch.
-    #[arg(long, default_value = "../shared/data/photos/train")]
+    #[arg(
+        long = "data",
+        alias = "images",
+        value_name = "DATA",
+        default_value = "../shared/data/photos/train"
+    )]
     pub images: PathBuf,
     #[command(flatten)]
     pub device: DeviceArg,
     #[arg(long, default_value_t = 1e-3)]
     pub tol: f64,
+    /// Print the result as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -149,7 +156,12 @@ pub struct BenchPretrainArgs {
     #[arg(long, default_value = "cpu-small")]
     pub preset: String,
     /// Image folder for the end-to-end measurement.
-    #[arg(long, default_value = "../shared/data/photos/train")]
+    #[arg(
+        long = "data",
+        alias = "images",
+        value_name = "DATA",
+        default_value = "../shared/data/photos/train"
+    )]
     pub images: PathBuf,
     #[arg(long, default_value_t = 30)]
     pub steps: usize,
@@ -163,10 +175,13 @@ pub struct BenchPretrainArgs {
     pub workers: Option<usize>,
     #[command(flatten)]
     pub device: DeviceArg,
+    /// Python interpreter of the reference (default: the project's .venv, else python3).
     #[arg(long)]
     pub python: Option<PathBuf>,
+    /// Skip the reference run.
     #[arg(long)]
     pub no_reference: bool,
+    /// Print the result as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
     /// Data-parallel scaling instead: the preset's pretraining as 1 process (--threads threads)
@@ -196,7 +211,7 @@ impl From<BenchPretrainArgs> for BenchPretrainRequest {
 #[derive(Debug, Args)]
 pub struct BenchDataArgs {
     /// Image folder (recursive) or file list.
-    #[arg(long)]
+    #[arg(long = "data", alias = "images", value_name = "DATA")]
     pub images: PathBuf,
     /// Images to process per measurement.
     #[arg(long, default_value_t = 200)]
@@ -218,6 +233,7 @@ pub struct BenchDataArgs {
     /// Skip the Python reference.
     #[arg(long)]
     pub no_reference: bool,
+    /// Print the result as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -254,7 +270,7 @@ pub struct TargetsArgs {
     #[arg(long, value_name = "OUT")]
     pub png: Option<PathBuf>,
     /// Target constants as a TOML file (defaults: the authors' values).
-    #[arg(long)]
+    #[arg(long = "run-config", alias = "config", value_name = "CONFIG")]
     pub config: Option<PathBuf>,
 }
 
@@ -264,13 +280,13 @@ pub struct ColorizeArgs {
     #[arg(long)]
     pub checkpoint: PathBuf,
     /// The run's config (default: RUN_DIR/config.toml next to the checkpoint folder).
-    #[arg(long)]
+    #[arg(long = "run-config", alias = "config", value_name = "CONFIG")]
     pub config: Option<PathBuf>,
     /// An image, or a folder (recursive).
-    #[arg(long)]
+    #[arg(long = "data", alias = "input", value_name = "DATA")]
     pub input: PathBuf,
     /// Output PNG (for one input) or folder (for a folder).
-    #[arg(long)]
+    #[arg(long = "out", alias = "output", value_name = "OUT")]
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub device: DeviceArg,
@@ -283,6 +299,7 @@ pub struct ColorizeArgs {
     /// PSNR and RMSE against the originals, and the same for the plain gray image.
     #[arg(long)]
     pub eval: bool,
+    /// Print the result as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
     /// Chroma from its histogram: median, mode or expectation.
@@ -296,6 +313,7 @@ pub struct ColorizeArgs {
     /// The output always has the input's size.
     #[arg(long)]
     pub short_side: Option<usize>,
+    /// Processing size: the longer side at most this (default: twice --short-side).
     #[arg(long)]
     pub max_side: Option<usize>,
 }

@@ -88,6 +88,7 @@ pub struct FinetuneArgs {
     /// supervised (torchvision names).
     #[arg(long)]
     pub init: String,
+    /// Run folder: config.toml, metrics.jsonl, schedule.json, checkpoints/, results.json, report.html.
     #[arg(long)]
     pub out: PathBuf,
     /// cls-paper, seg-paper (the paper's protocol; one GPU), cls-cpu, seg-cpu. Default: <task>-paper
@@ -124,7 +125,7 @@ pub struct FinetuneArgs {
     #[arg(long)]
     pub skip_bad: bool,
     /// Cap on the iterations (the early-stopping protocol scales with it).
-    #[arg(long)]
+    #[arg(long = "iterations", alias = "max-iterations", value_name = "N")]
     pub max_iterations: Option<usize>,
     /// Seed of the initialisation, held-out split, data order and augmentation.
     #[arg(long)]
@@ -171,6 +172,7 @@ pub struct SupervisedArgs {
     /// top-1/top-5 of the full label space).
     #[arg(long)]
     pub data: PathBuf,
+    /// Run folder: config.toml, metrics.jsonl, checkpoints/ (an --init for finetune), results.json.
     #[arg(long)]
     pub out: PathBuf,
     /// A classification preset (sup-cpu, cls-cpu, cls-paper): the backbone, schedule and early
@@ -199,7 +201,7 @@ pub struct SupervisedArgs {
     #[arg(long, default_value = "val")]
     pub eval_split: String,
     /// Cap on the iterations (the early-stopping protocol scales with it).
-    #[arg(long)]
+    #[arg(long = "iterations", alias = "max-iterations", value_name = "N")]
     pub max_iterations: Option<usize>,
     /// Seed of the initialisation, label-space variant, data order and augmentation.
     #[arg(long)]
@@ -286,12 +288,14 @@ pub struct EvalArgs {
     #[arg(long)]
     pub checkpoint: PathBuf,
     /// The run's config (default: RUN_DIR/config.toml).
-    #[arg(long)]
+    #[arg(long = "run-config", alias = "config", value_name = "CONFIG")]
     pub config: Option<PathBuf>,
+    /// The labelled data: a VOC devkit folder (e.g. VOCdevkit/VOC2012) or class folders.
     #[arg(long)]
     pub data: PathBuf,
     #[arg(long, default_value = "val")]
     pub split: String,
+    /// Print the result as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
     /// Segmentation: write one class-index PNG per image (same size as the image; palette PNG with
@@ -302,6 +306,7 @@ pub struct EvalArgs {
     /// segmentation examples) to this folder.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Skip (and report) malformed samples instead of stopping.
     #[arg(long)]
     pub skip_bad: bool,
     #[command(flatten)]
@@ -327,6 +332,7 @@ impl From<EvalArgs> for EvalRequest {
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
+    /// Output folder.
     #[arg(long)]
     pub out: PathBuf,
     /// Unlabelled scenes (the labelled set gets a quarter as many training and a tenth as many
