@@ -1,6 +1,6 @@
 //! Hostile but realistic input, through the real binary with its output redirected (no terminal):
 //! every case is skipped and named, or a clear error naming the file; nothing panics or aborts.
-//! The README's table of cases ("Bad input") lists the same cases and outcomes.
+//! The table of cases in docs/reference.md ("Bad input") lists the same cases and outcomes.
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::{Command, Output};
