@@ -9,6 +9,33 @@
 //! - [`targets`]: [`HueChromaTargets`], 7x7-window histograms at sampled points via summed-area
 //!   tables, with the per-point loss weights.
 //! - [`config`]: [`TargetConfig`], every constant in one place.
+//!
+//! # Example: the colour targets at two points
+//!
+//! A 16x16 image, red on the left half and gray on the right; the targets at a red and a gray
+//! point (the same values `colorproxy targets --point Y,X` prints):
+//!
+//! ```
+//! use colorproxy_color::{HueChromaTargets, RgbView, TargetConfig};
+//!
+//! let (h, w) = (16, 16);
+//! let mut rgb = vec![0f32; h * w * 3];
+//! for y in 0..h {
+//!     for x in 0..w {
+//!         let px = if x < 8 { [0.9, 0.1, 0.1] } else { [0.5, 0.5, 0.5] };
+//!         rgb[(y * w + x) * 3..][..3].copy_from_slice(&px);
+//!     }
+//! }
+//! let targets = HueChromaTargets::new(TargetConfig::default())?;
+//! let t = targets.compute(RgbView::new(&rgb, h, w)?, &[(8, 2), (8, 13)])?;
+//! // Each histogram sums to 1.
+//! assert!((t[0].hue_hist.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+//! // Red has chroma 0.8: its hue counts in the loss; gray has none, so its hue weight is 0.
+//! assert!(t[0].hue_weight > 0.0 && t[1].hue_weight == 0.0);
+//! // Gray is (R+G+B)/3.
+//! assert!((t[0].gray - 1.1 / 3.0).abs() < 1e-6);
+//! # Ok::<(), colorproxy_color::ColorError>(())
+//! ```
 
 pub mod config;
 pub mod hsv;

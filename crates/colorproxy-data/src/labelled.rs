@@ -44,7 +44,7 @@ pub struct LabelledSet {
     pub skipped: AtomicUsize,
     /// Files known not to decode (not tried again).
     bad: std::sync::Mutex<std::collections::BTreeSet<usize>>,
-    /// "skipped <file>: <reason>" lines not yet reported (see [`Self::take_skip_notes`]).
+    /// "skipped `<file>`: `<reason>`" lines not yet reported (see [`Self::take_skip_notes`]).
     notes: std::sync::Mutex<Vec<String>>,
 }
 

@@ -12,6 +12,32 @@
 //!
 //! Everything is deterministic given a seed: the batch at a [`DataPosition`] is a pure function of
 //! the seed, the file list and the config, whatever the thread count or timing.
+//!
+//! # Example: batches of colour targets from a folder of images
+//!
+//! Writes 8 procedural scenes, then builds the first batch of the pretraining pipeline (random
+//! crops, 32 points per image and their hue/chroma targets) twice: the same batch both times.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use colorproxy_data::{BatchLoader, DataPosition, ImageSource, PipelineConfig, PretrainData};
+//!
+//! let dir = std::env::temp_dir().join(format!("colorproxy-data-doc-{}", std::process::id()));
+//! colorproxy_data::synth::write_unlabelled(&dir, 0, 0, 8, 64)?;
+//! let mut pipeline = PipelineConfig::default();
+//! (pipeline.batch_size, pipeline.points, pipeline.border) = (4, 32, 8);
+//! (pipeline.augment.crop, pipeline.augment.short_side_min, pipeline.augment.short_side_max) = (48, 56, 64);
+//! let data = Arc::new(PretrainData::new(ImageSource::open(&dir)?, pipeline, Default::default(), 7)?);
+//! let first = |d: &Arc<PretrainData>| BatchLoader::new(d.clone(), DataPosition::default()).unwrap().next().unwrap();
+//! let (pos, batch) = first(&data);
+//! let batch = batch?;
+//! assert_eq!((pos.epoch, pos.batch, batch.batch, batch.side), (0, 0, 4, 48));
+//! assert_eq!(batch.input.len(), 4 * 48 * 48); // gray input, [B, 1, S, S]
+//! assert_eq!(batch.hue_hist.len(), 4 * 32 * batch.hue_bins); // [B, P, bins]
+//! assert_eq!(batch.input, first(&data).1?.input); // deterministic
+//! std::fs::remove_dir_all(&dir).ok();
+//! # Ok::<(), colorproxy_data::DataError>(())
+//! ```
 
 pub mod augment;
 pub mod batch;

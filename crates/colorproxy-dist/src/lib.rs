@@ -3,7 +3,7 @@
 //! libtorch that tch links, reached through the C++ shim in `csrc/` (no exception crosses into
 //! Rust; every failure is a [`DistError`]).
 //!
-//! - [`env`]: who am I: torchrun's variables, Slurm's, or `colorproxy launch`'s.
+//! - [`mod@env`]: who am I: torchrun's variables, Slurm's, or `colorproxy launch`'s.
 //! - [`ProcessGroup`]: all-reduce (per tensor or through one flat bucket), broadcast, barrier,
 //!   with the group's timeout; a failed collective reports which ranks are lost.
 //! - [`ddp`]: what data parallelism needs: the same initial weights everywhere, gradients

@@ -190,7 +190,7 @@ pub struct PretrainConfig {
     pub seed: u64,
     /// Write RUN_DIR/checkpoints/last.* every this many iterations (and at the end).
     pub checkpoint_every: usize,
-    /// Keep RUN_DIR/checkpoints/iter-<N>.safetensors at these iterations.
+    /// Keep `RUN_DIR/checkpoints/iter-<N>.safetensors` at these iterations.
     pub snapshots: Vec<usize>,
     /// Average and log metrics every this many iterations.
     pub log_every: usize,

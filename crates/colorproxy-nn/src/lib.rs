@@ -26,6 +26,50 @@
 //!
 //! Run folders: [`run_dir`] (paths, metrics log, resume or start fresh, the config beside a
 //! checkpoint) and [`checkpoint`] (atomic weights / optimiser / state files).
+//!
+//! # Example: pretrain a few steps, then export a torchvision backbone
+//!
+//! A full-width ResNet-18 colorizer (torchvision's widths, so that it exports) trained for two
+//! steps of two 32x32 crops on generated scenes, then written as the state dict that
+//! `torchvision.models.resnet18()` loads with `strict=True` (after replacing `conv1` by a
+//! 1-channel convolution, or with `rgb: true`):
+//!
+//! ```
+//! use std::sync::{atomic::AtomicBool, Arc};
+//! use colorproxy_nn::pretrain::PretrainRun;
+//! use colorproxy_nn::run_dir::{Resume, RunPaths, Silent};
+//! use colorproxy_nn::torchvision::{export_torchvision, load_network, ExportOptions};
+//! use colorproxy_nn::PretrainConfig;
+//!
+//! let dir = std::env::temp_dir().join(format!("colorproxy-nn-doc-{}", std::process::id()));
+//! colorproxy_data::synth::write_unlabelled(&dir.join("images"), 0, 0, 8, 48)?;
+//! let mut cfg = PretrainConfig::preset("cpu-resnet18")?;
+//! cfg.model.width = 1.0;
+//! (cfg.iterations, cfg.checkpoint_every, cfg.snapshots, cfg.optim.lr_drops) = (2, 2, vec![], vec![]);
+//! (cfg.data.batch_size, cfg.data.points, cfg.data.border) = (2, 8, 4);
+//! let a = &mut cfg.data.augment;
+//! (a.crop, a.short_side_min, a.short_side_max) = (32, 40, 48);
+//! let run = PretrainRun {
+//!     config: cfg,
+//!     data_dir: dir.join("images"),
+//!     out: dir.join("run"),
+//!     resume: Resume::No,
+//!     force: false,
+//!     device: tch::Device::Cpu,
+//!     interrupt: Arc::new(AtomicBool::new(false)),
+//!     observer: &mut Silent,
+//!     dist: None,
+//! };
+//! assert_eq!(run.run()?.iterations_done, 2);
+//! let weights = RunPaths::new(&dir.join("run")).last_weights();
+//! let mut net = load_network(&weights, None, None, tch::Device::Cpu)?;
+//! let export = export_torchvision(&mut net, ExportOptions { rgb: true, seed: 0 })?;
+//! let names: Vec<&str> = export.tensors.iter().map(|(n, _)| n.as_str()).collect();
+//! assert!(names.contains(&"layer4.1.conv2.weight") && names.contains(&"fc.weight"));
+//! assert_eq!(export.in_channels, 3);
+//! std::fs::remove_dir_all(&dir).ok();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod atomic_io;
 pub mod backbone;

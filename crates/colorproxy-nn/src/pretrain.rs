@@ -3,7 +3,7 @@
 //! RUN_DIR/config.toml (resolved config), RUN_DIR/metrics.jsonl (one line per `log_every`
 //! iterations), RUN_DIR/checkpoints/last.safetensors + last.optim.safetensors + last.state.json
 //! (every `checkpoint_every` iterations, at the end and on interrupt), and
-//! RUN_DIR/checkpoints/iter-<N>.safetensors snapshots.
+//! `RUN_DIR/checkpoints/iter-<N>.safetensors` snapshots.
 //!
 //! Exact resume: the data stream restarts at the saved position, momentum buffers are restored,
 //! the learning rate is a function of the iteration and dropout is seeded per iteration.

@@ -58,7 +58,7 @@ impl AlexNet {
         Self { convs, fc6, fc7, dropout: cfg.dropout, use_bn: true }
     }
 
-    /// Absorbs the parameter-free BN into the convolutions, as [`Vgg16::absorb_bn`].
+    /// Absorbs the parameter-free BN into the convolutions, as [`super::vgg::Vgg16::absorb_bn`].
     pub fn absorb_bn(&mut self) {
         let layers = self
             .convs

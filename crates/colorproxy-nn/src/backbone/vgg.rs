@@ -136,7 +136,7 @@ impl Vgg16 {
     }
 
     /// All taps for input `[B, 1, H, W]` (H, W multiples of 32 for exact scales); `key` seeds
-    /// the dropout masks (see [`keyed_dropout`]).
+    /// the dropout masks (see [`crate::init::keyed_dropout`]).
     pub fn forward_taps(&self, x: &Tensor, train: bool, key: u64) -> Vec<Tap> {
         self.taps(x, train, key, false)
     }

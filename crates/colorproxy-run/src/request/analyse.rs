@@ -95,7 +95,7 @@ pub struct ProbeRequest {
     pub config: Option<PathBuf>,
     /// The checkpoint is a torchvision state dict of this architecture.
     pub arch: Option<String>,
-    /// Class folders (DATA/train/<class>/...) or a VOC devkit.
+    /// Class folders (`DATA/train/<class>/...`) or a VOC devkit.
     pub data: PathBuf,
     /// The layer whose globally pooled features are probed (e.g. fc7, conv5_3, layer4).
     pub layer: String,

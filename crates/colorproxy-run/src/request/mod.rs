@@ -56,10 +56,10 @@ pub struct PretrainRequest {
 pub struct FinetuneRequest {
     pub task: Task,
     /// VOC devkit folder (e.g. VOCdevkit/VOC2012), or for cls a folder of splits with one
-    /// sub-folder per class (DATA/train/<class>/*.jpg, ImageNet-style).
+    /// sub-folder per class (`DATA/train/<class>/*.jpg`, ImageNet-style).
     pub data: PathBuf,
     /// The object classes of a VOC-layout set, one per line (a first `background` line is
-    /// skipped). Default: DATA/class_names.txt, else the ImageSets/Main/<class>_<split>.txt files
+    /// skipped). Default: DATA/class_names.txt, else the `ImageSets/Main/<class>_<split>.txt` files
     /// present, else VOC's 20.
     pub classes: Option<PathBuf>,
     /// Keep a randomly initialised BN-free backbone (VGG-16) as initialised: no data-dependent
@@ -69,8 +69,8 @@ pub struct FinetuneRequest {
     /// supervised (torchvision names).
     pub init: String,
     pub out: PathBuf,
-    /// cls-paper, seg-paper (the paper's protocol; one GPU), cls-cpu, seg-cpu. Default: <task>-paper
-    /// for a full-width init (paper or GPU pretraining, torchvision), else <task>-cpu.
+    /// cls-paper, seg-paper (the paper's protocol; one GPU), cls-cpu, seg-cpu. Default: `<task>-paper`
+    /// for a full-width init (paper or GPU pretraining, torchvision), else `<task>-cpu`.
     pub preset: Option<String>,
     /// A fine-tuning config TOML (e.g. a run's config.toml) instead of a preset.
     pub config: Option<PathBuf>,
@@ -112,7 +112,7 @@ pub struct FinetuneRequest {
 /// Supervised pretraining on class folders in a label-space variant (`colorproxy pretrain-supervised`).
 #[derive(Debug, Clone)]
 pub struct SupervisedRequest {
-    /// Class folders: DATA/<train-split>/<class>/*.jpg (and DATA/<eval-split>/... for the final
+    /// Class folders: `DATA/<train-split>/<class>/*.jpg` (and `DATA/<eval-split>/...` for the final
     /// top-1/top-5 of the full label space).
     pub data: PathBuf,
     pub out: PathBuf,
