@@ -244,13 +244,19 @@ fn force_checks_every_input_before_the_old_run_is_touched() {
     for (extra, want) in [
         (vec!["--init", &init, "--freeze-until", "conv9_9"], "conv9_9".to_string()),
         (vec!["--init", &s(&nan_run.join("checkpoints/last.safetensors"))], nan_name),
-        (vec!["--init", &s(&other.join("checkpoints/last.safetensors"))], "the network expects".to_string()),
+        // A tensor of the wrong shape or a missing one, whichever the loader meets first.
+        (vec!["--init", &s(&other.join("checkpoints/last.safetensors"))], "|".to_string()),
     ] {
         let mut args = extra.clone();
         args.push("--force");
         let o = finetune(&args);
         assert_eq!(o.status.code(), Some(1), "{extra:?}: {}", text(&o));
-        assert!(text(&o).contains(&want), "{extra:?}: {}", text(&o));
+        let clear = if want == "|" {
+            text(&o).contains("the network expects") || text(&o).contains("(same architecture and width?)")
+        } else {
+            text(&o).contains(&want)
+        };
+        assert!(clear, "{extra:?}: {}", text(&o));
         assert!(snapshot(&ft) == before, "{extra:?}: the old run was changed");
     }
 }
