@@ -49,23 +49,15 @@ pub fn apply(text: &str, sets: &[Override]) -> Result<(String, Vec<String>)> {
     let mut doc: toml::Table = text.parse().map_err(|e| crate::RunError::msg(format!("config: {e}")))?;
     let mut added = vec![];
     for o in sets {
-        let parts: Vec<&str> = o.key.split('.').collect();
-        let mut t = &mut doc;
-        for p in &parts[..parts.len() - 1] {
-            let e = t.entry(p.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            let Some(next) = e.as_table_mut() else {
-                bail!("--set {}: {p:?} is a value, not a section of the config", o.key);
-            };
-            t = next;
-        }
-        let last = parts[parts.len() - 1];
+        let (t, last) = section_of(&mut doc, &o.key).map_err(|p| {
+            crate::RunError::msg(format!("--set {}: {p:?} is a value, not a section of the config", o.key))
+        })?;
         let value = match (t.get(last), &o.value) {
             (Some(toml::Value::Float(_)), toml::Value::Integer(i)) => toml::Value::Float(*i as f64),
             (Some(toml::Value::Table(_)), _) => {
                 bail!("--set {}: a section of the config; set its keys ({}.KEY=VALUE)", o.key, o.key)
             }
             (Some(old), new) if std::mem::discriminant(old) != std::mem::discriminant(new) => {
-                // An empty list replaces any list; a string may name an enum value.
                 bail!(
                     "--set {}={}: expected {} (the config has {}), got {}",
                     o.key,
@@ -84,6 +76,21 @@ pub fn apply(text: &str, sets: &[Override]) -> Result<(String, Vec<String>)> {
         t.insert(last.to_string(), value);
     }
     Ok((toml::to_string(&doc)?, added))
+}
+
+/// The table that holds dotted `key`'s last part, and that part: `optim.lr` -> (`[optim]`, `lr`).
+/// Missing sections are created; `Err` names a part that is a value, not a section.
+pub fn section_of<'a, 'k>(
+    doc: &'a mut toml::Table,
+    key: &'k str,
+) -> Result<(&'a mut toml::Table, &'k str), &'k str> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut t = doc;
+    for p in &parts[..parts.len() - 1] {
+        let e = t.entry(p.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        t = e.as_table_mut().ok_or(*p)?;
+    }
+    Ok((t, parts[parts.len() - 1]))
 }
 
 /// Parses every `KEY=VALUE` of `sets`.

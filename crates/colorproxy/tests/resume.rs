@@ -4,46 +4,18 @@
 //! uninterrupted run; `--resume auto` starts, resumes and refuses another run's folder;
 //! `--force` checks every input before the old run is touched; `--set` and the batch flags are
 //! validated and saved; unclear inputs get messages that say what to do.
+mod common;
+
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use colorproxy_nn::run_dir::RunPaths;
 use colorproxy_nn::PretrainConfig;
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_colorproxy"));
-    c.env("CI", "1").env("OMP_NUM_THREADS", "1").env_remove("COLORPROXY_FAULT_AT");
-    c
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn weights(run: &Path) -> Vec<u8> {
-    std::fs::read(run.join("checkpoints/last.safetensors")).unwrap()
-}
+use common::{bin, pretrain, snapshot, text, weights};
 
 fn s(p: &Path) -> String {
     p.to_str().unwrap().to_string()
-}
-
-/// Every file under `dir` with its bytes.
-fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(p.clone(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
 }
 
 /// A tiny pretraining config: 8 steps, a checkpoint every 2, a learning-rate drop at 6.
@@ -156,13 +128,7 @@ fn resume_auto_starts_resumes_and_refuses_another_run() {
     let data = scenes(tmp.path());
     let cfg = tiny_config(tmp.path());
     let run = tmp.path().join("run");
-    let go = |extra: &[&str]| {
-        bin()
-            .args(["pretrain", "--config", &s(&cfg), "--data", &s(&data), "--out", &s(&run)])
-            .args(extra)
-            .output()
-            .unwrap()
-    };
+    let go = |extra: &[&str]| pretrain(&cfg, &data, &run, extra).output().unwrap();
     let o = go(&["--resume", "auto"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(!text(&o).contains("resuming"), "{}", text(&o));
@@ -267,13 +233,7 @@ fn stale_temp_files_are_removed_when_a_run_starts() {
     let data = scenes(tmp.path());
     let cfg = tiny_config(tmp.path());
     let run = tmp.path().join("run");
-    let go = |extra: &[&str]| {
-        bin()
-            .args(["pretrain", "--config", &s(&cfg), "--data", &s(&data), "--out", &s(&run)])
-            .args(extra)
-            .output()
-            .unwrap()
-    };
+    let go = |extra: &[&str]| pretrain(&cfg, &data, &run, extra).output().unwrap();
     let o = go(&["--set", "iterations=4"]);
     assert!(o.status.success(), "{}", text(&o));
     // What a kill or a full disk leaves: a half-written generation and weights file.
@@ -298,13 +258,7 @@ fn overrides_are_saved_and_a_wrong_key_or_type_is_named() {
     let data = scenes(tmp.path());
     let cfg = tiny_config(tmp.path());
     let run = tmp.path().join("run");
-    let go = |run: &Path, extra: &[&str]| {
-        bin()
-            .args(["pretrain", "--config", &s(&cfg), "--data", &s(&data), "--out", &s(run)])
-            .args(extra)
-            .output()
-            .unwrap()
-    };
+    let go = |run: &Path, extra: &[&str]| pretrain(&cfg, &data, run, extra).output().unwrap();
     let o = go(
         &run,
         &[

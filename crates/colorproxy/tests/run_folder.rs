@@ -1,18 +1,15 @@
 //! Run folders and checkpoints under faults, through the real binary: a run killed (SIGKILL) at
 //! every checkpoint file operation resumes to the uninterrupted run's weights bit for bit; torn
 //! or copied checkpoints; the folder lock; signals; refusing to overwrite a run.
+mod common;
+
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use colorproxy_nn::PretrainConfig;
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_colorproxy"));
-    c.env("CI", "1").env("OMP_NUM_THREADS", "1").env_remove("COLORPROXY_FAULT_AT");
-    c
-}
+use common::{pretrain, snapshot, text, weights};
 
 /// `n` colourful 100x100 PNGs.
 fn make_images(dir: &Path, n: usize) {
@@ -42,20 +39,6 @@ fn tiny_config(dir: &Path, iterations: usize) -> PathBuf {
     let p = dir.join(format!("tiny-{iterations}.toml"));
     std::fs::write(&p, cfg.to_toml()).unwrap();
     p
-}
-
-fn pretrain(cfg: &Path, data: &Path, out: &Path, extra: &[&str]) -> Command {
-    let mut c = bin();
-    c.arg("pretrain").arg("--config").arg(cfg).arg("--data").arg(data).arg("--out").arg(out).args(extra);
-    c
-}
-
-fn weights(run: &Path) -> Vec<u8> {
-    std::fs::read(run.join("checkpoints/last.safetensors")).unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 #[test]
@@ -149,23 +132,6 @@ fn wait_for(path: &Path) {
         assert!(t.elapsed() < Duration::from_secs(60), "{} never appeared", path.display());
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// Every file under `dir` with its bytes.
-fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(p.clone(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
 }
 
 #[test]

@@ -265,13 +265,9 @@ impl Recipe {
 pub fn apply_overrides(text: &str, set: &toml::Table) -> crate::Result<String> {
     let mut doc: toml::Table = toml::from_str(text).context("config")?;
     for (key, value) in set {
-        let parts: Vec<&str> = key.split('.').collect();
-        let mut t = &mut doc;
-        for p in &parts[..parts.len() - 1] {
-            let e = t.entry(p.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            t = e.as_table_mut().with_context(|| format!("override {key:?}: {p:?} is not a table"))?;
-        }
-        t.insert(parts[parts.len() - 1].to_string(), value.clone());
+        let (t, last) = crate::overrides::section_of(&mut doc, key)
+            .map_err(|p| crate::RunError::msg(format!("override {key:?}: {p:?} is not a table")))?;
+        t.insert(last.to_string(), value.clone());
     }
     Ok(toml::to_string(&doc)?)
 }
