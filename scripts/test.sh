@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sets up libtorch (scripts/setup.sh, idempotent) and runs the whole test suite.
+# Sets up libtorch (scripts/setup.sh, idempotent) and runs the whole test suite: the Rust workspace
+# (cargo test), then the Python package built into .venv and its pytest suite (python/tests).
 # Tests that use the real photos of ../shared/data read its path from COLORPROXY_SHARED_DATA.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,3 +19,8 @@ export LD_LIBRARY_PATH
 # Two cores: keep libtorch's own thread pool from oversubscribing the test threads.
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 cargo test --workspace --release "$@"
+# The Python package (pyo3 + pyo3-tch) against .venv's torch (scripts/python-package.sh installs
+# what `import torch` needs, maturin and pytest there), then its tests against the binary.
+if [[ $# -eq 0 ]]; then
+  COLORPROXY_BIN="$root/target/release/colorproxy" PYTHON="$root/.venv/bin/python" scripts/python-package.sh --test
+fi

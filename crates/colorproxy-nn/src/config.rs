@@ -351,6 +351,30 @@ impl PretrainConfig {
         }
     }
 
+    /// The pretraining data stream of this config: the job's batches in the order, with the
+    /// augmentation and the points that `pretrain` draws (all a function of the seed); `rank`:
+    /// `(rank, world_size)` of a data-parallel job, whose process builds its slots of each job batch
+    /// (the config's `world_size` must be the job's, see [`Self::for_world_size`]).
+    pub fn pretrain_data(
+        &self,
+        source: colorproxy_data::ImageSource,
+        rank: Option<(usize, usize)>,
+    ) -> Result<colorproxy_data::PretrainData, NnError> {
+        let pipeline = self.job_pipeline();
+        let mut data =
+            colorproxy_data::PretrainData::new(source, pipeline.clone(), self.targets.clone(), self.seed)?;
+        if let Some((rank, world_size)) = rank {
+            if world_size != self.world_size {
+                return Err(NnError::Config(format!(
+                    "the config is for {} process(es), the job has {world_size}",
+                    self.world_size
+                )));
+            }
+            data.shard = Some(crate::data_parallel::shard_slots(rank, world_size, pipeline.batch_size)?);
+        }
+        Ok(data)
+    }
+
     /// Records a run of `world_size` processes: the total batch and the learning rate of the batch
     /// rule; returns the rule's line when it changed the learning rate.
     pub fn for_world_size(&mut self, world_size: usize) -> Option<String> {

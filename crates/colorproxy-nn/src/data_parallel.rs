@@ -32,14 +32,22 @@ pub fn is_rank0(dist: Option<&ProcessGroup>) -> bool {
 
 /// This rank's slots of a global batch of `batch` images.
 pub fn shard(pg: &ProcessGroup, batch: usize) -> Result<Range<usize>, NnError> {
-    if !batch.is_multiple_of(pg.size()) {
+    shard_slots(pg.rank(), pg.size(), batch)
+}
+
+/// The slots of a job batch of `batch` images that rank `rank` of `world_size` builds: an equal
+/// contiguous share (an error when the batch does not split evenly).
+pub fn shard_slots(rank: usize, world_size: usize, batch: usize) -> Result<Range<usize>, NnError> {
+    if world_size == 0 || rank >= world_size {
+        return Err(NnError::Config(format!("rank {rank} is not in a job of {world_size} processes")));
+    }
+    if !batch.is_multiple_of(world_size) {
         return Err(NnError::Config(format!(
-            "the global batch of {batch} images does not split evenly over {} ranks (batch_size must be a multiple of the world size)",
-            pg.size()
+            "the global batch of {batch} images does not split evenly over {world_size} ranks (batch_size must be a multiple of the world size)"
         )));
     }
-    let per = batch / pg.size();
-    Ok(pg.rank() * per..(pg.rank() + 1) * per)
+    let per = batch / world_size;
+    Ok(rank * per..(rank + 1) * per)
 }
 
 /// Runs `f` on rank 0 first, then (after a barrier) on the other ranks: rank 0 prepares what the

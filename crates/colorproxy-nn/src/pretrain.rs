@@ -225,11 +225,8 @@ impl PretrainRun<'_> {
             self.observer.message(&format!("skipped folder {}: {why}", d.display()));
         }
         let data_record = DataRecord::of_files(&self.data_dir, &source.files);
-        let mut data = PretrainData::new(source, cfg.job_pipeline(), cfg.targets.clone(), cfg.seed)?;
-        if let Some(pg) = self.dist {
-            data.shard = Some(data_parallel::shard(pg, cfg.job_pipeline().batch_size)?);
-        }
-        let data = Arc::new(data);
+        let rank = self.dist.map(|pg| (pg.rank(), pg.size()));
+        let data = Arc::new(cfg.pretrain_data(source, rank)?);
         let paths = RunPaths::new(&self.out);
         if cfg.threads > 0 {
             tch::set_num_threads(cfg.threads as i32);

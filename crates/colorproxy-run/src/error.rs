@@ -30,6 +30,10 @@ pub enum RunError {
     /// Invalid input or a failed check, in words.
     #[error("{0}")]
     Msg(String),
+    /// The run was stopped by SIGINT/SIGTERM (or the host's interrupt) after writing its
+    /// checkpoint; the binary exits with `code` (130 or 143).
+    #[error("interrupted (the checkpoint is written)")]
+    Interrupted { code: i32 },
     /// A drawing backend's error (plots), as text.
     #[error("drawing: {0}")]
     Draw(String),

@@ -8,7 +8,7 @@ use colorproxy_nn::run_dir::RunPaths;
 use colorproxy_nn::transfer::{FinetuneRun, OnBad, Task, TransferConfig};
 
 use crate::request::{FinetuneRequest, SupervisedRequest};
-use crate::session::{exit_interrupted, Session};
+use crate::session::{interrupted_error, Session};
 use crate::{bail, Context};
 
 /// Resolves the fine-tuning config: preset, the init checkpoint's backbone, flags.
@@ -181,7 +181,7 @@ pub fn finetune_resolved(a: FinetuneRequest, cfg: TransferConfig) -> crate::Resu
     }
     .run()?;
     pb.finish_and_clear();
-    if session.other_rank_done(summary.interrupted) {
+    if session.other_rank_done(summary.interrupted)? {
         return Ok(());
     }
     if summary.skipped > 0 {
@@ -193,7 +193,7 @@ pub fn finetune_resolved(a: FinetuneRequest, cfg: TransferConfig) -> crate::Resu
             summary.iterations,
             RunPaths::new(&out).checkpoints().display()
         );
-        exit_interrupted();
+        return Err(interrupted_error());
     }
     crate::report::finetune_curves(&out, None)?;
     let seconds = t0.elapsed().as_secs_f64();

@@ -64,3 +64,36 @@ pub fn centre_crop(img: &RgbImage8, size: usize) -> RgbImage8 {
     let data = crop_pad(&im.data, w, h, 3, CropWindow { x0, y0, side: size, mirror: false }, PAD_GRAY);
     RgbImage8 { width: size, height: size, data }
 }
+
+/// The colour targets of `img` at `points` (`(y, x)` pixels; each inside the image, else an error
+/// naming `what`): what `colorproxy targets` prints and the Python package's `targets` returns.
+pub fn point_targets(
+    img: &RgbImage8,
+    points: &[(usize, usize)],
+    cfg: colorproxy_color::TargetConfig,
+    what: &str,
+) -> crate::Result<Vec<colorproxy_color::PointTarget>> {
+    for &(y, x) in points {
+        if y >= img.height || x >= img.width {
+            bail!("point {y},{x} is outside {what} ({}x{} pixels, height x width)", img.height, img.width);
+        }
+    }
+    let expected = img.height * img.width * 3;
+    if img.data.len() != expected {
+        bail!(
+            "{what}: {} bytes for {}x{} RGB pixels ({expected} expected)",
+            img.data.len(),
+            img.height,
+            img.width
+        );
+    }
+    let rgb: Vec<f32> = img.data.iter().map(|&v| v as f32 / 255.0).collect();
+    let view = colorproxy_color::RgbView::new(&rgb, img.height, img.width)?;
+    Ok(colorproxy_color::HueChromaTargets::new(cfg)?.compute(view, points)?)
+}
+
+/// An image file decoded for [`point_targets`] (any size of at least 1 pixel).
+pub fn decode_any_size(path: &Path) -> crate::Result<RgbImage8> {
+    let limits = DecodeLimits { min_side: 1, ..DecodeLimits::default() };
+    decode_file(path, &limits).map_err(|e| crate::RunError::msg(format!("{}: {e}", path.display())))
+}

@@ -73,6 +73,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 pub mod analyse;
+pub mod batches;
 pub mod bench;
 pub mod bench_dist;
 pub mod cost;

@@ -6,13 +6,19 @@ use colorproxy_nn::run_dir::RunPaths;
 use colorproxy_nn::PretrainConfig;
 
 use crate::request::PretrainRequest;
-use crate::session::{exit_interrupted, Session};
+use crate::session::{interrupted_error, Session};
 
 /// Resolves the config: preset or file, then the command line (`--iterations`, `--batch-size`,
 /// `--lr`, `--workers`, `--threads`, `--seed`, then every `--set`), then the job's world size and
 /// the batch rule. The same command gives the same config, so it resumes its own run; on resume
 /// the saved learning-rate drops and snapshots are kept (only `--iterations` may change).
 pub fn resolve_config(a: &PretrainRequest) -> crate::Result<PretrainConfig> {
+    resolve_config_for(a, crate::session::world_size()?)
+}
+
+/// [`resolve_config`] for a job of `world_size` processes given explicitly (the Python package's
+/// loader, `colorproxy data batches`) instead of read from the environment.
+pub fn resolve_config_for(a: &PretrainRequest, world_size: usize) -> crate::Result<PretrainConfig> {
     let mut cfg = match (&a.preset, &a.config) {
         (Some(p), None) => PretrainConfig::preset(p)?,
         (None, Some(f)) => PretrainConfig::from_toml(
@@ -54,7 +60,7 @@ pub fn resolve_config(a: &PretrainRequest) -> crate::Result<PretrainConfig> {
             }
         }
     }
-    cfg.for_world_size(crate::session::world_size()?);
+    cfg.for_world_size(world_size);
     cfg.validate()?;
     Ok(cfg)
 }
@@ -101,7 +107,7 @@ pub fn run(a: PretrainRequest) -> crate::Result<()> {
     }
     .run()?;
     pb.finish_and_clear();
-    if session.other_rank_done(summary.interrupted) {
+    if session.other_rank_done(summary.interrupted)? {
         return Ok(());
     }
     let paths = RunPaths::new(&a.out);
@@ -121,7 +127,7 @@ pub fn run(a: PretrainRequest) -> crate::Result<()> {
     );
     if summary.interrupted {
         eprintln!("continue with the same command and --resume (or --resume auto)");
-        exit_interrupted();
+        return Err(interrupted_error());
     }
     Ok(())
 }

@@ -80,6 +80,7 @@ static SIGNAL: AtomicI32 = AtomicI32::new(0);
 static INTERRUPT: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 static ARMED: AtomicBool = AtomicBool::new(false);
 static WATCHER: Once = Once::new();
+static HOST_SIGNALS: AtomicBool = AtomicBool::new(false);
 
 /// SIGINT and SIGTERM, as a signal set.
 fn interrupt_signals() -> libc::sigset_t {
@@ -150,10 +151,34 @@ pub fn exit_now(code: i32) -> ! {
 /// 128 + its number ([`exit_now`]); checkpoints are replaced atomically, so none is left
 /// half-written. One flag per process (every run of a process shares it).
 pub fn interrupt_flag() -> Arc<AtomicBool> {
-    route_signals();
+    if !HOST_SIGNALS.load(Ordering::SeqCst) {
+        route_signals();
+    }
     let flag = INTERRUPT.get_or_init(|| Arc::new(AtomicBool::new(false))).clone();
     ARMED.store(true, Ordering::SeqCst);
     flag
+}
+
+/// For a host process that owns its signals (the Python package: Python's own SIGINT handler raises
+/// `KeyboardInterrupt`): [`interrupt_flag`] leaves the signal mask alone and the host stops a run
+/// with [`request_interrupt`]. Call it before the first run.
+pub fn host_owns_signals() {
+    HOST_SIGNALS.store(true, Ordering::SeqCst);
+}
+
+/// Asks the running training loop to write its checkpoint after the current step and stop, as the
+/// first SIGINT would (`sig`: the signal to report, e.g. `libc::SIGINT`).
+pub fn request_interrupt(sig: i32) {
+    SIGNAL.store(sig, Ordering::SeqCst);
+    INTERRUPT.get_or_init(|| Arc::new(AtomicBool::new(false))).store(true, Ordering::SeqCst);
+}
+
+/// Clears a served interrupt request, so that the host's next run starts uninterrupted.
+pub fn clear_interrupt() {
+    SIGNAL.store(0, Ordering::SeqCst);
+    if let Some(f) = INTERRUPT.get() {
+        f.store(false, Ordering::SeqCst);
+    }
 }
 
 /// The exit status of a run stopped by a signal: 128 + the signal (130 for SIGINT, 143 for

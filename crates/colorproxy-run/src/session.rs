@@ -77,16 +77,18 @@ impl Session {
         }
     }
 
-    /// After the training loop: on a rank other than 0, exits (130/143) if the run was interrupted
-    /// and otherwise says the rank is done (rank 0 alone reports); false on rank 0.
-    pub fn other_rank_done(&self, interrupted: bool) -> bool {
+    /// After the training loop: on a rank other than 0, [`RunError::Interrupted`] if the run was
+    /// interrupted and otherwise true (rank 0 alone reports); false on rank 0.
+    ///
+    /// [`RunError::Interrupted`]: crate::RunError::Interrupted
+    pub fn other_rank_done(&self, interrupted: bool) -> crate::Result<bool> {
         if self.rank0() {
-            return false;
+            return Ok(false);
         }
         if interrupted {
-            exit_interrupted();
+            return Err(interrupted_error());
         }
-        true
+        Ok(true)
     }
 
     /// ` x N ranks (backend)` for a job, empty for a single process.
@@ -115,9 +117,10 @@ pub fn world_size() -> crate::Result<usize> {
     Ok(DistEnv::from_env()?.map_or(1, |e| e.world_size))
 }
 
-/// Exits with 130 (SIGINT) or 143 (SIGTERM) after an interrupted run wrote its checkpoint.
-pub fn exit_interrupted() -> ! {
-    progress::exit_now(progress::interrupt_exit_code())
+/// The error an interrupted run returns after writing its checkpoint: the binary exits with 130
+/// (SIGINT) or 143 (SIGTERM), the Python package raises `KeyboardInterrupt`.
+pub fn interrupted_error() -> crate::RunError {
+    crate::RunError::Interrupted { code: progress::interrupt_exit_code() }
 }
 
 /// The process group of a data-parallel run (launched by torchrun, Slurm or `colorproxy

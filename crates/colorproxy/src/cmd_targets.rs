@@ -1,7 +1,6 @@
 //! `colorproxy targets`: the colour targets of one image at given points.
-use anyhow::{bail, Context};
-use colorproxy_color::{HueChromaTargets, PointTarget, RgbView, TargetConfig};
-use colorproxy_data::{decode_file, DecodeLimits};
+use anyhow::Context;
+use colorproxy_color::{PointTarget, TargetConfig};
 use image::{Rgb, RgbImage};
 use serde::Serialize;
 
@@ -32,21 +31,8 @@ pub fn run(a: TargetsArgs) -> anyhow::Result<()> {
         cfg.validate().map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
     }
     let points = a.points.iter().map(|s| parse_point(s)).collect::<anyhow::Result<Vec<_>>>()?;
-    let limits = DecodeLimits { min_side: 1, ..DecodeLimits::default() };
-    let img = decode_file(&a.image, &limits).map_err(|e| anyhow::anyhow!("{}: {e}", a.image.display()))?;
-    for &(y, x) in &points {
-        if y >= img.height || x >= img.width {
-            bail!(
-                "point {y},{x} is outside {} ({}x{} pixels, height x width)",
-                a.image.display(),
-                img.height,
-                img.width
-            );
-        }
-    }
-    let rgb: Vec<f32> = img.data.iter().map(|&v| v as f32 / 255.0).collect();
-    let view = RgbView::new(&rgb, img.height, img.width)?;
-    let targets = HueChromaTargets::new(cfg)?.compute(view, &points)?;
+    let img = colorproxy_run::images::decode_any_size(&a.image)?;
+    let targets = colorproxy_run::images::point_targets(&img, &points, cfg, &a.image.display().to_string())?;
     if let Some(out) = &a.png {
         picture(&img, &targets).save(out).with_context(|| format!("writing {}", out.display()))?;
     }

@@ -21,10 +21,14 @@ fn main() {
     let args = cli::Cli::parse();
     let code = match run(args) {
         Ok(()) => 0,
-        Err(e) => {
-            eprintln!("error: {}", error_chain(&e));
-            1
-        }
+        Err(e) => match e.downcast_ref::<lib::RunError>() {
+            // The run said how to continue; exit as a process stopped by the signal would.
+            Some(lib::RunError::Interrupted { code }) => *code,
+            _ => {
+                eprintln!("error: {}", error_chain(&e));
+                1
+            }
+        },
     };
     // Without destructors or atexit handlers: libtorch's and OpenMP's threads may still run.
     lib::progress::exit_now(code)
@@ -39,6 +43,7 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         Command::Export(a) => cmd_export::export(a),
         Command::Features(a) => cmd_export::features(a),
         Command::Data { what: DataWhat::Generate(a) } => Ok(lib::demo::generate(a.into())?),
+        Command::Data { what: DataWhat::Batches(a) } => Ok(lib::batches::write(a.into())?),
         Command::Demo(a) => Ok(lib::demo::run(a.into())?),
         Command::Pretrain(a) => Ok(lib::pretrain::run(a.into())?),
         Command::Finetune(a) => Ok(lib::finetune::finetune(a.into())?),

@@ -11,7 +11,7 @@ use colorproxy_nn::transfer::Task;
 
 use super::plan::{Config, FinetunePlan, Plan, PretrainData, PretrainPlan};
 use crate::request::FinetuneRequest;
-use crate::session::{exit_interrupted, Session};
+use crate::session::{interrupted_error, Session};
 use crate::{bail, Context};
 
 /// A finished run's record (`RUN/done.json`).
@@ -108,7 +108,7 @@ pub(super) fn run_pretrain(p: &PretrainPlan, device_arg: &Option<String>) -> cra
             pb.finish_and_clear();
             if s.interrupted {
                 eprintln!("interrupted; rerun the same command to continue");
-                exit_interrupted();
+                return Err(interrupted_error());
             }
             let metrics = colorproxy_nn::pretrain::read_metrics(&RunPaths::new(&p.dir).metrics())?;
             crate::report::loss_curve(&metrics, &p.dir.join("loss.png"))?;

@@ -51,6 +51,30 @@ pub struct PretrainRequest {
     pub dry_run: bool,
 }
 
+impl PretrainRequest {
+    /// A request with the defaults of `colorproxy pretrain --data DATA --out OUT` (the cpu-small
+    /// preset, a fresh run).
+    pub fn new(data: &std::path::Path, out: &std::path::Path) -> Self {
+        Self {
+            preset: None,
+            config: None,
+            data: data.to_path_buf(),
+            out: out.to_path_buf(),
+            iterations: None,
+            resume: Resume::No,
+            force: false,
+            device: None,
+            seed: None,
+            batch_size: None,
+            lr: None,
+            set: vec![],
+            workers: None,
+            threads: None,
+            dry_run: false,
+        }
+    }
+}
+
 /// Fine-tuning for classification or segmentation (`colorproxy finetune`).
 #[derive(Debug, Clone)]
 pub struct FinetuneRequest {

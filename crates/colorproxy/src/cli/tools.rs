@@ -28,6 +28,57 @@ pub enum DataWhat {
     /// Generate procedural scenes: DIR/unlabelled (pretraining), DIR/voc (a VOC-style set) and
     /// DIR/folders (single-label class folders, DIR/folders/{train,val}/<class>/*.jpg).
     Generate(GenerateArgs),
+    /// Write the first pretraining batches (gray input, points, colour targets and weights) that
+    /// `colorproxy pretrain` draws with the same preset, seed and batch, as safetensors, with the
+    /// files of each batch beside it (FILE.txt): to see what the network is trained on, or to check
+    /// another pipeline against this one.
+    Batches(BatchesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BatchesArgs {
+    /// Unlabelled images: a folder (recursive) or a file list.
+    pub dir: PathBuf,
+    /// A built-in pretraining preset (default cpu-small).
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// A pretraining config TOML file instead of a preset.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Seed of the data order, augmentation and points (default: the config's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Images per batch and process.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Config override KEY=VALUE (repeatable), as for pretrain.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Batches to write.
+    #[arg(long, default_value_t = 4)]
+    pub count: usize,
+    /// The epoch to start at.
+    #[arg(long, default_value_t = 0)]
+    pub epoch: u64,
+    /// This process's rank in a job of --world-size processes (its slots of each job batch).
+    #[arg(long, default_value_t = 0)]
+    pub rank: usize,
+    /// Processes of the job.
+    #[arg(long, default_value_t = 1)]
+    pub world_size: usize,
+    /// Output file (.safetensors): tensors `{batch}.gray`, `.points`, `.hue_hist`, `.chroma_hist`,
+    /// `.hue_weight`, `.chroma_weight`, `.ab`.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+impl From<BatchesArgs> for colorproxy_run::batches::BatchesRequest {
+    fn from(a: BatchesArgs) -> Self {
+        let mut pretrain = colorproxy_run::request::PretrainRequest::new(&a.dir, &PathBuf::new());
+        (pretrain.preset, pretrain.config, pretrain.seed) = (a.preset, a.config, a.seed);
+        (pretrain.batch_size, pretrain.set, pretrain.device) = (a.batch_size, a.set, Some("cpu".into()));
+        Self { pretrain, count: a.count, epoch: a.epoch, rank: a.rank, world_size: a.world_size, out: a.out }
+    }
 }
 
 #[derive(Debug, Args)]
