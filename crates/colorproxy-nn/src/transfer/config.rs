@@ -171,10 +171,16 @@ impl TransferConfig {
         Ok(self)
     }
 
-    /// The paper's random baseline: a randomly initialised BN-free backbone is rescaled to unit
-    /// activation variance by default (per architecture; none from a checkpoint).
+    /// Whether the backbone is rescaled to unit activation variance by default (`rebalance`).
+    ///
+    /// The paper rebalances networks that were not trained with BN and are not balanced in scale
+    /// across layers: a random init, and imported weights (a torchvision state dict, no colorproxy
+    /// config beside it, e.g. the ImageNet VGG-16), for architectures where it helps (VGG-16).
+    /// colorproxy's own pretrainings are trained with BN (absorbed before fine-tuning): balanced.
     pub fn rebalance_by_default(&self) -> Result<bool, NnError> {
-        Ok(self.init == "random" && crate::backbone::arch::arch(&self.model.arch)?.rebalance)
+        let imported = self.init != "random"
+            && crate::run_dir::config_of_checkpoint(std::path::Path::new(&self.init), None).is_err();
+        Ok((self.init == "random" || imported) && crate::backbone::arch::arch(&self.model.arch)?.rebalance)
     }
 
     /// The early-stopping schedule in words.

@@ -35,7 +35,10 @@ fn selected(
     let all_ft = |pred: &dyn Fn(&FinetunePlan) -> bool| -> BTreeSet<usize> {
         plan.finetune.iter().enumerate().filter(|(_, f)| pred(f)).map(|(i, _)| i).collect()
     };
-    if let Some(t) = r.table.iter().find(|t| t.name == name) {
+    if let Some(t) = r.table.iter().find(|t| t.name == name && !t.row.is_empty()) {
+        let cells: Vec<(&str, &str)> = t.row.iter().flat_map(|row| row.runs()).flatten().collect();
+        ft = all_ft(&|f| cells.iter().any(|&(n, i)| f.name == n && f.init == i));
+    } else if let Some(t) = r.table.iter().find(|t| t.name == name) {
         let rows = t.rows.clone();
         ft = all_ft(&|f| {
             t.columns.contains(&f.name)
@@ -88,6 +91,7 @@ pub fn run(a: ExperimentRequest) -> crate::Result<()> {
         given.insert(n.to_string(), PathBuf::from(p));
     }
     let sets = DataSets { recipe_dir, out: a.out.clone(), given };
+    let r = r.with_epochs(&sets)?;
     let runs = a.out.join("runs");
     let plan = r.plan(&sets, &runs)?;
     let (pre, ft) = selected(&r, &plan, a.only.as_deref())?;
@@ -220,4 +224,50 @@ fn dry_run(r: &Recipe, plan: &Plan, pre: &BTreeSet<usize>, ft: &BTreeSet<usize>,
         println!("  {} finetune {} from {} seed {} {}", show(s), f.name, f.init, f.seed, f.dir.display());
     }
     println!("{done} done, {todo} to run");
+    print!("{}", skeletons(r, plan));
+}
+
+/// The paper-shaped tables and the sweeps with the paper's values: each table in the paper's
+/// shape with its published value in every cell, then the runs behind each cell.
+fn skeletons(r: &Recipe, plan: &Plan) -> String {
+    let mut out = String::new();
+    let runs_of = |f: &str, i: &str| {
+        let v: Vec<&FinetunePlan> = plan.finetune.iter().filter(|p| p.name == f && p.init == i).collect();
+        let done = v.iter().filter(|p| status(&p.dir) == Status::Done).count();
+        let seeds = v.iter().map(|p| p.seed.to_string()).collect::<Vec<_>>().join(", ");
+        format!("fine-tuning {f} from {i}, seeds {seeds} ({done} of {} done)", v.len())
+    };
+    let paper = |v: f64| if v.is_nan() { "-".to_string() } else { format!("{v:.1}") };
+    for t in r.table.iter().filter(|t| !t.row.is_empty()) {
+        out.push_str(&format!(
+            "\n{} (the paper's values)\n\n|  | {} |\n|{}\n",
+            t.title,
+            t.columns.join(" | "),
+            "---|".repeat(t.columns.len() + 1)
+        ));
+        for row in &t.row {
+            let cells: Vec<String> = row.paper.iter().map(|&v| paper(v)).collect();
+            out.push_str(&format!("| {} | {} |\n", row.label, cells.join(" | ")));
+        }
+        out.push_str("\nplanned runs:\n");
+        for row in &t.row {
+            for (c, (col, run)) in t.columns.iter().zip(row.runs()).enumerate() {
+                let what = match run {
+                    Some((f, i)) => runs_of(f, i),
+                    None => format!(
+                        "no run{}",
+                        if row.note.is_empty() { String::new() } else { format!(" ({})", row.note) }
+                    ),
+                };
+                out.push_str(&format!("  {} / {col}: paper {} <- {what}\n", row.label, paper(row.paper[c])));
+            }
+        }
+    }
+    for s in r.sweep.iter().filter(|s| !s.paper.is_empty()) {
+        out.push_str(&format!("\n{} (the paper's values)\n", s.title));
+        for (init, v) in &s.paper {
+            out.push_str(&format!("  {init}: paper {} <- {}\n", paper(*v), runs_of(&s.finetune, init)));
+        }
+    }
+    out
 }

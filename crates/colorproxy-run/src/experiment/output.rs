@@ -33,12 +33,20 @@ fn metric_name(m: &str) -> &str {
 
 /// The scores over seeds of fine-tuning `name` from `init`: (seed, value, reference value).
 fn scores(plan: &Plan, name: &str, init: &str) -> Vec<(u64, f64, Option<f64>)> {
+    scores_of(plan, name, init, None)
+}
+
+/// [`scores`] of the main metric (`None`) or of an extra figure of the results (e.g. `top5`).
+fn scores_of(plan: &Plan, name: &str, init: &str, metric: Option<&str>) -> Vec<(u64, f64, Option<f64>)> {
     plan.finetune
         .iter()
         .filter(|f| f.name == name && f.init == init)
         .filter_map(|f| {
             let d = done(&f.dir)?;
-            let v = d["value"].as_f64()?;
+            let v = match metric {
+                None => d["value"].as_f64()?,
+                Some(m) => d["extra"][m].as_f64()?,
+            };
             Some((f.seed, v, d["reference"][1].as_f64()))
         })
         .collect()
@@ -66,6 +74,33 @@ fn cell(v: &[(u64, f64, Option<f64>)], planned: usize) -> TableCell {
         ),
         Some(s.mean),
     )
+}
+
+/// The paired comparison of `a` with `b` over the seeds both have: per seed `a - b`, their mean ±
+/// sample standard deviation and 95% interval (Student's t with n - 1 degrees of freedom; the
+/// paired t interval), and whether the interval lies above or below 0.
+fn paired_cell(a: &[(u64, f64, Option<f64>)], b: &[(u64, f64, Option<f64>)]) -> TableCell {
+    let d: Vec<f64> = a
+        .iter()
+        .filter_map(|(s, va, _)| b.iter().find(|(t, _, _)| t == s).map(|(_, vb, _)| va - vb))
+        .collect();
+    if d.is_empty() {
+        return ("-".into(), None);
+    }
+    let each = d.iter().map(|x| format!("{x:+.3}")).collect::<Vec<_>>().join(" / ");
+    let s = spread(&d);
+    if s.n == 1 {
+        return (format!("{:+.3} (one seed)", s.mean), Some(s.mean));
+    }
+    let (lo, hi) = (s.mean - s.ci95, s.mean + s.ci95);
+    let verdict = if lo > 0.0 {
+        "above 0"
+    } else if hi < 0.0 {
+        "below 0"
+    } else {
+        "includes 0"
+    };
+    (format!("{:+.3} ± {:.3} [{lo:+.3}, {hi:+.3}] {verdict} ({each})", s.mean, s.std), Some(s.mean))
 }
 
 /// A row label: `random`, or the pretraining's label (with `, iteration N` for a snapshot).
@@ -145,9 +180,55 @@ fn seeds_of(r: &Recipe, name: &str) -> usize {
     r.finetune.iter().find(|f| f.name == name).and_then(|f| f.seeds.as_ref()).unwrap_or(&r.seeds).len()
 }
 
+/// The paper's value as published (`-` where it has none).
+fn paper_value(v: f64) -> String {
+    if v.is_nan() {
+        "-".into()
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// A paper-shaped table: each cell the user's result (mean over seeds, as in other tables) beside
+/// the paper's published value.
+fn paper_table(r: &Recipe, plan: &Plan, t: &super::recipe::TableSpec) -> Table {
+    let mut header = vec!["".to_string()];
+    header.extend(t.columns.iter().cloned());
+    let mut body = Vec::new();
+    for row in &t.row {
+        let cells = row
+            .runs()
+            .iter()
+            .zip(row.metrics())
+            .zip(&row.paper)
+            .map(|((run, metric), &paper)| {
+                let ours = match run {
+                    Some((f, i)) => cell(&scores_of(plan, f, i, metric), seeds_of(r, f)),
+                    None => ("no run".into(), None),
+                };
+                (format!("{}; paper {}", ours.0, paper_value(paper)), ours.1)
+            })
+            .collect();
+        body.push((row.label.clone(), cells));
+    }
+    let notes: Vec<String> =
+        t.row.iter().filter(|r| !r.note.is_empty()).map(|r| format!("{}: {}", r.label, r.note)).collect();
+    let note = format!(
+        "Each cell: this run's mean ± sample standard deviation [95% interval, Student's t] over its seeds \
+         (as a fraction), then the paper's published value (in %). {} {}",
+        notes.join(" "),
+        t.note
+    );
+    Table { title: t.title.clone(), header, rows: body, note: note.trim().to_string() }
+}
+
 fn tables(r: &Recipe, plan: &Plan) -> Vec<Table> {
     let mut out = Vec::new();
     for t in &r.table {
+        if !t.row.is_empty() {
+            out.push(paper_table(r, plan, t));
+            continue;
+        }
         let rows: Vec<String> = t.rows.clone().unwrap_or_else(|| {
             let mut v: Vec<String> = Vec::new();
             for c in &t.columns {
@@ -185,9 +266,26 @@ fn tables(r: &Recipe, plan: &Plan) -> Vec<Table> {
             })
             .collect();
         body.push(("reference (learned nothing: majority class / constant scorer)".into(), refs));
+        let paired = rows.iter().any(|i| i == "random") && rows.len() > 1;
+        if paired {
+            for init in rows.iter().filter(|i| *i != "random") {
+                let cells = t
+                    .columns
+                    .iter()
+                    .map(|c| paired_cell(&scores(plan, c, init), &scores(plan, c, "random")))
+                    .collect();
+                body.push((format!("{} − random (paired, same seed)", init_label(r, init)), cells));
+            }
+        }
         let seeds = r.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
         let note = format!(
-            "Mean ± sample standard deviation [95% interval, Student's t] over seeds {seeds} (each seed in brackets). {}",
+            "Mean ± sample standard deviation [95% interval, Student's t] over seeds {seeds} (each seed in brackets).{} {}",
+            if paired {
+                " Paired rows: per seed the difference from random init fine-tuned with the same seed, \
+                 its mean ± standard deviation and 95% paired t interval."
+            } else {
+                ""
+            },
             t.note
         );
         out.push(Table { title: t.title.clone(), header, rows: body, note: note.trim().to_string() });
@@ -198,12 +296,20 @@ fn tables(r: &Recipe, plan: &Plan) -> Vec<Table> {
         for p in &s.pretrain {
             for a in &s.at {
                 let init = format!("{p}@{a}");
-                body.push((init_label(r, &init), vec![cell(&scores(plan, &s.finetune, &init), n)]));
+                let mut c = cell(&scores(plan, &s.finetune, &init), n);
+                if let Some(v) = s.paper.get(&init) {
+                    c.0 = format!("{}; paper {}", c.0, paper_value(*v));
+                }
+                body.push((init_label(r, &init), vec![c]));
             }
         }
         let random = scores(plan, &s.finetune, "random");
-        if !random.is_empty() {
-            body.push(("random init".into(), vec![cell(&random, n)]));
+        if !random.is_empty() || s.paper.contains_key("random") {
+            let mut c = cell(&random, n);
+            if let Some(v) = s.paper.get("random") {
+                c.0 = format!("{}; paper {}", c.0, paper_value(*v));
+            }
+            body.push(("random init".into(), vec![c]));
         }
         let metric = metric_name(&metric_of(plan, &s.finetune)).to_string();
         out.push(Table {
@@ -370,4 +476,32 @@ pub fn write(r: &Recipe, plan: &Plan, out: &Path, seconds: f64) -> crate::Result
     std::fs::write(out.join("tables.md"), &md).context("writing tables.md")?;
     page.write(&out.join("report.html"))?;
     Ok(md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::paired_cell;
+
+    fn seeds(v: &[f64]) -> Vec<(u64, f64, Option<f64>)> {
+        v.iter().enumerate().map(|(i, &x)| (i as u64, x, None)).collect()
+    }
+
+    #[test]
+    fn paired_interval_by_hand() {
+        // Differences 0.1, 0.2, 0.3: mean 0.2, s = 0.1, t(0.975, 2) = 4.303, half-width
+        // 4.303 x 0.1 / sqrt(3) = 0.2484: [-0.048, +0.448].
+        let (text, mean) = paired_cell(&seeds(&[0.6, 0.7, 0.8]), &seeds(&[0.5, 0.5, 0.5]));
+        assert_eq!(text, "+0.200 ± 0.100 [-0.048, +0.448] includes 0 (+0.100 / +0.200 / +0.300)");
+        assert!((mean.unwrap() - 0.2).abs() < 1e-12);
+        // Five seeds, differences 0.05 ... 0.09: s = 0.01581, t(0.975, 4) = 2.776, half-width
+        // 2.776 x 0.01581 / sqrt(5) = 0.0196: [0.050, 0.090].
+        let a = seeds(&[0.55, 0.56, 0.57, 0.58, 0.59]);
+        let (text, _) = paired_cell(&a, &seeds(&[0.5; 5]));
+        assert!(text.starts_with("+0.070 ± 0.016 [+0.050, +0.090] above 0"), "{text}");
+        // Only the seeds both have are paired; the sign follows a - b.
+        let (text, _) = paired_cell(&seeds(&[0.4, 0.3]), &seeds(&[0.5, 0.5, 0.5]));
+        assert!(text.contains("below 0") || text.contains("includes 0"), "{text}");
+        assert!(text.ends_with("(-0.100 / -0.200)"), "{text}");
+        assert_eq!(paired_cell(&[], &seeds(&[0.5])).0, "-");
+    }
 }

@@ -105,6 +105,108 @@ fn read_config(dir: &Path, file: &str) -> crate::Result<String> {
 }
 
 impl Recipe {
+    /// The recipe with every schedule in epochs turned into iterations: a pretraining's `epochs`
+    /// and `lr_drop_epochs`, a sweep's `at_epochs` (and its `paper` keys). An epoch is its data's
+    /// images (the data set's `images`, else its files counted) over the pretraining's batch.
+    pub fn with_epochs(mut self, data: &DataSets) -> crate::Result<Self> {
+        let mut per_epoch = BTreeMap::new();
+        for k in 0..self.pretrain.len() {
+            let p = &self.pretrain[k];
+            let swept = self.sweep.iter().any(|s| !s.at_epochs.is_empty() && s.pretrain.contains(&p.name));
+            if p.epochs.is_none() && p.lr_drop_epochs.is_none() && !swept {
+                continue;
+            }
+            let per =
+                self.iterations_per_epoch(p, data).with_context(|| format!("pretraining {:?}", p.name))?;
+            let to_it = |e: f64| ((e * per).round() as usize).max(1);
+            let p = &mut self.pretrain[k];
+            if let Some(e) = p.epochs {
+                p.iterations = Some(to_it(e));
+            }
+            if let Some(d) = &p.lr_drop_epochs {
+                p.lr_drops = Some(d.iter().map(|&e| to_it(e)).collect());
+            }
+            per_epoch.insert(p.name.clone(), per);
+        }
+        for s in self.sweep.iter_mut().filter(|s| !s.at_epochs.is_empty()) {
+            let pers: Vec<f64> = s.pretrain.iter().filter_map(|p| per_epoch.get(p).copied()).collect();
+            let per = pers[0];
+            if pers.iter().any(|&x| x != per) {
+                bail!("sweep {:?}: its pretrainings have epochs of different lengths", s.name);
+            }
+            let to_it = |e: f64| ((e * per).round() as usize).max(1);
+            s.at = s.at_epochs.iter().map(|&e| to_it(e)).collect();
+            let mut paper = BTreeMap::new();
+            for (key, v) in std::mem::take(&mut s.paper) {
+                let new = match key.split_once('@') {
+                    Some((p, e)) => {
+                        let e: f64 = e.parse().map_err(|_| {
+                            crate::RunError::msg(format!(
+                                "sweep {:?}: paper key {key:?}: PRETRAIN@EPOCHS",
+                                s.name
+                            ))
+                        })?;
+                        format!("{p}@{}", to_it(e))
+                    }
+                    None => key,
+                };
+                paper.insert(new, v);
+            }
+            s.paper = paper;
+        }
+        Ok(self)
+    }
+
+    /// Iterations per epoch of a pretraining: its data's images (or `epoch_images`) / its batch.
+    fn iterations_per_epoch(&self, p: &PretrainSpec, data: &DataSets) -> crate::Result<f64> {
+        let batch = match p.kind {
+            PretrainKind::Colorization => self.base_pretrain_config(p, data)?.data.batch_size,
+            PretrainKind::Supervised => {
+                let base = match (&p.preset, &p.config) {
+                    (Some(n), None) => TransferConfig::preset(n)?.to_toml(),
+                    (None, Some(f)) => read_config(&data.recipe_dir, f)?,
+                    _ => bail!("give preset or config"),
+                };
+                TransferConfig::from_toml(&apply_overrides(&base, &p.set)?)?.batch_size
+            }
+        } as f64;
+        if let Some(n) = p.epoch_images {
+            return Ok(n as f64 / batch);
+        }
+        let mut images = 0usize;
+        for item in p.data.items() {
+            let name = item.split(['/', '@']).next().unwrap_or(&item);
+            let declared = (item == name).then(|| self.data.get(name).and_then(|d| d.images)).flatten();
+            images += match declared {
+                Some(n) => n,
+                None => {
+                    if item.contains('@') {
+                        bail!("epochs of {item:?}: give the set's `images` in [data.{name}]");
+                    }
+                    let (mut path, _) = data.resolve(self, &item)?;
+                    if p.kind == PretrainKind::Supervised {
+                        path = path.join("train"); // class folders: DATA/train/<class>/
+                    }
+                    colorproxy_data::ImageSource::open(&path)
+                        .with_context(|| format!("counting the images of {item:?} for epochs (or give `images` in [data.{name}])"))?
+                        .len()
+                }
+            };
+        }
+        Ok(images as f64 / batch)
+    }
+
+    /// A colorization pretraining's config before `iterations` and the seed: preset or file, then
+    /// its `set`.
+    fn base_pretrain_config(&self, p: &PretrainSpec, data: &DataSets) -> crate::Result<PretrainConfig> {
+        let base = match (&p.preset, &p.config) {
+            (Some(n), None) => PretrainConfig::preset(n)?.to_toml(),
+            (None, Some(f)) => read_config(&data.recipe_dir, f)?,
+            _ => bail!("give preset or config"),
+        };
+        Ok(PretrainConfig::from_toml(&apply_overrides(&base, &p.set)?)?)
+    }
+
     /// Resolves every run (configs, data paths, keys, folders under `runs`).
     pub fn plan(&self, data: &DataSets, runs: &Path) -> crate::Result<Plan> {
         let mut pretrain = Vec::new();
@@ -150,14 +252,12 @@ impl Recipe {
         }
         let (config, text) = match p.kind {
             PretrainKind::Colorization => {
-                let base = match (&p.preset, &p.config) {
-                    (Some(n), None) => PretrainConfig::preset(n)?.to_toml(),
-                    (None, Some(f)) => read_config(&data.recipe_dir, f)?,
-                    _ => bail!("give preset or config"),
-                };
-                let mut c = PretrainConfig::from_toml(&apply_overrides(&base, &p.set)?)?;
+                let mut c = self.base_pretrain_config(p, data)?;
                 if let Some(n) = p.iterations {
                     c = c.with_iterations(n);
+                }
+                if let Some(d) = &p.lr_drops {
+                    c.optim.lr_drops = d.clone();
                 }
                 c.seed = p.seed;
                 // Snapshots where the recipe's sweeps fine-tune.
@@ -246,7 +346,11 @@ impl Recipe {
             }
             None => (init, None),
         };
-        let from = if base_init == "random" {
+        let weights = match init.strip_prefix("weights:") {
+            Some(d) => Some(data.resolve(self, d)?),
+            None => None,
+        };
+        let from = if base_init == "random" || weights.is_some() {
             None
         } else {
             let k = pretrain.iter().position(|p| p.name == base_init).context("unknown pretraining")?;
@@ -270,13 +374,23 @@ impl Recipe {
         };
         let mut c = c.for_arch();
         colorproxy_nn::backbone::arch::arch(&c.model.arch)?;
+        match (&from, &weights) {
+            (None, None) => c = c.with_init("random")?,
+            // A weights file: its architecture when it is there (a dry run with a placeholder path
+            // keeps the fine-tuning's).
+            (None, Some((path, _))) if path.is_file() => c = c.with_init(&path.to_string_lossy())?.for_arch(),
+            (None, Some((path, _))) => c.init = path.to_string_lossy().into_owned(),
+            _ => {}
+        }
         if from.is_none() {
-            c = c.with_init("random")?;
             c.rebalance = c.rebalance || c.rebalance_by_default()?;
         }
-        let init_key = match from {
-            None => "random".to_string(),
-            Some((k, it)) => format!("{}@{}", pretrain[k].key, it.map(|i| i.to_string()).unwrap_or_default()),
+        let init_key = match (from, &weights) {
+            (None, Some((_, desc))) => format!("weights:{desc}"),
+            (None, None) => "random".to_string(),
+            (Some((k, it)), _) => {
+                format!("{}@{}", pretrain[k].key, it.map(|i| i.to_string()).unwrap_or_default())
+            }
         };
         let (path, desc) = data.resolve(self, &f.data)?;
         let mut keyed = c.clone();
@@ -285,7 +399,7 @@ impl Recipe {
         // The last snapshot is the pretraining's final weights: one folder for both names.
         let shown = match from {
             Some((_, None)) => base_init.to_string(),
-            _ => init.replace('@', "-at"),
+            _ => init.replace('@', "-at").replace(':', "-"),
         };
         let dir = runs.join(format!("finetune-{}-{shown}-seed{seed}-{key}", f.name));
         c.validate()?;

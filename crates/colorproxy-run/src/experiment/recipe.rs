@@ -53,6 +53,9 @@ pub struct DataSpec {
     /// What the set is, for the tables and `--data` errors.
     #[serde(default)]
     pub about: String,
+    /// How many images an epoch of this set has (for schedules in epochs: `epochs`,
+    /// `lr_drop_epochs`, a sweep's `at_epochs`); counted from the files when not given.
+    pub images: Option<usize>,
 }
 
 /// `colorproxy data generate` into OUT/data/NAME.
@@ -106,6 +109,17 @@ pub struct PretrainSpec {
     /// Colorization: total iterations (drops and snapshots keep their fraction). Supervised: the
     /// cap of the early-stopping protocol.
     pub iterations: Option<usize>,
+    /// The length in epochs of its data (instead of `iterations`; supervised: the cap of its
+    /// early stopping): iterations = epochs x images / batch, rounded.
+    pub epochs: Option<f64>,
+    /// The images of one epoch when not its data set's (e.g. `label_space.per_class = 100` of
+    /// ImageNet's 1000 classes: 100000).
+    pub epoch_images: Option<usize>,
+    /// Colorization: the learning-rate drops (x gamma) at these epochs.
+    pub lr_drop_epochs: Option<Vec<f64>>,
+    /// Colorization: the learning-rate drops at these iterations (set after `iterations`, which
+    /// otherwise rescales the config's drops).
+    pub lr_drops: Option<Vec<usize>>,
     #[serde(default)]
     pub seed: u64,
     /// Config overrides by dotted key, e.g. `"optim.lr_drops" = []`, `"model.hypercolumn" =
@@ -141,7 +155,8 @@ pub struct FinetuneSpec {
     pub config: Option<String>,
     /// A VOC devkit (or class folders for cls): `NAME` or `NAME/sub`.
     pub data: String,
-    /// Initialisations: `random`, a pretraining's name, or `NAME@ITERATION` (a snapshot).
+    /// Initialisations: `random`, a pretraining's name, `NAME@ITERATION` (a snapshot), or
+    /// `weights:DATA` (a weights file given as a data set, e.g. torchvision's ImageNet VGG-16).
     #[serde(default)]
     pub init: Vec<String>,
     /// Cap on iterations (the early-stopping protocol scales with it).
@@ -173,18 +188,50 @@ impl TaskName {
     }
 }
 
-/// A table: one row per initialisation, one column per fine-tuning.
+/// A table: one row per initialisation, one column per fine-tuning; or, in the paper's shape,
+/// explicit rows (`[[table.row]]`) whose cells name their runs, with the paper's values.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TableSpec {
     pub name: String,
     pub title: String,
-    /// Fine-tuning names.
+    /// Fine-tuning names; with explicit rows, the column headings (as the paper's).
     pub columns: Vec<String>,
     /// Initialisations (default: every init of the columns, in order).
     pub rows: Option<Vec<String>>,
+    /// Explicit rows in the paper's shape (then `columns` are headings).
+    #[serde(default)]
+    pub row: Vec<RowSpec>,
     #[serde(default)]
     pub note: String,
+}
+
+/// A row of a paper-shaped table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowSpec {
+    /// As the paper writes it (e.g. `Our method, AlexNet`).
+    pub label: String,
+    /// One per column: `FINETUNE:INIT` (the fine-tuning's runs from that init; `#METRIC` after it
+    /// shows another figure of its results than the main one, e.g. `#top5`), or `""` for a cell
+    /// with no run (the paper has none, or this method cannot produce it: say why in `note`).
+    pub cells: Vec<String>,
+    /// The paper's published value of each cell, in the paper's units (`nan`: the paper has none).
+    pub paper: Vec<f64>,
+    #[serde(default)]
+    pub note: String,
+}
+
+impl RowSpec {
+    /// The `(fine-tuning, init)` of each cell (None: no run).
+    pub fn runs(&self) -> Vec<Option<(&str, &str)>> {
+        self.cells.iter().map(|c| c.split('#').next().unwrap_or(c).split_once(':')).collect()
+    }
+
+    /// The figure each cell shows: None for the run's main metric, else a key of its `extra`.
+    pub fn metrics(&self) -> Vec<Option<&str>> {
+        self.cells.iter().map(|c| c.split_once('#').map(|(_, m)| m)).collect()
+    }
 }
 
 /// Fig. 4: fine-tuning from snapshots of pretrainings, score against pretraining iterations.
@@ -195,10 +242,18 @@ pub struct SweepSpec {
     pub title: String,
     /// The fine-tuning (its own `init` list is not used here).
     pub finetune: String,
+    /// The paper's published values by row (`PRETRAIN@AT` or `random`), in its units.
+    #[serde(default)]
+    pub paper: BTreeMap<String, f64>,
     /// Colorization pretrainings whose snapshots are fine-tuned.
     pub pretrain: Vec<String>,
     /// Pretraining iterations (snapshots are taken there).
+    #[serde(default)]
     pub at: Vec<usize>,
+    /// The snapshots in epochs of the pretrainings' data instead of `at` (then the keys of `paper`
+    /// are `PRETRAIN@EPOCHS` too).
+    #[serde(default)]
+    pub at_epochs: Vec<f64>,
     #[serde(default)]
     pub note: String,
 }
@@ -224,6 +279,12 @@ impl Recipe {
         let ft = |n: &str| self.finetune.iter().find(|f| f.name == n);
         for f in &self.finetune {
             for i in &f.init {
+                if let Some(d) = i.strip_prefix("weights:") {
+                    if !self.data.contains_key(d) {
+                        bail!("fine-tuning {:?}: init {i:?} names no data set of the recipe", f.name);
+                    }
+                    continue;
+                }
                 let base = i.split('@').next().unwrap_or(i);
                 if base != "random" && pre(base).is_none() {
                     bail!(
@@ -234,6 +295,10 @@ impl Recipe {
             }
         }
         for t in &self.table {
+            if !t.row.is_empty() {
+                self.check_rows(t)?;
+                continue;
+            }
             for c in &t.columns {
                 if ft(c).is_none() {
                     bail!("table {:?}: column {c:?} is not a fine-tuning of the recipe", t.name);
@@ -250,12 +315,72 @@ impl Recipe {
                     _ => bail!("sweep {:?}: {p:?} is not a colorization pretraining of the recipe", s.name),
                 }
             }
-            if s.at.contains(&0) || s.at.is_empty() {
+            if !s.at_epochs.is_empty() && !s.at.is_empty() {
+                bail!("sweep {:?}: give `at` (iterations) or `at_epochs`, not both", s.name);
+            }
+            if s.at_epochs.is_empty() && (s.at.contains(&0) || s.at.is_empty()) {
                 bail!("sweep {:?}: `at` lists pretraining iterations from 1", s.name);
+            }
+            if s.at_epochs.iter().any(|&e| e.is_nan() || e <= 0.0) {
+                bail!("sweep {:?}: `at_epochs` are positive", s.name);
+            }
+        }
+        for p in &self.pretrain {
+            if p.epochs.is_some() && p.iterations.is_some() {
+                bail!("pretraining {:?}: give `iterations` or `epochs`, not both", p.name);
+            }
+            if (p.lr_drop_epochs.is_some() || p.lr_drops.is_some()) && p.kind != PretrainKind::Colorization {
+                bail!(
+                    "pretraining {:?}: `lr_drops` and `lr_drop_epochs` are for colorization pretraining \
+                     (supervised pretraining drops at plateaus)",
+                    p.name
+                );
+            }
+            if p.lr_drop_epochs.is_some() && p.lr_drops.is_some() {
+                bail!("pretraining {:?}: give `lr_drops` or `lr_drop_epochs`, not both", p.name);
             }
         }
         if self.seeds.is_empty() {
             bail!("seeds is empty");
+        }
+        Ok(())
+    }
+
+    /// A paper-shaped table: one cell and one paper value per column, each cell a fine-tuning of
+    /// the recipe from one of its inits.
+    fn check_rows(&self, t: &TableSpec) -> crate::Result<()> {
+        if t.rows.is_some() {
+            bail!("table {:?}: give `rows` or [[table.row]], not both", t.name);
+        }
+        for r in &t.row {
+            let n = t.columns.len();
+            if r.cells.len() != n || r.paper.len() != n {
+                bail!(
+                    "table {:?}, row {:?}: {} cells and {} paper values for {n} columns",
+                    t.name,
+                    r.label,
+                    r.cells.len(),
+                    r.paper.len()
+                );
+            }
+            for (cell, run) in r.cells.iter().zip(r.runs()) {
+                match run {
+                    None if cell.is_empty() => {}
+                    None => {
+                        bail!("table {:?}, row {:?}: cell {cell:?} is not FINETUNE:INIT", t.name, r.label)
+                    }
+                    Some((f, i)) => {
+                        let spec = self.finetune.iter().find(|s| s.name == f);
+                        if !spec.is_some_and(|s| s.init.iter().any(|x| x == i)) {
+                            bail!(
+                                "table {:?}, row {:?}: {cell:?} is not a fine-tuning of the recipe with that init",
+                                t.name,
+                                r.label
+                            );
+                        }
+                    }
+                }
+            }
         }
         Ok(())
     }
