@@ -93,23 +93,32 @@ pub fn generate(a: GenerateRequest) -> crate::Result<()> {
 /// of 1,500 iterations per run would take the demo to about 8 minutes on 2 cores: the demo caps
 /// segmentation at 400 (held-out score every 8) and classification at 1,200 (every 16), the
 /// early-stopping stages keeping their fraction of the cap (at least 267 and 800); `--quick`: 15.
-fn transfer_config(task: Task, init: &str, plan: &Plan, seed: u64) -> crate::Result<TransferConfig> {
-    let mut c = TransferConfig::cpu(task).with_init(init)?;
-    // The paper's random baseline: a BN-free backbone rescaled to unit variance (as `finetune`
-    // does by default for --init random).
-    c.rebalance = c.rebalance_by_default()?;
-    c.seed = seed;
-    c.crop = if task == Task::Seg { SIDE } else { 80 };
-    c.test_short_side = SIDE as f64;
+///
+/// Resolved as `colorproxy finetune` resolves its flags ([`crate::finetune::resolve`]): the same
+/// preset, init, seed, cap and settings given there (`--set crop=96 ...`) train the same weights.
+fn transfer_config(
+    task: Task,
+    init: &str,
+    plan: &Plan,
+    seed: u64,
+    voc: &Path,
+) -> crate::Result<TransferConfig> {
     let schedule = plan.schedule(task);
-    if schedule.max != c.early_stop.max_iterations {
-        c = c.with_max_iterations(schedule.max);
-    }
+    let mut r = crate::request::FinetuneRequest::new(task, voc, Path::new(""));
+    r.init = init.to_string();
+    r.preset = Some(if task == Task::Seg { "seg-cpu" } else { "cls-cpu" }.into());
+    r.seed = Some(seed);
+    r.max_iterations = Some(schedule.max);
+    let crop = if task == Task::Seg { SIDE } else { 80 };
+    r.set = vec![
+        format!("crop={crop}"),
+        format!("test_short_side={:.1}", SIDE as f64),
+        format!("threads={}", plan.threads),
+    ];
     if let Some(n) = schedule.eval_every {
-        c.early_stop.eval_every = n;
+        r.set.push(format!("early_stop.eval_every={n}"));
     }
-    c.threads = plan.threads;
-    Ok(c)
+    crate::finetune::resolve(&r)
 }
 
 pub fn run(a: DemoRequest) -> crate::Result<()> {
@@ -305,7 +314,7 @@ fn finetune_and_evaluate(
 ) -> crate::Result<DemoRun> {
     let Setting { out, voc, plan, seed, bars } = *setting;
     let t0 = Instant::now();
-    let cfg = transfer_config(task, init, plan, seed)?;
+    let cfg = transfer_config(task, init, plan, seed, voc)?;
     let run_dir = out.join(format!("{}-{label}", if task == Task::Seg { "seg" } else { "cls" }));
     let pb = bars.add(progress::bar(cfg.early_stop.max_iterations as u64, &format!("{task:?} {label}")));
     let s = FinetuneRun {

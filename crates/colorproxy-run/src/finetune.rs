@@ -11,7 +11,9 @@ use crate::request::{FinetuneRequest, SupervisedRequest};
 use crate::session::{interrupted_error, Session};
 use crate::{bail, Context};
 
-/// Resolves the fine-tuning config: preset, the init checkpoint's backbone, flags.
+/// Resolves the fine-tuning config: preset, the init checkpoint's backbone, flags. `colorproxy
+/// finetune` and the demo resolve through it (the same inputs train the same weights; a recipe's
+/// runs too, tested, though recipes still plan their configs themselves).
 pub fn resolve(a: &FinetuneRequest) -> crate::Result<TransferConfig> {
     let t = a.task;
     let name = match &a.preset {
