@@ -262,3 +262,16 @@ def test_bad_input_raises_an_exception_naming_the_file(tmp_path, scenes):
         colorproxy.pretrain(tmp_path / "nowhere", tmp_path / "run", iterations=1)
     with pytest.raises(colorproxy.ColorproxyError, match="rank 2"):
         colorproxy.ColorizationLoader(scenes / "unlabelled", rank=2, world_size=2)
+
+
+def test_the_readmes_pytorch_loop_runs_as_written(scenes):
+    """The README's PyTorch loop on the loader, with its data folder pointed at generated scenes
+    and one epoch instead of ten: it runs and its loss stays finite."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("```python\nimport torch, colorproxy")
+    code = text[start + len("```python\n"):text.index("```", start + 10)]
+    assert len(code.strip().splitlines()) <= 20
+    code = code.replace('"photos/"', repr(str(scenes / "unlabelled"))).replace("range(10)", "range(1)")
+    env = {}
+    exec(compile(code, "README.md", "exec"), env)
+    assert torch.isfinite(env["loss"]) and env["loss"].item() > 0
