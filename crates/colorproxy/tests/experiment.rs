@@ -396,3 +396,51 @@ fn supervised_pretraining_applies_its_label_space_and_transfers() {
         .unwrap();
     assert!(String::from_utf8_lossy(&o.stderr).contains("need single-label class folders"));
 }
+
+/// `retrain_full`: after early stopping, the run is retrained on 100% of the training split with
+/// the schedule found (RUN/full), and the table shows the retrained network's score.
+#[test]
+fn retrain_full_scores_the_network_retrained_with_the_found_schedule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = tmp.path().join("full.toml");
+    std::fs::write(
+        &recipe,
+        r#"
+title = "retrain"
+seeds = [0]
+[data.scenes]
+generate = { images = 48, seed = 3 }
+[[finetune]]
+name = "seg"
+task = "seg"
+preset = "seg-cpu"
+data = "scenes/voc"
+init = ["random"]
+max_iterations = 6
+retrain_full = true
+set = { short_side = 64.0, crop = 64, test_short_side = 64.0, test_max_side = 0 }
+[[table]]
+name = "t"
+title = "t"
+columns = ["seg"]
+"#,
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let o = run(&recipe, &out, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dir =
+        std::fs::read_dir(out.join("runs")).unwrap().map(|e| e.unwrap().path()).find(|p| p.is_dir()).unwrap();
+    let done: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("done.json")).unwrap()).unwrap();
+    let full: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("full/results.json")).unwrap()).unwrap();
+    let early: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(done["value"], full["value"]);
+    assert_eq!(done["early_stopping_value"], early["value"]);
+    // The retrain ran the schedule early stopping found, on every training image (no held-out part).
+    let cfg = std::fs::read_to_string(dir.join("full/config.toml")).unwrap();
+    assert!(cfg.contains("held_out = 0.0"), "{cfg}");
+    assert!(tables(&out).contains(&format!("{:.3}", full["value"].as_f64().unwrap())));
+}

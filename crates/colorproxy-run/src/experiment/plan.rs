@@ -89,6 +89,8 @@ pub struct FinetunePlan {
     pub config: TransferConfig,
     /// The pretraining run it starts from and the snapshot iteration (None: last).
     pub from: Option<(usize, Option<usize>)>,
+    /// Retrain on 100% of the training split with the found schedule (scored: the retrained one).
+    pub retrain_full: bool,
     pub dir: PathBuf,
     pub key: String,
 }
@@ -395,7 +397,8 @@ impl Recipe {
         let (path, desc) = data.resolve(self, &f.data)?;
         let mut keyed = c.clone();
         keyed.init = init_key;
-        let key = key(&format!("{desc}\n{}\n{}\n{}", f.train_split, f.eval_split, keyed.to_toml()));
+        let full = if f.retrain_full { "\nretrain_full" } else { "" };
+        let key = key(&format!("{desc}\n{}\n{}\n{}{full}", f.train_split, f.eval_split, keyed.to_toml()));
         // The last snapshot is the pretraining's final weights: one folder for both names.
         let shown = match from {
             Some((_, None)) => base_init.to_string(),
@@ -413,6 +416,7 @@ impl Recipe {
             eval_split: f.eval_split.clone(),
             config: c,
             from,
+            retrain_full: f.retrain_full,
             dir,
             key,
         })

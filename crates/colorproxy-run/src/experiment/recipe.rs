@@ -170,6 +170,11 @@ pub struct FinetuneSpec {
     pub eval_split: String,
     /// Shown in tables instead of the name.
     pub label: Option<String>,
+    /// Then retrain on 100% of the training split with the schedule early stopping found (the
+    /// paper's protocol for Table 1; `colorproxy finetune --retrain-full`); the retrained network
+    /// is the one scored in the tables.
+    #[serde(default)]
+    pub retrain_full: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

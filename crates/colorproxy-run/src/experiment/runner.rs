@@ -173,11 +173,25 @@ pub(super) fn run_finetune(f: &FinetunePlan, plan: &Plan, device: &Option<String
         }
         cfg.init = ck.to_string_lossy().into_owned();
     }
-    let (resume, force) = start_mode(&f.dir);
-    let mut args = finetune_args(f.task, &f.data, &f.dir, &f.train_split, &f.eval_split, resume, force);
-    args.device = device.clone();
-    crate::finetune::finetune_resolved(args, cfg)?;
+    // The early-stopping run is finished when its schedule is written (a retrain may follow).
+    if !(f.retrain_full && f.dir.join("schedule.json").is_file() && f.dir.join("results.json").is_file()) {
+        let (resume, force) = start_mode(&f.dir);
+        let mut args = finetune_args(f.task, &f.data, &f.dir, &f.train_split, &f.eval_split, resume, force);
+        args.device = device.clone();
+        crate::finetune::finetune_resolved(args, cfg.clone())?;
+    }
     let mut v = read_results(&f.dir)?;
+    if f.retrain_full {
+        // On 100% of the training split with the schedule found, in RUN/full; its score is the row's.
+        let full = colorproxy_nn::early_stop::retrain_full_dir(&f.dir);
+        let (resume, force) = start_mode(&full);
+        let mut args = finetune_args(f.task, &f.data, &f.dir, &f.train_split, &f.eval_split, resume, force);
+        (args.device, args.retrain_full) = (device.clone(), true);
+        crate::finetune::finetune_resolved(args, cfg)?;
+        let early = v["value"].clone();
+        v = read_results(&full)?;
+        v["early_stopping_value"] = early;
+    }
     let schedule = colorproxy_nn::early_stop::read_schedule(&f.dir).ok();
     v["iterations"] = schedule.map(|s| s.stop).into();
     v["seconds"] = t0.elapsed().as_secs_f64().into();
