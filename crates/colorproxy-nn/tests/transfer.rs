@@ -490,3 +490,46 @@ fn alexnet_and_resnet_backbones_transfer() {
     let r = evaluate(&net, &train, &all, &mut |_, _| {}).unwrap();
     assert!(r.value >= 0.9, "ResNet-18 training-image top-1 {:.3} (chance 0.2)", r.value);
 }
+
+/// ResNet-152's segmentation hypercolumn is the paper's footnote 2 (conv1, res2{a,b,c},
+/// res3b{1,4,7}, res4b{5,...,35}, res5c, then +FoV), each tap at its block's scale and width;
+/// ResNet-50 keeps its 5 stage taps.
+#[test]
+fn resnet152_segmentation_hypercolumn_is_footnote_2() {
+    let mut c = TransferConfig::preset("seg-paper").unwrap();
+    (c.model.arch, c.model.width) = ("resnet152".into(), 1.0 / 16.0);
+    (c.head_hidden, c.fov_channels) = (8, 8);
+    let c = c.for_arch();
+    let want = [
+        "conv1", "res2a", "res2b", "layer1", "res3b1", "res3b4", "layer2", "res4b5", "res4b10", "res4b15",
+        "res4b20", "res4b25", "res4b30", "layer3", "layer4", "fov1", "fov2",
+    ];
+    assert_eq!(c.hypercolumn, want);
+    let net = TransferNet::new(&c, Device::Cpu).unwrap();
+    let specs = net.backbone.tap_specs();
+    let names: Vec<&str> = specs.iter().map(|s| s.0).collect();
+    assert_eq!(names, want[..15]);
+    // Width: stage k's bottleneck output is 4 x 64 x 2^k x width; scale 4 ... 32.
+    for (name, ch, scale) in &specs[1..] {
+        let stage = match *name {
+            "res2a" | "res2b" | "layer1" => 0,
+            "res3b1" | "res3b4" | "layer2" => 1,
+            "layer4" => 3,
+            _ => 2,
+        };
+        assert_eq!(*ch, 4 * (64 << stage) / 16, "{name}");
+        assert_eq!(*scale, 4 << stage, "{name}");
+    }
+    // The taps the network computes: the same names, at those scales, on a 64 x 64 input.
+    let x = Tensor::zeros([1, 1, 64, 64], (Kind::Float, Device::Cpu));
+    let taps = net.backbone.forward_taps(&x, false, 0);
+    let got: Vec<(&str, i64)> = taps.iter().map(|t| (t.name, t.features.size()[2])).collect();
+    let sizes: Vec<(&str, i64)> = specs.iter().map(|s| (s.0, 64 / s.2)).collect();
+    assert_eq!(got, sizes);
+    let logits = net.seg_logits_dense(&x);
+    assert_eq!(logits.size()[1], c.classes());
+    let mut c50 = TransferConfig::preset("seg-paper").unwrap();
+    (c50.model.arch, c50.model.width) = ("resnet50".into(), 1.0 / 16.0);
+    let c50 = c50.for_arch();
+    assert_eq!(c50.hypercolumn, ["conv1", "layer1", "layer2", "layer3", "layer4", "fov1", "fov2"]);
+}

@@ -154,11 +154,20 @@ fn resnet_path(bottleneck: bool, blocks: [usize; 4]) -> Vec<(Op, Option<&'static
 
 const RESNET_HC: [&str; 5] = ["conv1", "layer1", "layer2", "layer3", "layer4"];
 
-/// A ResNet's entry: standard BN, taps conv1 and layer1 ... layer4, no pretraining hypercolumn.
+/// ResNet-152's segmentation hypercolumn, the paper's footnote 2 (conv1, res2{a,b,c},
+/// res3b{1,4,7}, res4b{5,10,...,35}, res5c; the stage ends under their torchvision names).
+const RESNET152_HC: [&str; 15] = [
+    "conv1", "res2a", "res2b", "layer1", "res3b1", "res3b4", "layer2", "res4b5", "res4b10", "res4b15",
+    "res4b20", "res4b25", "res4b30", "layer3", "layer4",
+];
+
+/// A ResNet's entry: standard BN, taps conv1 and layer1 ... layer4 (ResNet-152: also the blocks of
+/// the paper's hypercolumn), no pretraining hypercolumn.
 const fn resnet(
     name: &'static str,
     bottleneck: bool,
     blocks: [usize; 4],
+    transfer_hypercolumn: &'static [&'static str],
     path: fn() -> Vec<(Op, Option<&'static str>)>,
 ) -> ArchSpec {
     ArchSpec {
@@ -167,7 +176,7 @@ const fn resnet(
         layers: &RESNET_LAYER_SPECS,
         param_free_bn: false,
         data_tap: false,
-        transfer_hypercolumn: &RESNET_HC,
+        transfer_hypercolumn,
         pretrain_hypercolumn: false,
         rebalance: false,
         path,
@@ -201,9 +210,9 @@ pub static ARCHS: [ArchSpec; 5] = [
         rebalance: false,
         path: alexnet_path,
     },
-    resnet("resnet18", false, [2, 2, 2, 2], || resnet_path(false, [2, 2, 2, 2])),
-    resnet("resnet50", true, [3, 4, 6, 3], || resnet_path(true, [3, 4, 6, 3])),
-    resnet("resnet152", true, [3, 8, 36, 3], || resnet_path(true, [3, 8, 36, 3])),
+    resnet("resnet18", false, [2, 2, 2, 2], &RESNET_HC, || resnet_path(false, [2, 2, 2, 2])),
+    resnet("resnet50", true, [3, 4, 6, 3], &RESNET_HC, || resnet_path(true, [3, 4, 6, 3])),
+    resnet("resnet152", true, [3, 8, 36, 3], &RESNET152_HC, || resnet_path(true, [3, 8, 36, 3])),
 ];
 
 /// The architecture called `name`.

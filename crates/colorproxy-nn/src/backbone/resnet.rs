@@ -55,6 +55,23 @@ impl Block {
 pub const RESNET_TAPS: [(&str, i64); 5] =
     [("conv1", 2), ("layer1", 4), ("layer2", 8), ("layer3", 16), ("layer4", 32)];
 
+/// ResNet-152's taps inside its stages, for the paper's segmentation hypercolumn (footnote 2:
+/// conv1, res2{a,b,c}, res3b{1,4,7}, res4b{5,10,...,35}, res5c), in Caffe's block names: `(stage
+/// 0-3, block index, name)`. The last block of a stage is its stage tap (res2c = layer1, res3b7 =
+/// layer2, res4b35 = layer3, res5c = layer4).
+pub const RESNET152_BLOCK_TAPS: [(usize, usize, &str); 10] = [
+    (0, 0, "res2a"),
+    (0, 1, "res2b"),
+    (1, 1, "res3b1"),
+    (1, 4, "res3b4"),
+    (2, 5, "res4b5"),
+    (2, 10, "res4b10"),
+    (2, 15, "res4b15"),
+    (2, 20, "res4b20"),
+    (2, 25, "res4b25"),
+    (2, 30, "res4b30"),
+];
+
 /// ResNet with standard BN; the head reads `layer4` (scale 32) at the points.
 #[derive(Debug)]
 pub struct ResNet {
@@ -127,8 +144,22 @@ impl ResNet {
 
     /// Taps (for transfer hypercolumns): conv1 (after BN and ReLU, scale 2), layer1 ... layer4
     /// (scales 4 ... 32); colorization pretraining reads layer4, the last.
+    ///
+    /// ResNet-152 also taps the blocks of [`RESNET152_BLOCK_TAPS`], each before its stage's tap.
     pub fn tap_specs(&self) -> Vec<(&'static str, i64, i64)> {
-        RESNET_TAPS.iter().zip(&self.channels).map(|(&(n, s), &c)| (n, c, s)).collect()
+        let mut out = vec![(RESNET_TAPS[0].0, self.channels[0], RESNET_TAPS[0].1)];
+        for (k, &(name, scale)) in RESNET_TAPS[1..].iter().enumerate() {
+            let c = self.channels[k + 1];
+            out.extend(self.block_taps().filter(|t| t.0 == k).map(|t| (t.2, c, scale)));
+            out.push((name, c, scale));
+        }
+        out
+    }
+
+    /// The block taps of this network (ResNet-152's; none for ResNet-18/50).
+    fn block_taps(&self) -> impl Iterator<Item = &'static (usize, usize, &'static str)> {
+        let deep = self.layers.iter().map(Vec::len).eq([3, 8, 36, 3]);
+        RESNET152_BLOCK_TAPS.iter().filter(move |_| deep)
     }
 
     pub fn forward_taps(&self, x: &Tensor, train: bool) -> Vec<Tap> {
@@ -149,8 +180,15 @@ impl ResNet {
         for (k, (blocks, &(name, scale))) in self.layers.iter().zip(&RESNET_TAPS[1..]).enumerate() {
             let t = train && self.frozen < k + 2;
             let (last, rest) = blocks.split_last().expect("a stage has blocks");
-            for b in rest {
-                h = b.forward(&h, t);
+            for (i, b) in rest.iter().enumerate() {
+                match self.block_taps().find(|bt| bt.0 == k && bt.1 == i) {
+                    Some(&(_, _, name)) => {
+                        let z = b.forward_pre(&h, t);
+                        h = z.relu();
+                        taps.push(Tap { name, features: if pre { z } else { h.shallow_clone() }, scale });
+                    }
+                    None => h = b.forward(&h, t),
+                }
             }
             let z = last.forward_pre(&h, t);
             h = z.relu();

@@ -61,7 +61,7 @@ impl TransferNet {
                             NnError::Config(format!(
                                 "hypercolumn layer {l:?} is not a layer of {} ({}{})",
                                 cfg.model.arch,
-                                backbone.layer_names().join(", "),
+                                specs.iter().map(|s| s.0).collect::<Vec<_>>().join(", "),
                                 if fov.is_some() { ", fov1, fov2" } else { "; +FoV off" }
                             ))
                         })?,
