@@ -1,15 +1,16 @@
-//! `colorproxy analyse frozen`: the paper's Table 6, which layers must be fine-tuned. For each
-//! row (nothing: only the new head and +FoV train; the top layers; the upper half; everything),
-//! each initialisation and each seed, a fine-tuning run with the rest of the backbone frozen
-//! (`--freeze-until`), evaluated on the evaluation split; a table of means, standard deviations
-//! and every seed. Runs are folders under OUT/runs: a finished one is reused, an interrupted one
-//! resumed, so rerunning the command repeats nothing.
-use std::path::Path;
+//! `colorproxy analyse frozen`: the paper's Table 6, which layers must be fine-tuned, as a recipe
+//! of the experiment runner. For each row (nothing: only the new head and +FoV train; the top
+//! layers; the upper half; everything), each initialisation and each seed, a fine-tuning run with
+//! the rest of the backbone frozen (`freeze_until`), evaluated on the evaluation split; the
+//! runner's tables (mean, standard deviation, 95% interval, every seed; OUT/tables.md,
+//! report.html, results.csv) and OUT/recipe.toml, the recipe it ran. Runs are folders under
+//! OUT/runs: a finished one is reused, an interrupted one resumed.
+use std::path::{Path, PathBuf};
 
+use colorproxy_nn::transfer::Task;
+
+use crate::request::{ExperimentRequest, FinetuneRequest, FrozenRequest};
 use crate::{bail, Context};
-
-use crate::report::html::{Cell, Page};
-use crate::request::{FinetuneRequest, FrozenRequest, Resume};
 
 /// The rows of Table 6 for an architecture: (label, last frozen layer; `None`: nothing frozen).
 fn rows(arch: &str) -> Vec<(&'static str, Option<&'static str>)> {
@@ -45,49 +46,82 @@ fn init_label(init: &str) -> String {
     run.or_else(|| p.file_stem()).map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| init.into())
 }
 
-/// Mean and sample standard deviation (see [`colorproxy_data::spread`]).
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let s = colorproxy_data::spread::spread(v);
-    (s.mean, s.std)
-}
-
-/// The `finetune` arguments of one run of the table (resumed if its folder holds a checkpoint,
-/// started over if it holds only an unfinished start).
-fn finetune_args(
-    a: &FrozenRequest,
-    init: &str,
-    freeze: Option<&str>,
-    seed: u64,
-    dir: &Path,
-) -> FinetuneRequest {
-    let resume = !colorproxy_nn::run_dir::generations(&colorproxy_nn::run_dir::RunPaths::new(dir)).is_empty();
+/// The `finetune` request of a cell (to resolve the init's network).
+fn finetune_args(a: &FrozenRequest, init: &str) -> FinetuneRequest {
     FinetuneRequest {
         init: init.to_string(),
         preset: a.preset.clone(),
         config: a.config.clone(),
-        freeze_until: freeze.map(str::to_string),
-        resume: if resume { Resume::Yes } else { Resume::No },
-        force: !resume && dir.exists(),
         train_split: a.train_split.clone(),
         eval_split: a.eval_split.clone(),
         max_iterations: a.max_iterations,
-        seed: Some(seed),
         device: a.device.clone(),
-        ..FinetuneRequest::new(a.task, &a.data, dir)
+        ..FinetuneRequest::new(a.task, &a.data, Path::new(""))
     }
 }
 
-/// One fine-tuning run of the table (reused when finished); its score on the evaluation split.
-fn run_one(a: &FrozenRequest, init: &str, freeze: Option<&str>, seed: u64, dir: &Path) -> crate::Result<f64> {
-    let results = dir.join("results.json");
-    if !(results.is_file() && dir.join("schedule.json").is_file()) {
-        crate::finetune::finetune(finetune_args(a, init, freeze, seed, dir))
-            .with_context(|| format!("run {}", dir.display()))?;
+/// A TOML string.
+fn q(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+fn absolute(p: &Path) -> crate::Result<String> {
+    Ok(std::path::absolute(p).with_context(|| format!("{}", p.display()))?.display().to_string())
+}
+
+/// The recipe of the table: one fine-tuning per row (`set = { freeze_until = LAYER }`), every
+/// init (checkpoints as `weights:` data sets), every seed; a table of rows x inits.
+fn recipe(a: &FrozenRequest, arch: &str, rows: &[(&str, Option<&str>)]) -> crate::Result<String> {
+    let task = if a.task == Task::Cls { "cls" } else { "seg" };
+    let seeds = a.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
+    let mut t = format!(
+        "title = {}\nseeds = [{seeds}]\n\n[data.data]\npath = {}\n",
+        q(&format!("Which layers must be fine-tuned? ({arch}, Table 6)")),
+        q(&absolute(&a.data)?)
+    );
+    let mut refs = Vec::new();
+    for (i, init) in a.inits.iter().enumerate() {
+        if init == "random" {
+            refs.push("random".to_string());
+        } else {
+            t.push_str(&format!("\n[data.init{i}]\npath = {}\n", q(&absolute(Path::new(init))?)));
+            refs.push(format!("weights:init{i}"));
+        }
     }
-    let v: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&results).with_context(|| format!("reading {}", results.display()))?,
-    )?;
-    v["value"].as_f64().with_context(|| format!("{}: no value", results.display()))
+    let base = match (&a.preset, &a.config) {
+        (_, Some(c)) => format!("config = {}", q(&absolute(c)?)),
+        (Some(p), None) => format!("preset = {}", q(p)),
+        (None, None) => {
+            let first = a.inits.iter().find(|i| *i != "random").unwrap_or(&a.inits[0]);
+            format!("preset = {}", q(&crate::finetune::default_preset(a.task, first, true)))
+        }
+    };
+    let inits = refs.iter().map(|r| q(r)).collect::<Vec<_>>().join(", ");
+    let name = |freeze: Option<&str>| freeze.map(|f| format!("frozen-{f}")).unwrap_or_else(|| "all".into());
+    for (_, freeze) in rows {
+        t.push_str(&format!(
+            "\n[[finetune]]\nname = {}\ntask = \"{task}\"\n{base}\ndata = \"data\"\ninit = [{inits}]\ntrain_split = {}\neval_split = {}\n",
+            q(&name(*freeze)),
+            q(&a.train_split),
+            q(&a.eval_split)
+        ));
+        if let Some(n) = a.max_iterations {
+            t.push_str(&format!("max_iterations = {n}\n"));
+        }
+        if let Some(f) = freeze {
+            t.push_str(&format!("set = {{ freeze_until = {} }}\n", q(f)));
+        }
+    }
+    let labels = a.inits.iter().map(|i| q(&init_label(i))).collect::<Vec<_>>().join(", ");
+    t.push_str(&format!(
+        "\n[[table]]\nname = \"table6\"\ntitle = {}\ncolumns = [{labels}]\n",
+        q(&format!("Layers fine-tuned ({arch})"))
+    ));
+    for (label, freeze) in rows {
+        let cells = refs.iter().map(|r| q(&format!("{}:{r}", name(*freeze)))).collect::<Vec<_>>().join(", ");
+        t.push_str(&format!("\n[[table.row]]\nlabel = {}\ncells = [{cells}]\n", q(label)));
+    }
+    Ok(t)
 }
 
 pub fn run(a: FrozenRequest) -> crate::Result<()> {
@@ -98,7 +132,7 @@ pub fn run(a: FrozenRequest) -> crate::Result<()> {
         .inits
         .iter()
         .map(|i| {
-            let m = crate::finetune::resolve(&finetune_args(&a, i, None, 0, Path::new("")))?.model;
+            let m = crate::finetune::resolve(&finetune_args(&a, i))?.model;
             Ok((m.arch.clone(), format!("{} (width {}, fc {})", m.arch, m.width, m.fc_channels)))
         })
         .collect::<crate::Result<Vec<(String, String)>>>()?;
@@ -107,79 +141,14 @@ pub fn run(a: FrozenRequest) -> crate::Result<()> {
         bail!("the initialisations are different networks ({}): one table needs one", all.join(", "));
     }
     let arch = archs[0].0.clone();
-    let rows = rows(&arch);
-    let runs = a.out.join("runs");
-    std::fs::create_dir_all(&runs).with_context(|| format!("creating {}", runs.display()))?;
-    // scores[row][init] = per seed.
-    let mut scores: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); a.inits.len()]; rows.len()];
-    let total = rows.len() * a.inits.len() * a.seeds.len();
-    let mut k = 0;
-    for (r, (label, freeze)) in rows.iter().enumerate() {
-        for (i, init) in a.inits.iter().enumerate() {
-            for &seed in &a.seeds {
-                k += 1;
-                let name = format!("{}__{}__seed{seed}", freeze.unwrap_or("none"), init_label(init));
-                eprintln!("[{k}/{total}] {label}, init {}, seed {seed}", init_label(init));
-                scores[r][i].push(run_one(&a, init, *freeze, seed, &runs.join(name))?);
-            }
-        }
-    }
-    write_table(&a, &arch, &rows, &scores)
-}
-
-fn write_table(
-    a: &FrozenRequest,
-    arch: &str,
-    rows: &[(&str, Option<&str>)],
-    scores: &[Vec<Vec<f64>>],
-) -> crate::Result<()> {
-    let labels: Vec<String> = a.inits.iter().map(|i| init_label(i)).collect();
-    let seeds = a.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
-    let mut md = format!(
-        "| layers fine-tuned ({arch}) | {} |\n|---|{}\n",
-        labels.join(" | "),
-        "---|".repeat(labels.len())
-    );
-    let mut html_rows = Vec::new();
-    let mut json_rows = Vec::new();
-    for ((label, freeze), row) in rows.iter().zip(scores) {
-        let cells: Vec<String> = row
-            .iter()
-            .map(|v| {
-                let (m, s) = mean_std(v);
-                let each = v.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(" / ");
-                format!("{m:.3} ± {s:.3} ({each})")
-            })
-            .collect();
-        md.push_str(&format!("| {label} | {} |\n", cells.join(" | ")));
-        let mut h = vec![Cell::from(*label)];
-        h.extend(cells.iter().map(|c| Cell::from(c.as_str())));
-        html_rows.push(h);
-        json_rows.push(serde_json::json!({
-            "row": label, "freeze_until": freeze,
-            "inits": labels.iter().zip(row).map(|(l, v)| {
-                let s = colorproxy_data::spread::spread(v);
-                serde_json::json!({"init": l, "seeds": a.seeds, "values": v, "mean": s.mean, "std": s.std, "ci95": s.ci95})
-            }).collect::<Vec<_>>(),
-        }));
-    }
-    md.push_str(&format!("\nMean ± sample standard deviation over seeds {seeds} (each seed in brackets).\n"));
-    std::fs::write(a.out.join("table.md"), &md).context("writing table.md")?;
-    let json = serde_json::json!({"arch": arch, "task": format!("{:?}", a.task).to_lowercase(), "data": a.data,
-        "inits": a.inits, "seeds": a.seeds, "max_iterations": a.max_iterations, "rows": json_rows});
-    std::fs::write(a.out.join("table.json"), serde_json::to_string_pretty(&json)?)
-        .context("writing table.json")?;
-    let mut page = Page::new(&format!("Which layers must be fine-tuned? ({arch}, Table 6)"));
-    page.p(&format!(
-        "{:?} fine-tuning on {}, evaluated on the {} split; the rest of the backbone frozen. Mean ± standard deviation over seeds {seeds}.",
-        a.task,
-        a.data.display(),
-        a.eval_split
-    ));
-    let mut header = vec!["layers fine-tuned"];
-    header.extend(labels.iter().map(String::as_str));
-    page.table(&header, html_rows);
-    page.write(&a.out.join("table.html"))?;
-    println!("{md}\nwrote {}/table.{{md,json,html}}", a.out.display());
-    Ok(())
+    let text = recipe(&a, &arch, &rows(&arch))?;
+    let req = ExperimentRequest {
+        recipe: a.out.join("recipe.toml"),
+        out: a.out.clone(),
+        only: None,
+        dry_run: false,
+        data: vec![],
+        device: a.device.clone(),
+    };
+    crate::experiment::run_text(&text, "analyse frozen", PathBuf::from("/"), &req)
 }

@@ -75,10 +75,19 @@ fn unique(plan: &Plan, ft: BTreeSet<usize>) -> BTreeSet<usize> {
 }
 
 pub fn run(a: ExperimentRequest) -> crate::Result<()> {
-    let t0 = Instant::now();
-    let r = Recipe::read(&a.recipe)?;
+    let text =
+        std::fs::read_to_string(&a.recipe).with_context(|| format!("reading {}", a.recipe.display()))?;
     let recipe_dir = a.recipe.parent().map(Path::to_path_buf).unwrap_or_default();
     let recipe_dir = if recipe_dir.as_os_str().is_empty() { PathBuf::from(".") } else { recipe_dir };
+    run_text(&text, &a.recipe.display().to_string(), recipe_dir, &a)
+}
+
+/// Runs a recipe given as text (`origin` names it in errors; relative paths are relative to
+/// `recipe_dir`): what `run` does with a file, and how other commands run theirs (Table 6's
+/// `analyse frozen`).
+pub fn run_text(text: &str, origin: &str, recipe_dir: PathBuf, a: &ExperimentRequest) -> crate::Result<()> {
+    let t0 = Instant::now();
+    let r = Recipe::parse(text, origin)?;
     let mut given = std::collections::BTreeMap::new();
     for d in &a.data {
         let (n, p) = d.split_once('=').with_context(|| format!("--data {d:?}: expected NAME=PATH"))?;
@@ -102,7 +111,7 @@ pub fn run(a: ExperimentRequest) -> crate::Result<()> {
         return Ok(());
     }
     std::fs::create_dir_all(&runs).with_context(|| format!("creating {}", runs.display()))?;
-    std::fs::write(a.out.join("recipe.toml"), std::fs::read(&a.recipe)?).context("copying the recipe")?;
+    std::fs::write(a.out.join("recipe.toml"), text).context("copying the recipe")?;
     for name in &generated {
         generate(&r, &sets, name)?;
     }
@@ -238,7 +247,7 @@ fn skeletons(r: &Recipe, plan: &Plan) -> String {
         format!("fine-tuning {f} from {i}, seeds {seeds} ({done} of {} done)", v.len())
     };
     let paper = |v: f64| if v.is_nan() { "-".to_string() } else { format!("{v:.1}") };
-    for t in r.table.iter().filter(|t| !t.row.is_empty()) {
+    for t in r.table.iter().filter(|t| t.row.iter().any(|row| !row.paper.is_empty())) {
         out.push_str(&format!(
             "\n{} (the paper's values)\n\n|  | {} |\n|{}\n",
             t.title,
@@ -246,7 +255,9 @@ fn skeletons(r: &Recipe, plan: &Plan) -> String {
             "---|".repeat(t.columns.len() + 1)
         ));
         for row in &t.row {
-            let cells: Vec<String> = row.paper.iter().map(|&v| paper(v)).collect();
+            let cells: Vec<String> = (0..t.columns.len())
+                .map(|c| row.paper.get(c).map_or("-".to_string(), |&v| paper(v)))
+                .collect();
             out.push_str(&format!("| {} | {} |\n", row.label, cells.join(" | ")));
         }
         out.push_str("\nplanned runs:\n");
@@ -259,7 +270,8 @@ fn skeletons(r: &Recipe, plan: &Plan) -> String {
                         if row.note.is_empty() { String::new() } else { format!(" ({})", row.note) }
                     ),
                 };
-                out.push_str(&format!("  {} / {col}: paper {} <- {what}\n", row.label, paper(row.paper[c])));
+                let v = row.paper.get(c).map_or("-".to_string(), |&v| paper(v));
+                out.push_str(&format!("  {} / {col}: paper {v} <- {what}\n", row.label));
             }
         }
     }

@@ -200,22 +200,27 @@ fn paper_table(r: &Recipe, plan: &Plan, t: &super::recipe::TableSpec) -> Table {
             .runs()
             .iter()
             .zip(row.metrics())
-            .zip(&row.paper)
-            .map(|((run, metric), &paper)| {
+            .enumerate()
+            .map(|(k, (run, metric))| {
                 let ours = match run {
                     Some((f, i)) => cell(&scores_of(plan, f, i, metric), seeds_of(r, f)),
-                    None => ("no run".into(), None),
+                    None => ("-".into(), None),
                 };
-                (format!("{}; paper {}", ours.0, paper_value(paper)), ours.1)
+                match row.paper.get(k) {
+                    Some(&paper) => (format!("{}; paper {}", ours.0, paper_value(paper)), ours.1),
+                    None => ours,
+                }
             })
             .collect();
         body.push((row.label.clone(), cells));
     }
     let notes: Vec<String> =
         t.row.iter().filter(|r| !r.note.is_empty()).map(|r| format!("{}: {}", r.label, r.note)).collect();
+    let with_paper = t.row.iter().any(|r| !r.paper.is_empty());
     let note = format!(
-        "Each cell: this run's mean ± sample standard deviation [95% interval, Student's t] over its seeds \
-         (as a fraction), then the paper's published value (in %). {} {}",
+        "Each cell: the runs' mean ± sample standard deviation [95% interval, Student's t] over their seeds \
+         (each seed in brackets){}. {} {}",
+        if with_paper { ", then the paper's published value (in %)" } else { "" },
         notes.join(" "),
         t.note
     );

@@ -221,7 +221,9 @@ pub struct RowSpec {
     /// shows another figure of its results than the main one, e.g. `#top5`), or `""` for a cell
     /// with no run (the paper has none, or this method cannot produce it: say why in `note`).
     pub cells: Vec<String>,
-    /// The paper's published value of each cell, in the paper's units (`nan`: the paper has none).
+    /// The paper's published value of each cell, in the paper's units (`nan`: the paper has none);
+    /// empty: a table without the paper's values (e.g. a CPU twin).
+    #[serde(default)]
     pub paper: Vec<f64>,
     #[serde(default)]
     pub note: String,
@@ -266,9 +268,13 @@ pub struct SweepSpec {
 impl Recipe {
     pub fn read(path: &Path) -> crate::Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let r: Recipe =
-            toml::from_str(&text).with_context(|| format!("{}: not a valid recipe", path.display()))?;
-        r.check().with_context(|| format!("recipe {}", path.display()))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// A recipe from its text; `origin` (a file name) names it in errors.
+    pub fn parse(text: &str, origin: &str) -> crate::Result<Self> {
+        let r: Recipe = toml::from_str(text).with_context(|| format!("{origin}: not a valid recipe"))?;
+        r.check().with_context(|| format!("recipe {origin}"))?;
         Ok(r)
     }
 
@@ -359,7 +365,7 @@ impl Recipe {
         }
         for r in &t.row {
             let n = t.columns.len();
-            if r.cells.len() != n || r.paper.len() != n {
+            if r.cells.len() != n || !(r.paper.is_empty() || r.paper.len() == n) {
                 bail!(
                     "table {:?}, row {:?}: {} cells and {} paper values for {n} columns",
                     t.name,
