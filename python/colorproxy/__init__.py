@@ -261,11 +261,12 @@ def pretrain(
 
     ``set``: config overrides by dotted key, e.g. ``{"optim.lr_drops": [], "data.points": 64}``.
     ``resume``: ``True`` continues the run in ``out``, ``"auto"`` continues it when there is one.
-    Returns ``{"out", "checkpoint", "iterations", "loss_first", "loss_last", "config"}``.
+    Returns ``{"out", "checkpoint", "iterations" (done), "seconds", "skipped_images", "loss_first",
+    "loss_last" (the first and last logged losses), "config"}``.
     """
     if config is not None:
         preset = None
-    _core.pretrain(
+    done = _core.pretrain(
         os.fspath(data), os.fspath(out), preset=preset, config=_path(config), iterations=iterations,
         batch_size=batch_size, lr=lr, seed=seed, workers=workers, set=_overrides(set),
         resume=_resume(resume), force=force, device=device, threads=threads,
@@ -275,7 +276,9 @@ def pretrain(
     return {
         "out": str(out),
         "checkpoint": str(out / "checkpoints" / "last.safetensors"),
-        "iterations": losses[-1]["iteration"] if losses else 0,
+        "iterations": done.get("iterations", 0),
+        "seconds": done.get("seconds"),
+        "skipped_images": done.get("skipped_images", 0),
         "loss_first": losses[0]["loss"] if losses else None,
         "loss_last": losses[-1]["loss"] if losses else None,
         "config": (out / "config.toml").read_text(),

@@ -56,7 +56,9 @@ def pretrain(
     force: bool = False,
     device: Optional[str] = None,
     threads: Optional[int] = None,
-) -> None: ...
+) -> Dict[str, Any]:
+    """What the run did: iterations, seconds, skipped_images, final_loss."""
+
 def finetune(
     task: str,
     data: str,

@@ -106,10 +106,10 @@ fn run_interruptible<T: Send + 'static>(
     };
     let _ = handle.join();
     colorproxy_run::progress::clear_interrupt();
-    match (result, interrupted) {
-        (Err(RunError::Interrupted { .. }), Some(e)) => Err(e),
-        (r, _) => r.map_err(py_err),
-    }
+    // A KeyboardInterrupt (from `interrupted` or a signal the run saw itself) is raised with the
+    // library's message: the checkpoint is written.
+    drop(interrupted);
+    result.map_err(py_err)
 }
 
 /// Named CPU tensors as a dict of `torch.Tensor` (no copy).
@@ -302,8 +302,8 @@ impl Loader {
 #[pyfunction]
 #[pyo3(signature = (data, out, preset=None, config=None, iterations=None, batch_size=None, lr=None, seed=None, workers=None, set=vec![], resume="no", force=false, device=None, threads=None))]
 #[allow(clippy::too_many_arguments)]
-fn pretrain(
-    py: Python<'_>,
+fn pretrain<'py>(
+    py: Python<'py>,
     data: PathBuf,
     out: PathBuf,
     preset: Option<String>,
@@ -318,13 +318,21 @@ fn pretrain(
     force: bool,
     device: Option<String>,
     threads: Option<usize>,
-) -> PyResult<()> {
+) -> PyResult<Bound<'py, PyDict>> {
     let mut req = PretrainRequest::new(&data, &out);
     (req.preset, req.config, req.iterations, req.batch_size, req.lr) =
         (preset, config, iterations, batch_size, lr);
     (req.seed, req.workers, req.set, req.resume) = (seed, workers, set, resume_of(resume)?);
     (req.force, req.device, req.threads) = (force, device, threads);
-    run_interruptible(py, move || colorproxy_run::pretrain::run(req))
+    let done = run_interruptible(py, move || colorproxy_run::pretrain::run(req))?;
+    let d = PyDict::new(py);
+    if let Some(s) = done {
+        d.set_item("iterations", s.iterations_done)?;
+        d.set_item("seconds", s.seconds)?;
+        d.set_item("skipped_images", s.skipped_images)?;
+        d.set_item("final_loss", s.final_loss)?;
+    }
+    Ok(d)
 }
 
 /// Fine-tuning for classification or segmentation (`colorproxy finetune`).

@@ -275,3 +275,39 @@ def test_the_readmes_pytorch_loop_runs_as_written(scenes):
     env = {}
     exec(compile(code, "README.md", "exec"), env)
     assert torch.isfinite(env["loss"]) and env["loss"].item() > 0
+
+
+def test_ctrl_c_writes_a_checkpoint_and_raises_keyboard_interrupt(scenes, tmp_path):
+    """SIGINT during `colorproxy.pretrain` (Ctrl-C in Python): the run checkpoints, the call raises
+    KeyboardInterrupt with the library's message, the interpreter lives on, and resume=True
+    continues from the checkpoint."""
+    import signal
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    args = f"{str(scenes / 'unlabelled')!r}, {str(run)!r}, batch_size=2, set={{'checkpoint_every': 5, 'data.points': 8}}"
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import colorproxy\n"
+        "try:\n"
+        f"    colorproxy.pretrain({args}, iterations=1000000)\n"
+        "    print('FINISHED')\n"
+        "except KeyboardInterrupt as e:\n"
+        "    print('INTERRUPTED', e)\n"
+        f"r = colorproxy.pretrain({args}, iterations=1, resume=True)\n"
+        "print('RESUMED', r['iterations'])\n"
+    )
+    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while not (run / "metrics.jsonl").exists() and time.time() < deadline and p.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 0, out
+    assert "INTERRUPTED interrupted; the run wrote its checkpoint" in out, out
+    resumed = [line for line in out.splitlines() if line.startswith("RESUMED ")]
+    assert resumed and int(resumed[0].split()[1]) > 0, out
+    assert "resuming at iteration" in out, out
+    assert (run / "checkpoints" / "last.safetensors").exists()

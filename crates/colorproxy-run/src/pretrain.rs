@@ -66,12 +66,14 @@ pub fn resolve_config_for(a: &PretrainRequest, world_size: usize) -> crate::Resu
 }
 
 /// Runs a colorization pretraining: the resolved config on the data, rank 0 reporting progress and
-/// writing the loss curve. An interrupted run exits with 130/143 after its checkpoint.
-pub fn run(a: PretrainRequest) -> crate::Result<()> {
+/// writing the loss curve; returns what was done (`None` for a dry run). An interrupted run
+/// returns [`crate::RunError::Interrupted`] after its checkpoint.
+pub fn run(a: PretrainRequest) -> crate::Result<Option<colorproxy_nn::pretrain::PretrainSummary>> {
     let cfg = resolve_config(&a)?;
     if a.dry_run {
         let device = colorproxy_nn::parse_device(a.device.as_deref())?;
-        return crate::cost::pretrain_plan(&cfg, &a.data, device);
+        crate::cost::pretrain_plan(&cfg, &a.data, device)?;
+        return Ok(None);
     }
     let session = Session::start(a.device.as_deref())?;
     let pb = session.bar(cfg.iterations, "pretrain");
@@ -108,7 +110,7 @@ pub fn run(a: PretrainRequest) -> crate::Result<()> {
     .run()?;
     pb.finish_and_clear();
     if session.other_rank_done(summary.interrupted)? {
-        return Ok(());
+        return Ok(Some(summary));
     }
     let paths = RunPaths::new(&a.out);
     let metrics = read_metrics(&paths.metrics())?;
@@ -129,5 +131,5 @@ pub fn run(a: PretrainRequest) -> crate::Result<()> {
         eprintln!("continue with the same command and --resume (or --resume auto)");
         return Err(interrupted_error());
     }
-    Ok(())
+    Ok(Some(summary))
 }

@@ -45,7 +45,7 @@ fn run(args: cli::Cli) -> anyhow::Result<()> {
         Command::Data { what: DataWhat::Generate(a) } => Ok(lib::demo::generate(a.into())?),
         Command::Data { what: DataWhat::Batches(a) } => Ok(lib::batches::write(a.into())?),
         Command::Demo(a) => Ok(lib::demo::run(a.into())?),
-        Command::Pretrain(a) => Ok(lib::pretrain::run(a.into())?),
+        Command::Pretrain(a) => lib::pretrain::run(a.into()).map(drop).map_err(Into::into),
         Command::Finetune(a) => Ok(lib::finetune::finetune(a.into())?),
         Command::PretrainSupervised(a) => Ok(lib::finetune::supervised(a.into())?),
         Command::Experiment { what: ExperimentWhat::Run(a) } => Ok(lib::experiment::run(a.into())?),
