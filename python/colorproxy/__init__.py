@@ -84,12 +84,10 @@ def targets(image: Any, points: Sequence[Tuple[int, int]], config: Optional[Path
     cfg = None if config is None else pathlib.Path(config).read_text()
     if isinstance(image, (str, os.PathLike)):
         return _core.targets_file(os.fspath(image), pts, cfg)
-    if hasattr(image, "convert") and hasattr(image, "size"):  # a PIL image
-        import numpy as np
-
-        image = np.asarray(image.convert("RGB"))
     import numpy as np
 
+    if hasattr(image, "convert") and hasattr(image, "size"):  # a PIL image
+        image = image.convert("RGB")
     arr = np.asarray(image)
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
         raise ColorproxyError(f"expected an H x W x 3 uint8 RGB array, got shape {arr.shape} and dtype {arr.dtype}")

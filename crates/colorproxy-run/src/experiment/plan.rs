@@ -132,7 +132,9 @@ impl Recipe {
         }
         for s in self.sweep.iter_mut().filter(|s| !s.at_epochs.is_empty()) {
             let pers: Vec<f64> = s.pretrain.iter().filter_map(|p| per_epoch.get(p).copied()).collect();
-            let per = pers[0];
+            let Some(&per) = pers.first() else {
+                bail!("sweep {:?}: `at_epochs` needs at least one pretraining", s.name);
+            };
             if pers.iter().any(|&x| x != per) {
                 bail!("sweep {:?}: its pretrainings have epochs of different lengths", s.name);
             }
@@ -163,14 +165,7 @@ impl Recipe {
     fn iterations_per_epoch(&self, p: &PretrainSpec, data: &DataSets) -> crate::Result<f64> {
         let batch = match p.kind {
             PretrainKind::Colorization => self.base_pretrain_config(p, data)?.data.batch_size,
-            PretrainKind::Supervised => {
-                let base = match (&p.preset, &p.config) {
-                    (Some(n), None) => TransferConfig::preset(n)?.to_toml(),
-                    (None, Some(f)) => read_config(&data.recipe_dir, f)?,
-                    _ => bail!("give preset or config"),
-                };
-                TransferConfig::from_toml(&apply_overrides(&base, &p.set)?)?.batch_size
-            }
+            PretrainKind::Supervised => self.base_supervised_config(p, data)?.batch_size,
         } as f64;
         if let Some(n) = p.epoch_images {
             return Ok(n as f64 / batch);
@@ -207,6 +202,17 @@ impl Recipe {
             _ => bail!("give preset or config"),
         };
         Ok(PretrainConfig::from_toml(&apply_overrides(&base, &p.set)?)?)
+    }
+
+    /// A supervised pretraining's fine-tuning config before its cap and seed: preset or file, then
+    /// its `set`.
+    fn base_supervised_config(&self, p: &PretrainSpec, data: &DataSets) -> crate::Result<TransferConfig> {
+        let base = match (&p.preset, &p.config) {
+            (Some(n), None) => TransferConfig::preset(n)?.to_toml(),
+            (None, Some(f)) => read_config(&data.recipe_dir, f)?,
+            _ => bail!("give preset or config"),
+        };
+        Ok(TransferConfig::from_toml(&apply_overrides(&base, &p.set)?)?)
     }
 
     /// Resolves every run (configs, data paths, keys, folders under `runs`).
@@ -276,12 +282,7 @@ impl Recipe {
                 if items.len() != 1 || sources[0].1.is_some() {
                     bail!("supervised pretraining reads one set of class folders");
                 }
-                let base = match (&p.preset, &p.config) {
-                    (Some(n), None) => TransferConfig::preset(n)?.to_toml(),
-                    (None, Some(f)) => read_config(&data.recipe_dir, f)?,
-                    _ => bail!("give preset or config"),
-                };
-                let mut c = TransferConfig::from_toml(&apply_overrides(&base, &p.set)?)?;
+                let mut c = self.base_supervised_config(p, data)?;
                 if c.task != Task::Cls {
                     bail!("supervised pretraining needs a classification preset (cls-cpu, cls-paper)");
                 }

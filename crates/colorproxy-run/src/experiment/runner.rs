@@ -174,7 +174,9 @@ pub(super) fn run_finetune(f: &FinetunePlan, plan: &Plan, device: &Option<String
         cfg.init = ck.to_string_lossy().into_owned();
     }
     // The early-stopping run is finished when its schedule is written (a retrain may follow).
-    if !(f.retrain_full && f.dir.join("schedule.json").is_file() && f.dir.join("results.json").is_file()) {
+    let early_done =
+        colorproxy_nn::early_stop::schedule_path(&f.dir).is_file() && f.dir.join("results.json").is_file();
+    if !(f.retrain_full && early_done) {
         let (resume, force) = start_mode(&f.dir);
         let mut args = finetune_args(f.task, &f.data, &f.dir, &f.train_split, &f.eval_split, resume, force);
         args.device = device.clone();
