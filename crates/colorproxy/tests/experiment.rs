@@ -1,6 +1,7 @@
 //! `colorproxy experiment run`: a tiny recipe runs every run once, its tables are the spread of
 //! the per-seed scores, a run killed with SIGKILL midway is finished by a rerun without repeating
-//! a finished run and gives the same tables as an uninterrupted run; supervised pretraining in a
+//! a finished run and gives the same tables as an uninterrupted run, two processes side by side
+//! share the runs (each trained once); supervised pretraining in a
 //! label-space variant; the 20-class generator and its bucket map.
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -213,6 +214,49 @@ fn a_recipe_killed_midway_finishes_on_rerun_without_repeating_a_run_and_gives_th
     // A third run repeats nothing.
     run(&recipe, &b, &[]);
     assert_eq!(finished(&b), after);
+
+    // Two processes running the recipe side by side into one folder share its runs: each run is
+    // trained by exactly one of them, and the results are the single process's.
+    let c = tmp.path().join("c");
+    let spawn = || {
+        bin()
+            .args(["experiment", "run"])
+            .arg(&recipe)
+            .arg("--out")
+            .arg(&c)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (p, q) = (spawn(), spawn());
+    let ran = |child: std::process::Child| -> usize {
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{err}");
+        let headers = err.lines().filter(|l| l.starts_with('[') && l.contains("] ")).count();
+        let skipped = err
+            .lines()
+            .filter(|l| {
+                l.starts_with("    held by ")
+                    || l.starts_with("    finished earlier")
+                    || l.starts_with("    its pretraining is still running")
+            })
+            .count();
+        headers - skipped
+    };
+    let (by_p, by_q) = (ran(p), ran(q));
+    assert_eq!(by_p + by_q, done_a.len(), "runs trained twice or not at all: {by_p} + {by_q}");
+    assert!(by_p > 0 && by_q > 0, "one process did everything: {by_p} + {by_q}");
+    run(&recipe, &c, &[]);
+    assert_eq!(results(&c), csv, "side-by-side processes give other results");
+    assert_eq!(tables(&c), md);
+    let claims: Vec<_> = std::fs::read_dir(c.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "claim"))
+        .collect();
+    assert!(claims.is_empty(), "claims left behind: {claims:?}");
 }
 
 #[test]

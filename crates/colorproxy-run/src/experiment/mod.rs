@@ -4,6 +4,7 @@
 //! reused; a folder without it is resumed from its checkpoint (or started over when it has
 //! none), so rerunning after a crash repeats nothing. Then [`output`] writes results.csv,
 //! tables.md, report.html and the sweep plots from the finished runs.
+pub mod claim;
 pub mod output;
 mod plan;
 pub mod recipe;
@@ -113,14 +114,38 @@ pub fn run_text(text: &str, origin: &str, recipe_dir: PathBuf, a: &ExperimentReq
     std::fs::create_dir_all(&runs).with_context(|| format!("creating {}", runs.display()))?;
     std::fs::write(a.out.join("recipe.toml"), text).context("copying the recipe")?;
     for name in &generated {
-        generate(&r, &sets, name)?;
+        // Once, whichever of the processes running this recipe side by side gets there first.
+        let dir = sets.out.join("data").join(name);
+        let _claim = claim::wait_for(&dir, &format!("generating data set {name}"))
+            .with_context(|| format!("claiming {}", dir.display()))?;
+        if !dir.join(".generated").is_file() {
+            generate(&r, &sets, name)?;
+        }
     }
     let total = pre.len() + ft.len();
     let mut k = 0;
+    // Runs another live process holds (the same recipe run side by side into this folder).
+    let mut elsewhere = 0;
+    let take = |dir: &Path| -> crate::Result<Option<claim::Claim>> {
+        match claim::claim(dir).with_context(|| format!("claiming {}", dir.display()))? {
+            claim::Outcome::Held(c) => Ok(Some(c)),
+            claim::Outcome::Busy(h) => {
+                eprintln!(
+                    "    held by {h}: left to it (if that process is gone, remove {})",
+                    claim::claim_path(dir).display()
+                );
+                Ok(None)
+            }
+        }
+    };
     for &i in &pre {
         k += 1;
         let p = &plan.pretrain[i];
         eprintln!("[{k}/{total}] pretraining {} ({:?}) -> {}", p.name, p.kind, p.dir.display());
+        let Some(_claim) = take(&p.dir)? else {
+            elsewhere += 1;
+            continue;
+        };
         runner::run_pretrain(p, &a.device)?;
     }
     for &i in &ft {
@@ -133,8 +158,29 @@ pub fn run_text(text: &str, origin: &str, recipe_dir: PathBuf, a: &ExperimentReq
             f.seed,
             f.dir.display()
         );
+        if let Some(h) = f
+            .from
+            .map(|(p, _)| &plan.pretrain[p].dir)
+            .and_then(|d| (status(d) != Status::Done).then(|| claim::holder(d)).flatten())
+        {
+            eprintln!("    its pretraining is still running ({h}): left for a later run");
+            elsewhere += 1;
+            continue;
+        }
+        let Some(_claim) = take(&f.dir)? else {
+            elsewhere += 1;
+            continue;
+        };
         runner::run_finetune(f, &plan, &a.device)?;
     }
+    if elsewhere > 0 {
+        eprintln!(
+            "{elsewhere} run(s) held by other processes or waiting on them: the tables below show what is \
+             finished now; run the recipe again when they end (it reruns nothing finished)"
+        );
+    }
+    let _claim = claim::wait_for(&a.out.join("tables"), "writing the tables")
+        .with_context(|| format!("claiming {}", a.out.display()))?;
     let md = output::write(&r, &plan, &a.out, t0.elapsed().as_secs_f64())?;
     println!("{md}\nwrote {}/{{results.csv,tables.md,report.html}}", a.out.display());
     Ok(())
@@ -195,6 +241,7 @@ fn dry_run(r: &Recipe, plan: &Plan, pre: &BTreeSet<usize>, ft: &BTreeSet<usize>,
         Status::Partial(it) => format!("resume@{it:<4}"),
         Status::Todo => "to run   ".to_string(),
     };
+    let held = |dir: &Path| claim::holder(dir).map(|h| format!(" (running: {h})")).unwrap_or_default();
     let (mut done, mut todo) = (0, 0);
     for &i in pre {
         let p = &plan.pretrain[i];
@@ -204,7 +251,7 @@ fn dry_run(r: &Recipe, plan: &Plan, pre: &BTreeSet<usize>, ft: &BTreeSet<usize>,
         } else {
             todo += 1
         }
-        println!("  {} pretrain {} ({:?}) {}", show(s), p.name, p.kind, p.dir.display());
+        println!("  {} pretrain {} ({:?}) {}{}", show(s), p.name, p.kind, p.dir.display(), held(&p.dir));
         if let plan::Config::Color(c) = &p.config {
             // What it costs: total batch, length in images and epochs of ImageNet, time on one H100.
             if let Ok(cost) = colorproxy_nn::cost::pretrain_cost(c) {
@@ -230,7 +277,15 @@ fn dry_run(r: &Recipe, plan: &Plan, pre: &BTreeSet<usize>, ft: &BTreeSet<usize>,
         } else {
             todo += 1
         }
-        println!("  {} finetune {} from {} seed {} {}", show(s), f.name, f.init, f.seed, f.dir.display());
+        println!(
+            "  {} finetune {} from {} seed {} {}{}",
+            show(s),
+            f.name,
+            f.init,
+            f.seed,
+            f.dir.display(),
+            held(&f.dir)
+        );
     }
     println!("{done} done, {todo} to run");
     print!("{}", skeletons(r, plan));

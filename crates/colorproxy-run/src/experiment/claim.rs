@@ -1,0 +1,201 @@
+//! Claims on runs, so that several processes (or Slurm array tasks) can run one recipe into the
+//! same `--out` folder side by side: before a run starts, its process creates `RUN.claim`
+//! (exclusively) holding its host name and process id, and removes it when the run ends, however
+//! it ends. Another process skips a run whose claim is held by a live process; a claim left by a
+//! process that died (`kill -9`, a node lost) on this host is taken over. A claim from another
+//! host cannot be checked: it is respected, and the message says which file to remove if that
+//! host's process is gone.
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The claim file of a run folder: `RUN.claim` beside it.
+pub fn claim_path(run_dir: &Path) -> PathBuf {
+    let mut p = run_dir.as_os_str().to_owned();
+    p.push(".claim");
+    PathBuf::from(p)
+}
+
+/// This machine's host name (`/proc/sys/kernel/hostname`, else `HOSTNAME`, else "localhost").
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Who holds a claim: host and process id, as written in the claim file ("HOST PID").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub host: String,
+    pub pid: u32,
+}
+
+impl Holder {
+    fn me() -> Holder {
+        Holder { host: host_name(), pid: std::process::id() }
+    }
+
+    fn parse(text: &str) -> Option<Holder> {
+        let mut it = text.split_whitespace();
+        let host = it.next()?.to_string();
+        let pid = it.next()?.parse().ok()?;
+        Some(Holder { host, pid })
+    }
+
+    /// Whether the holder may still be running: a process of this host that exists, or any
+    /// process of another host (which cannot be checked from here).
+    fn alive(&self) -> bool {
+        if self.host != host_name() {
+            return true;
+        }
+        // SAFETY: kill with signal 0 only checks that the process exists (and may be signalled).
+        let r = unsafe { libc::kill(self.pid as libc::pid_t, 0) };
+        r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "process {} on {}", self.pid, self.host)
+    }
+}
+
+/// A held claim; dropping it removes the claim file.
+#[derive(Debug)]
+pub struct Claim {
+    path: PathBuf,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        // Only our own claim is removed (a stale-claim takeover by another process rewrote it).
+        if std::fs::read_to_string(&self.path).ok().and_then(|t| Holder::parse(&t)) == Some(Holder::me()) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The outcome of trying to claim a run.
+#[derive(Debug)]
+pub enum Outcome {
+    /// This process holds the run until the claim is dropped.
+    Held(Claim),
+    /// Another live process holds it.
+    Busy(Holder),
+}
+
+/// The live holder of a run's claim other than this process, if any (for listings).
+pub fn holder(run_dir: &Path) -> Option<Holder> {
+    let text = std::fs::read_to_string(claim_path(run_dir)).ok()?;
+    Holder::parse(&text).filter(|h| h.alive() && *h != Holder::me())
+}
+
+/// Claims a run: creates `RUN.claim` exclusively, or takes over a claim whose holder is dead
+/// (or unreadable: a process killed while writing it).
+pub fn claim(run_dir: &Path) -> std::io::Result<Outcome> {
+    let path = claim_path(run_dir);
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    let me = Holder::me();
+    for _ in 0..3 {
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut f) => {
+                writeln!(f, "{} {}", me.host, me.pid)?;
+                f.sync_all()?;
+                return Ok(Outcome::Held(Claim { path }));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                match Holder::parse(&text) {
+                    Some(h) if h == me => return Ok(Outcome::Held(Claim { path })),
+                    Some(h) if h.alive() => return Ok(Outcome::Busy(h)),
+                    // Stale: its process is gone. Remove it and try again (two processes taking
+                    // over at once: one creates the file, the other finds it held).
+                    _ => {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // Still contended after three takeovers: someone else is claiming it right now.
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    Ok(Holder::parse(&text).map_or_else(|| Outcome::Busy(Holder { host: "?".into(), pid: 0 }), Outcome::Busy))
+}
+
+/// Claims `path`, waiting while another live process holds it (polling every second): for steps
+/// every process needs done once, such as generating a data set, or not twice at a time, such
+/// as writing the tables.
+pub fn wait_for(path: &Path, what: &str) -> std::io::Result<Claim> {
+    let mut told = false;
+    loop {
+        match claim(path)? {
+            Outcome::Held(c) => return Ok(c),
+            Outcome::Busy(h) => {
+                if !told {
+                    eprintln!("waiting for {h}: {what}");
+                    told = true;
+                }
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("colorproxy-claim-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d.join("run-a")
+    }
+
+    #[test]
+    fn a_claim_is_exclusive_and_released_on_drop() {
+        let run = tmp("exclusive");
+        let c = match claim(&run).unwrap() {
+            Outcome::Held(c) => c,
+            Outcome::Busy(h) => panic!("busy: {h}"),
+        };
+        assert!(claim_path(&run).is_file());
+        // A live holder of this host (pid 1 exists in any Linux pid namespace).
+        std::fs::write(claim_path(&run), format!("{} 1\n", host_name())).unwrap();
+        assert!(matches!(claim(&run).unwrap(), Outcome::Busy(Holder { pid: 1, .. })));
+        assert_eq!(holder(&run).map(|h| h.pid), Some(1));
+        // Not ours any more: dropping leaves the other holder's file.
+        drop(c);
+        assert!(claim_path(&run).is_file());
+        std::fs::write(claim_path(&run), format!("{} {}\n", host_name(), std::process::id())).unwrap();
+        let c = claim(&run).unwrap();
+        assert!(matches!(c, Outcome::Held(_)));
+        drop(c);
+        assert!(!claim_path(&run).exists(), "our claim is removed on drop");
+    }
+
+    #[test]
+    fn a_dead_holders_claim_is_taken_over_another_hosts_is_respected() {
+        let run = tmp("stale");
+        // A process that has exited: its pid is free (the child is reaped by wait).
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        std::fs::write(claim_path(&run), format!("{} {dead}\n", host_name())).unwrap();
+        assert!(holder(&run).is_none());
+        match claim(&run).unwrap() {
+            Outcome::Held(c) => drop(c),
+            Outcome::Busy(h) => panic!("a dead process's claim was kept: {h}"),
+        }
+        // Garbage (a process killed while writing): taken over too.
+        std::fs::write(claim_path(&run), "").unwrap();
+        assert!(matches!(claim(&run).unwrap(), Outcome::Held(_)));
+        std::fs::write(claim_path(&run), "some-other-host 12345\n").unwrap();
+        assert!(matches!(claim(&run).unwrap(), Outcome::Busy(Holder { pid: 12345, .. })));
+    }
+}
