@@ -99,6 +99,36 @@ pub fn load_network(
     Ok(Network { vs, backbone, model: cfg.model, classifier: None, origin: Origin::Pretrained })
 }
 
+/// The network a colorization pretraining starts from: the architecture of the checkpoint's run
+/// config (a pretraining's) with the initial weights of `seed`, untrained: the random baseline
+/// of probes and feature analyses.
+pub fn untrained_network(
+    ck: &Path,
+    config: Option<&Path>,
+    seed: u64,
+    device: Device,
+) -> Result<Network, NnError> {
+    let (cfg_path, text) = config_of_checkpoint(ck, config)?;
+    let cfg = PretrainConfig::from_toml(&text).map_err(|e| NnError::File {
+        path: cfg_path.clone(),
+        msg: format!("not a colorization pretraining's config (an untrained network is built from one): {e}"),
+    })?;
+    let net = crate::model::ColorizationNet::new(
+        &cfg.model,
+        cfg.targets.hue_bins as i64,
+        cfg.targets.chroma_bins as i64,
+        device,
+        seed,
+    )?;
+    Ok(Network {
+        vs: net.vs,
+        backbone: net.backbone,
+        model: cfg.model,
+        classifier: None,
+        origin: Origin::Pretrained,
+    })
+}
+
 /// A torchvision state dict as a gray-input backbone of standard width (3-channel conv1 filters
 /// summed, which is exact for gray images given as three equal channels).
 fn load_torchvision(ck: &Path, arch: &str, device: Device) -> Result<Network, NnError> {

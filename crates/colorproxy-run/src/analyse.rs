@@ -288,20 +288,52 @@ fn probe_labels(set: &colorproxy_data::LabelledSet) -> colorproxy_nn::probe::Pro
 }
 
 pub fn probe(a: crate::request::ProbeRequest) -> crate::Result<()> {
-    use colorproxy_nn::probe::{knn, LinearProbe};
     use colorproxy_nn::transfer::{load_split_with, OnBad, Task};
     crate::images::check_size(a.size)?;
+    if a.layers.is_empty() {
+        bail!("--layer: name at least one layer");
+    }
+    if a.random_init && a.arch.is_some() {
+        bail!(
+            "--random-init builds a colorization pretraining's network from its run config: not with --arch"
+        );
+    }
     let device = parse_device(a.device.as_deref())?;
-    let net = load_network(&a.checkpoint, a.config.as_deref(), a.arch.as_deref(), device)?;
+    let net = match a.random_init {
+        true => {
+            colorproxy_nn::torchvision::untrained_network(&a.checkpoint, a.config.as_deref(), a.seed, device)?
+        }
+        false => load_network(&a.checkpoint, a.config.as_deref(), a.arch.as_deref(), device)?,
+    };
     let mut say = |m: &str| eprintln!("{m}");
     let train = load_split_with(Task::Cls, &a.data, &a.train_split, None, OnBad::Skip, &mut say)?;
     let val = load_split_with(Task::Cls, &a.data, &a.split, Some(&train.class_names), OnBad::Skip, &mut say)?;
+    let network = match a.random_init {
+        true => format!("{} untrained (seed {})", a.checkpoint.display(), a.seed),
+        false => a.checkpoint.display().to_string(),
+    };
+    for layer in &a.layers {
+        probe_layer(&a, &net, &train, &val, layer, &network)?;
+    }
+    Ok(())
+}
+
+/// One layer's probe: pooled features of both splits, kNN or logistic regression, the score.
+fn probe_layer(
+    a: &crate::request::ProbeRequest,
+    net: &colorproxy_nn::torchvision::Network,
+    train: &colorproxy_data::LabelledSet,
+    val: &colorproxy_data::LabelledSet,
+    layer: &str,
+    network: &str,
+) -> crate::Result<()> {
+    use colorproxy_nn::probe::{knn, LinearProbe};
     let classes = train.class_names.len() as i64;
     let (ft, fv) = (
-        pooled_features(&net, &train, &a.layer, a.size, "train features")?,
-        pooled_features(&net, &val, &a.layer, a.size, "eval features")?,
+        pooled_features(net, train, layer, a.size, "train features")?,
+        pooled_features(net, val, layer, a.size, "eval features")?,
     );
-    let (tl, vl) = (probe_labels(&train), probe_labels(&val));
+    let (tl, vl) = (probe_labels(train), probe_labels(val));
     let scores = match a.method {
         crate::request::ProbeMethod::Knn => knn(&ft, &tl, &fv, classes, a.k)?,
         crate::request::ProbeMethod::Linear => {
@@ -329,16 +361,14 @@ pub fn probe(a: crate::request::ProbeRequest) -> crate::Result<()> {
     if a.json {
         println!(
             "{}",
-            serde_json::json!({"method": method, "k": a.k, "layer": a.layer, "metric": metric, "value": value,
+            serde_json::json!({"method": method, "k": a.k, "layer": layer, "metric": metric, "value": value,
+                "random_init": a.random_init, "seed": a.seed,
                 "train_images": train.len(), "eval_images": val.len(), "features": ft.size()[1], "extra": extra})
         );
     } else {
         println!(
-            "{method} probe on {} ({} pooled, {} features): {} {value:.4} on the {} split ({} images; trained on {} {})",
-            a.checkpoint.display(),
-            a.layer,
+            "{method} probe on {network} ({layer} pooled, {} features): {metric} {value:.4} on the {} split ({} images; trained on {} {})",
             ft.size()[1],
-            metric,
             a.split,
             val.len(),
             train.len(),

@@ -11,9 +11,26 @@ use crate::request::{FinetuneRequest, SupervisedRequest};
 use crate::session::{interrupted_error, Session};
 use crate::{bail, Context};
 
-/// Resolves the fine-tuning config: preset, the init checkpoint's backbone, flags. `colorproxy
-/// finetune` and the demo resolve through it (the same inputs train the same weights; a recipe's
-/// runs too, tested, though recipes still plan their configs themselves).
+/// What a fine-tuning starts from, for its config: whose architecture and widths it takes.
+pub(crate) enum InitModel<'a> {
+    /// `init` is `random` or a checkpoint on disk: read from it (its run config beside it, or a
+    /// torchvision state dict's names).
+    Read,
+    /// A recipe's pretraining that has not run yet (planning, a dry run): its model config. Not
+    /// rebalanced by default (colorproxy's pretrainings are BN-trained and absorbed).
+    Planned(&'a colorproxy_nn::config::ModelConfig),
+    /// A weights file that is not there yet (a dry run with a placeholder path): the config's
+    /// own backbone.
+    Unread,
+}
+
+/// Resolves the fine-tuning config: the preset (or config file) with every `--set` override, the
+/// init checkpoint's backbone, flags, the seed, the cap, then the overrides again. Applied first,
+/// what follows from an override follows (`model.arch=alexnet`: AlexNet's hypercolumn, its
+/// rebalancing default); applied last, no later step changes it (the cap scales the preset's
+/// `early_stop.eval_every`, not one given). `colorproxy finetune`, the recipe runner and the demo
+/// all resolve through it: the same inputs train the same weights, however a run is started
+/// (tested).
 pub fn resolve(a: &FinetuneRequest) -> crate::Result<TransferConfig> {
     let t = a.task;
     let name = match &a.preset {
@@ -33,11 +50,41 @@ pub fn resolve(a: &FinetuneRequest) -> crate::Result<TransferConfig> {
     if a.init != "random" && !Path::new(&a.init).is_file() {
         bail!("--init {}: no such checkpoint (or use --init random)", a.init);
     }
-    let cfg = cfg.with_init(&a.init)?;
-    let mut cfg = cfg.for_arch();
-    cfg.freeze_until = a.freeze_until.clone();
-    cfg.color = a.color;
-    cfg.rebalance = (cfg.rebalance || a.rebalance || cfg.rebalance_by_default()?) && !a.no_rebalance;
+    resolve_from(cfg, a, InitModel::Read)
+}
+
+/// [`resolve`] from a base config already read (the preset or config file).
+pub(crate) fn resolve_from(
+    cfg: TransferConfig,
+    a: &FinetuneRequest,
+    init: InitModel,
+) -> crate::Result<TransferConfig> {
+    let overridden = |cfg: TransferConfig| -> crate::Result<TransferConfig> {
+        Ok(crate::overrides::resolve(&cfg.to_toml(), &a.set, TransferConfig::from_toml)?.unwrap_or(cfg))
+    };
+    let cfg = overridden(cfg)?;
+    let mut cfg = match init {
+        InitModel::Read => cfg.with_init(&a.init)?,
+        InitModel::Planned(m) => {
+            // Its checkpoint is the init when the run starts (the run key names the pretraining).
+            let mut c = cfg;
+            (c.model.arch, c.model.width, c.model.fc_channels) = (m.arch.clone(), m.width, m.fc_channels);
+            c
+        }
+        InitModel::Unread => TransferConfig { init: a.init.clone(), ..cfg },
+    }
+    .for_arch();
+    colorproxy_nn::backbone::arch::arch(&cfg.model.arch)?;
+    // Flags add to what the config file says.
+    if a.freeze_until.is_some() {
+        cfg.freeze_until = a.freeze_until.clone();
+    }
+    cfg.color = cfg.color || a.color;
+    let by_default = match init {
+        InitModel::Planned(_) => false,
+        _ => cfg.rebalance_by_default()?,
+    };
+    cfg.rebalance = (cfg.rebalance || a.rebalance || by_default) && !a.no_rebalance;
     if let Some(f) = &a.classes {
         cfg.classes = colorproxy_data::voc::class_list(&a.data, Some(f), &a.train_split)?.0;
     }
@@ -59,9 +106,7 @@ pub fn resolve(a: &FinetuneRequest) -> crate::Result<TransferConfig> {
     if let Some(w) = a.workers {
         cfg.workers = w;
     }
-    if let Some(c) = crate::overrides::resolve(&cfg.to_toml(), &a.set, TransferConfig::from_toml)? {
-        cfg = c;
-    }
+    let mut cfg = overridden(cfg)?;
     cfg.for_world_size(crate::session::world_size()?);
     cfg.validate()?;
     Ok(cfg)

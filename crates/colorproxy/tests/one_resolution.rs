@@ -1,7 +1,8 @@
 //! One fine-tuning, three ways to start it: `colorproxy demo` (its segmentation and classification
 //! runs), `colorproxy finetune` with the same preset, init, seed, cap and settings, and a recipe
-//! of the experiment runner with the same. The resolved configs are the same and the trained
-//! weights bit-identical.
+//! of the experiment runner with the same (from the demo's checkpoint as a weights file, and from
+//! the recipe's own pretraining, planned before it has run). The resolved configs are the same and
+//! the trained weights bit-identical.
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -70,14 +71,23 @@ fn finetune_recipe_and_demo_give_the_same_weights() {
         );
     }
 
-    // 2. A recipe with the same inputs (the demo's checkpoint given as a weights file).
+    // 2. A recipe with the same inputs: the demo's checkpoint given as a weights file, and the
+    // recipe's own pretraining with the demo's (cpu-small, 20 iterations, seed 0), planned before
+    // its checkpoint exists.
     let mut recipe = format!(
-        "title = \"same runs\"\nseeds = [0]\n[data.voc]\npath = {voc:?}\n[data.ck]\npath = {ck:?}\n",
+        "title = \"same runs\"\nseeds = [0]\n[data.voc]\npath = {voc:?}\n[data.ck]\npath = {ck:?}\n\
+         [data.unl]\npath = {unl:?}\n[[pretrain]]\nname = \"color\"\npreset = \"cpu-small\"\ndata = \"unl\"\n\
+         iterations = 20\n",
         voc = voc.display().to_string(),
-        ck = ck.display().to_string()
+        ck = ck.display().to_string(),
+        unl = demo.join("data/unlabelled").display().to_string(),
     );
     for task in ["seg", "cls"] {
-        let inits = if task == "seg" { "[\"random\", \"weights:ck\"]" } else { "[\"weights:ck\"]" };
+        let inits = if task == "seg" {
+            "[\"random\", \"weights:ck\", \"color\"]"
+        } else {
+            "[\"weights:ck\", \"color\"]"
+        };
         let set: Vec<String> =
             demo_settings(task, &threads).iter().map(|kv| kv.replacen('=', " = ", 1)).collect();
         recipe.push_str(&format!(
@@ -91,8 +101,14 @@ fn finetune_recipe_and_demo_give_the_same_weights() {
     let out = tmp.path().join("recipe");
     let o = bin().args(["experiment", "run"]).arg(&file).arg("--out").arg(&out).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    for (task, init, demo_run) in &runs {
-        let shown = if *init == "random" { "random" } else { "weights-ck" };
+    let from_pretraining =
+        [("seg", "color", demo.join("seg-colorization")), ("cls", "color", demo.join("cls-colorization"))];
+    for (task, init, demo_run) in runs.iter().chain(&from_pretraining) {
+        let shown = match *init {
+            "random" => "random",
+            "color" => "color",
+            _ => "weights-ck",
+        };
         let prefix = format!("finetune-{task}-{shown}-seed0-");
         let dir = std::fs::read_dir(out.join("runs"))
             .unwrap()

@@ -330,19 +330,14 @@ impl Recipe {
     ) -> crate::Result<FinetunePlan> {
         let task = f.task.task();
         let base = match (&f.preset, &f.config) {
-            (Some(n), None) => TransferConfig::preset(n)?.to_toml(),
-            (None, Some(file)) => read_config(&data.recipe_dir, file)?,
-            (None, None) => TransferConfig::cpu(task).to_toml(),
+            (Some(n), None) => TransferConfig::preset(n)?,
+            (None, Some(file)) => TransferConfig::from_toml(&read_config(&data.recipe_dir, file)?)?,
+            (None, None) => TransferConfig::cpu(task),
             _ => bail!("give preset or config, not both"),
         };
-        let mut c = TransferConfig::from_toml(&apply_overrides(&base, &f.set)?)?;
-        if c.task != task {
+        if base.task != task {
             bail!("the config is for the other task");
         }
-        if let Some(n) = f.max_iterations {
-            c = c.with_max_iterations(n);
-        }
-        c.seed = seed;
         let (base_init, at) = match init.split_once('@') {
             Some((b, it)) => {
                 (b, Some(it.parse::<usize>().with_context(|| format!("init {init:?}: bad iteration"))?))
@@ -358,14 +353,6 @@ impl Recipe {
         } else {
             let k = pretrain.iter().position(|p| p.name == base_init).context("unknown pretraining")?;
             let p = &pretrain[k];
-            // The backbone of the pretraining fixes the widths.
-            let m = match &p.config {
-                Config::Color(pc) => &pc.model,
-                Config::Supervised(tc) => &tc.model,
-            };
-            c.model.arch = m.arch.clone();
-            c.model.width = m.width;
-            c.model.fc_channels = m.fc_channels;
             if let (Some(it), Config::Color(pc)) = (at, &p.config) {
                 if !pc.snapshots.contains(&it) && it != pc.iterations {
                     bail!("init {init:?}: the pretraining takes no snapshot at {it} (list it in a sweep's `at`)");
@@ -375,19 +362,36 @@ impl Recipe {
             }
             Some((k, at.filter(|&it| matches!(&p.config, Config::Color(pc) if it != pc.iterations))))
         };
-        let mut c = c.for_arch();
-        colorproxy_nn::backbone::arch::arch(&c.model.arch)?;
-        match (&from, &weights) {
-            (None, None) => c = c.with_init("random")?,
-            // A weights file: its architecture when it is there (a dry run with a placeholder path
-            // keeps the fine-tuning's).
-            (None, Some((path, _))) if path.is_file() => c = c.with_init(&path.to_string_lossy())?.for_arch(),
-            (None, Some((path, _))) => c.init = path.to_string_lossy().into_owned(),
-            _ => {}
-        }
-        if from.is_none() {
-            c.rebalance = c.rebalance || c.rebalance_by_default()?;
-        }
+        // Resolved as `colorproxy finetune` resolves its flags: the preset or config file, the
+        // init's backbone, the seed, the cap, then the recipe's `set` last.
+        let mut request = crate::request::FinetuneRequest::new(task, &data.resolve(self, &f.data)?.0, runs);
+        request.seed = Some(seed);
+        request.max_iterations = f.max_iterations;
+        request.set = f.set.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let model_of = |p: &PretrainPlan| match &p.config {
+            Config::Color(pc) => pc.model.clone(),
+            Config::Supervised(tc) => tc.model.clone(),
+        };
+        let planned;
+        let init_model = match (&from, &weights) {
+            (Some((k, _)), _) => {
+                planned = model_of(&pretrain[*k]);
+                crate::finetune::InitModel::Planned(&planned)
+            }
+            (None, None) => {
+                request.init = "random".into();
+                crate::finetune::InitModel::Read
+            }
+            (None, Some((path, _))) => {
+                request.init = path.to_string_lossy().into_owned();
+                if path.is_file() {
+                    crate::finetune::InitModel::Read
+                } else {
+                    crate::finetune::InitModel::Unread
+                }
+            }
+        };
+        let c = crate::finetune::resolve_from(base, &request, init_model)?;
         let init_key = match (from, &weights) {
             (None, Some((_, desc))) => format!("weights:{desc}"),
             (None, None) => "random".to_string(),
@@ -398,6 +402,9 @@ impl Recipe {
         let (path, desc) = data.resolve(self, &f.data)?;
         let mut keyed = c.clone();
         keyed.init = init_key;
+        // The recorded total batch is derived (batch_size x world_size, both in the key); left out
+        // so that runs keyed before the recipes resolved through `finetune::resolve` keep their keys.
+        keyed.total_batch = 0;
         let full = if f.retrain_full { "\nretrain_full" } else { "" };
         let key = key(&format!("{desc}\n{}\n{}\n{}{full}", f.train_split, f.eval_split, keyed.to_toml()));
         // The last snapshot is the pretraining's final weights: one folder for both names.
@@ -406,7 +413,6 @@ impl Recipe {
             _ => init.replace('@', "-at").replace(':', "-"),
         };
         let dir = runs.join(format!("finetune-{}-{shown}-seed{seed}-{key}", f.name));
-        c.validate()?;
         Ok(FinetunePlan {
             name: f.name.clone(),
             init: init.to_string(),

@@ -97,8 +97,12 @@ pub struct ProbeRequest {
     pub arch: Option<String>,
     /// Class folders (`DATA/train/<class>/...`) or a VOC devkit.
     pub data: PathBuf,
-    /// The layer whose globally pooled features are probed (e.g. fc7, conv5_3, layer4).
-    pub layer: String,
+    /// The layers whose globally pooled features are probed, each on its own (e.g. fc7, conv5_3,
+    /// layer4).
+    pub layers: Vec<String>,
+    /// Probe the checkpoint's architecture untrained (its run config's network with the initial
+    /// weights of `seed`) instead of the checkpoint's weights.
+    pub random_init: bool,
     pub method: ProbeMethod,
     /// Neighbours (kNN).
     pub k: usize,

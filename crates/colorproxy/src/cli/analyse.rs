@@ -96,9 +96,14 @@ pub struct ProbeArgs {
     /// Class folders (DATA/train/<class>/...) or a VOC devkit.
     #[arg(long)]
     pub data: PathBuf,
-    /// The layer whose globally pooled features are probed (e.g. fc7, conv5_3, layer4).
-    #[arg(long, default_value = "fc7")]
-    pub layer: String,
+    /// The layers whose globally pooled features are probed, each on its own (e.g. fc7, or
+    /// conv1_2,conv3_3,conv5_3,fc7): one result per layer.
+    #[arg(long = "layer", alias = "layers", value_delimiter = ',', default_value = "fc7")]
+    pub layers: Vec<String>,
+    /// Probe the checkpoint's architecture untrained instead: its run config's network with the
+    /// initial weights of --seed (the random baseline of the same network).
+    #[arg(long)]
+    pub random_init: bool,
     #[arg(long, value_enum, default_value = "knn")]
     pub method: ProbeMethod,
     /// Neighbours (kNN).
@@ -127,7 +132,8 @@ impl From<ProbeArgs> for ProbeRequest {
             config: a.config,
             arch: a.arch,
             data: a.data,
-            layer: a.layer,
+            layers: a.layers,
+            random_init: a.random_init,
             method: a.method.into(),
             k: a.k,
             train_split: a.train_split,
