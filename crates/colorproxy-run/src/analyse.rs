@@ -254,27 +254,29 @@ pub fn top(a: crate::request::TopRequest) -> crate::Result<()> {
     Ok(())
 }
 
-/// Globally pooled features `[N, C]` of `layer` (after ReLU) for the images of `set`, centre
-/// crops of `size`.
+/// Globally pooled features `[N, C]` of each of `layers` (after ReLU) for the images of `set`,
+/// centre crops of `size`: one forward pass per image for all layers.
 fn pooled_features(
     net: &colorproxy_nn::torchvision::Network,
     set: &colorproxy_data::LabelledSet,
-    layer: &str,
+    layers: &[String],
     size: usize,
     what: &str,
-) -> crate::Result<tch::Tensor> {
+) -> crate::Result<Vec<tch::Tensor>> {
     let pb = crate::progress::bar(set.len() as u64, what);
-    let mut rows = Vec::with_capacity(set.len());
+    let mut rows: Vec<Vec<tch::Tensor>> = layers.iter().map(|_| Vec::with_capacity(set.len())).collect();
     for i in 0..set.len() {
         pb.inc(1);
         let img = set.image(i)?;
         let crop = crate::images::centre_crop(&img, size);
         let x = network_input(&[&crop], net.in_channels(), GRAY_MEAN, net.vs.device());
-        let f = net.features(&x, &[layer.to_string()])?.remove(0).1;
-        rows.push(f.mean_dim([2i64, 3].as_slice(), false, tch::Kind::Float).to_device(tch::Device::Cpu));
+        for (k, (_, f)) in net.features(&x, layers)?.into_iter().enumerate() {
+            rows[k]
+                .push(f.mean_dim([2i64, 3].as_slice(), false, tch::Kind::Float).to_device(tch::Device::Cpu));
+        }
     }
     pb.finish_and_clear();
-    Ok(tch::Tensor::cat(&rows, 0))
+    Ok(rows.iter().map(|r| tch::Tensor::cat(r, 0)).collect())
 }
 
 /// The probe's labels of a labelled set.
@@ -312,32 +314,29 @@ pub fn probe(a: crate::request::ProbeRequest) -> crate::Result<()> {
         true => format!("{} untrained (seed {})", a.checkpoint.display(), a.seed),
         false => a.checkpoint.display().to_string(),
     };
-    for layer in &a.layers {
-        probe_layer(&a, &net, &train, &val, layer, &network)?;
+    let ft = pooled_features(&net, &train, &a.layers, a.size, "train features")?;
+    let fv = pooled_features(&net, &val, &a.layers, a.size, "eval features")?;
+    for (k, layer) in a.layers.iter().enumerate() {
+        probe_layer(&a, (&ft[k], &fv[k]), (&train, &val), layer, &network)?;
     }
     Ok(())
 }
 
-/// One layer's probe: pooled features of both splits, kNN or logistic regression, the score.
+/// One layer's probe on the pooled features of both splits: kNN or logistic regression, the score.
 fn probe_layer(
     a: &crate::request::ProbeRequest,
-    net: &colorproxy_nn::torchvision::Network,
-    train: &colorproxy_data::LabelledSet,
-    val: &colorproxy_data::LabelledSet,
+    (ft, fv): (&tch::Tensor, &tch::Tensor),
+    (train, val): (&colorproxy_data::LabelledSet, &colorproxy_data::LabelledSet),
     layer: &str,
     network: &str,
 ) -> crate::Result<()> {
     use colorproxy_nn::probe::{knn, LinearProbe};
     let classes = train.class_names.len() as i64;
-    let (ft, fv) = (
-        pooled_features(net, train, layer, a.size, "train features")?,
-        pooled_features(net, val, layer, a.size, "eval features")?,
-    );
     let (tl, vl) = (probe_labels(train), probe_labels(val));
     let scores = match a.method {
-        crate::request::ProbeMethod::Knn => knn(&ft, &tl, &fv, classes, a.k)?,
+        crate::request::ProbeMethod::Knn => knn(ft, &tl, fv, classes, a.k)?,
         crate::request::ProbeMethod::Linear => {
-            LinearProbe { seed: a.seed, ..LinearProbe::default() }.fit_predict(&ft, &tl, &fv, classes)?
+            LinearProbe { seed: a.seed, ..LinearProbe::default() }.fit_predict(ft, &tl, fv, classes)?
         }
     };
     let rows: Vec<Vec<f32>> =
