@@ -3,10 +3,16 @@
 //! (exclusively) holding its host name and process id, and removes it when the run ends, however
 //! it ends. Another process skips a run whose claim is held by a live process; a claim left by a
 //! process that died (`kill -9`, a node lost) on this host is taken over. A claim from another
-//! host cannot be checked: it is respected, and the message says which file to remove if that
-//! host's process is gone.
+//! host cannot be checked directly: its holder touches the file every [`HEARTBEAT`], and a claim
+//! from another host untouched for [`STALE_AFTER`] is taken over (a requeued Slurm task on
+//! another node finds its run again).
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// How often a holder touches its claim file.
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(30);
+/// A claim from another host untouched this long is stale (its holder is gone).
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The claim file of a run folder: `RUN.claim` beside it.
 pub fn claim_path(run_dir: &Path) -> PathBuf {
@@ -44,11 +50,12 @@ impl Holder {
         Some(Holder { host, pid })
     }
 
-    /// Whether the holder may still be running: a process of this host that exists, or any
-    /// process of another host (which cannot be checked from here).
-    fn alive(&self) -> bool {
+    /// Whether the holder may still be running: a process of this host that exists, or a process
+    /// of another host whose claim file (`path`) was touched within [`STALE_AFTER`].
+    fn alive(&self, path: &Path) -> bool {
         if self.host != host_name() {
-            return true;
+            let age = std::fs::metadata(path).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+            return age.is_none_or(|a| a < STALE_AFTER);
         }
         // SAFETY: kill with signal 0 only checks that the process exists (and may be signalled).
         let r = unsafe { libc::kill(self.pid as libc::pid_t, 0) };
@@ -62,14 +69,35 @@ impl std::fmt::Display for Holder {
     }
 }
 
-/// A held claim; dropping it removes the claim file.
+/// A held claim; a thread touches the file every [`HEARTBEAT`]; dropping it removes the file.
 #[derive(Debug)]
 pub struct Claim {
     path: PathBuf,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    heartbeat: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Claim {
+    fn new(path: PathBuf) -> Claim {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let p = path.clone();
+        let heartbeat = std::thread::spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(HEARTBEAT) {
+                if let Ok(f) = std::fs::OpenOptions::new().append(true).open(&p) {
+                    let _ = f.set_modified(std::time::SystemTime::now());
+                }
+            }
+        });
+        Claim { path, stop: Some(stop), heartbeat: Some(heartbeat) }
+    }
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(h) = self.heartbeat.take() {
+            let _ = h.join();
+        }
         // Only our own claim is removed (a stale-claim takeover by another process rewrote it).
         if std::fs::read_to_string(&self.path).ok().and_then(|t| Holder::parse(&t)) == Some(Holder::me()) {
             let _ = std::fs::remove_file(&self.path);
@@ -89,7 +117,7 @@ pub enum Outcome {
 /// The live holder of a run's claim other than this process, if any (for listings).
 pub fn holder(run_dir: &Path) -> Option<Holder> {
     let text = std::fs::read_to_string(claim_path(run_dir)).ok()?;
-    Holder::parse(&text).filter(|h| h.alive() && *h != Holder::me())
+    Holder::parse(&text).filter(|h| h.alive(&claim_path(run_dir)) && *h != Holder::me())
 }
 
 /// Claims a run: creates `RUN.claim` exclusively, or takes over a claim whose holder is dead
@@ -105,13 +133,13 @@ pub fn claim(run_dir: &Path) -> std::io::Result<Outcome> {
             Ok(mut f) => {
                 writeln!(f, "{} {}", me.host, me.pid)?;
                 f.sync_all()?;
-                return Ok(Outcome::Held(Claim { path }));
+                return Ok(Outcome::Held(Claim::new(path)));
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let text = std::fs::read_to_string(&path).unwrap_or_default();
                 match Holder::parse(&text) {
-                    Some(h) if h == me => return Ok(Outcome::Held(Claim { path })),
-                    Some(h) if h.alive() => return Ok(Outcome::Busy(h)),
+                    Some(h) if h == me => return Ok(Outcome::Held(Claim::new(path))),
+                    Some(h) if h.alive(&path) => return Ok(Outcome::Busy(h)),
                     // Stale: its process is gone. Remove it and try again (two processes taking
                     // over at once: one creates the file, the other finds it held).
                     _ => {
@@ -180,7 +208,7 @@ mod tests {
     }
 
     #[test]
-    fn a_dead_holders_claim_is_taken_over_another_hosts_is_respected() {
+    fn a_dead_holders_claim_is_taken_over_another_hosts_is_respected_while_touched() {
         let run = tmp("stale");
         // A process that has exited: its pid is free (the child is reaped by wait).
         let mut child = std::process::Command::new("true").spawn().unwrap();
@@ -195,7 +223,12 @@ mod tests {
         // Garbage (a process killed while writing): taken over too.
         std::fs::write(claim_path(&run), "").unwrap();
         assert!(matches!(claim(&run).unwrap(), Outcome::Held(_)));
+        // Another host's claim: held while touched, taken over once untouched for STALE_AFTER.
         std::fs::write(claim_path(&run), "some-other-host 12345\n").unwrap();
         assert!(matches!(claim(&run).unwrap(), Outcome::Busy(Holder { pid: 12345, .. })));
+        let old = std::time::SystemTime::now() - STALE_AFTER - std::time::Duration::from_secs(1);
+        std::fs::File::options().append(true).open(claim_path(&run)).unwrap().set_modified(old).unwrap();
+        assert!(holder(&run).is_none());
+        assert!(matches!(claim(&run).unwrap(), Outcome::Held(_)));
     }
 }

@@ -130,10 +130,7 @@ pub fn run_text(text: &str, origin: &str, recipe_dir: PathBuf, a: &ExperimentReq
         match claim::claim(dir).with_context(|| format!("claiming {}", dir.display()))? {
             claim::Outcome::Held(c) => Ok(Some(c)),
             claim::Outcome::Busy(h) => {
-                eprintln!(
-                    "    held by {h}: left to it (if that process is gone, remove {})",
-                    claim::claim_path(dir).display()
-                );
+                eprintln!("    held by {h}: left to it ({})", claim::claim_path(dir).display());
                 Ok(None)
             }
         }
