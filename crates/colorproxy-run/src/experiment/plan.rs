@@ -362,9 +362,11 @@ impl Recipe {
             }
             Some((k, at.filter(|&it| matches!(&p.config, Config::Color(pc) if it != pc.iterations))))
         };
-        // Resolved as `colorproxy finetune` resolves its flags: the preset or config file, the
-        // init's backbone, the seed, the cap, then the recipe's `set` last.
-        let mut request = crate::request::FinetuneRequest::new(task, &data.resolve(self, &f.data)?.0, runs);
+        // Resolved as `colorproxy finetune` resolves its flags (`finetune::resolve_from`): the
+        // preset or config file with the recipe's `set`, the init's backbone, the seed, the cap,
+        // then the `set` again.
+        let (path, desc) = data.resolve(self, &f.data)?;
+        let mut request = crate::request::FinetuneRequest::new(task, &path, runs);
         request.seed = Some(seed);
         request.max_iterations = f.max_iterations;
         request.set = f.set.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -399,7 +401,6 @@ impl Recipe {
                 format!("{}@{}", pretrain[k].key, it.map(|i| i.to_string()).unwrap_or_default())
             }
         };
-        let (path, desc) = data.resolve(self, &f.data)?;
         let mut keyed = c.clone();
         keyed.init = init_key;
         // The recorded total batch is derived (batch_size x world_size, both in the key); left out
