@@ -263,6 +263,29 @@ fn single_label_folders_train_and_score_top1_top5() {
     for (c, name) in s.config.classes.iter().enumerate() {
         assert!((r.per_class[name].unwrap() - per[c] as f64 / 4.0).abs() < 1e-12, "{name}");
     }
+    // The 10-crop score is the mean of the crops' softmaxes; `test_crops = 1` (the paper's ImNt
+    // "single centre crop") is the softmax of the centre crop alone (corners first, centre fifth).
+    let cfg1 = colorproxy_nn::transfer::TransferConfig { test_crops: 1, ..s.config.clone() };
+    cfg1.validate().unwrap();
+    assert!(colorproxy_nn::transfer::TransferConfig { test_crops: 5, ..s.config.clone() }
+        .validate()
+        .is_err());
+    let net1 = load_finetuned(&RunPaths::new(&out).last_weights(), cfg1, Device::Cpu).unwrap();
+    let img = val.image(0).unwrap();
+    let crops = colorproxy_data::transfer_data::ten_crops(&img, s.config.test_short_side, s.config.crop);
+    let soft = |c: &colorproxy_data::RgbImage8| -> Vec<f32> {
+        let x = net.input(&[c], colorproxy_nn::transfer::GRAY_MEAN);
+        let p = tch::no_grad(|| net.cls_logits(&x, false, 0).softmax(1, tch::Kind::Float));
+        Vec::<f32>::try_from(p.flatten(0, -1)).unwrap()
+    };
+    let each: Vec<Vec<f32>> = crops.iter().map(soft).collect();
+    let (p10, p1) = (classify(&net, &img), classify(&net1, &img));
+    for k in 0..5 {
+        let mean = each.iter().map(|p| p[k]).sum::<f32>() / 10.0;
+        assert!((p10[k] - mean).abs() < 1e-5, "class {k}: 10-crop {} vs mean {mean}", p10[k]);
+        assert!((p1[k] - each[4][k]).abs() < 1e-5, "class {k}: centre crop {} vs {}", p1[k], each[4][k]);
+    }
+    assert!(p1.iter().zip(&p10).any(|(a, b)| (a - b).abs() > 1e-4), "one crop scores as ten");
     // A file that does not decode: skipped once and counted once, however often it is met.
     std::fs::write(tmp.path().join("val/boat/corrupt.jpg"), b"not a jpeg").unwrap();
     let mut with_bad = load_split(Task::Cls, tmp.path(), "val", OnBad::Skip, &mut |_| {}).unwrap();

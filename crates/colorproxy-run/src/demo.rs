@@ -1,32 +1,30 @@
 //! `colorproxy demo`: the paper's main result end to end on built-in data, in minutes on a CPU.
 //!
-//! generate scenes -> pretrain a colorizer (cpu-small) -> fine-tune segmentation and
-//! classification from random init and from the colorization checkpoint (the paper's
-//! early-stopping protocol; the two runs of a task side by side) -> evaluate on the validation
-//! split (400 scenes) -> report.md, report.html,
-//! results.json, loss curve, fine-tuning curves, segmentation examples and colorization samples.
+//! generate scenes -> a recipe run by the experiment runner (two runs side by side; run folders
+//! in OUT/runs, linked as OUT/pretrain, OUT/seg-random, ...): pretrain a colorizer (cpu-small),
+//! fine-tune segmentation and classification from random init and from the colorization
+//! checkpoint (the paper's early-stopping protocol), evaluate on the validation split (400
+//! scenes) -> report.md, report.html, results.json, loss curve, fine-tuning curves,
+//! segmentation examples and colorization samples. Rerunning with the same --out reuses
+//! finished runs and resumes an interrupted one.
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Instant;
 
 use crate::Context;
 use colorproxy_data::synth;
 use colorproxy_nn::colorize::{gray_rgb, ColorizeOptions, Colorizer};
-use colorproxy_nn::pretrain::{read_metrics, PretrainRun};
+use colorproxy_nn::pretrain::read_metrics;
 use colorproxy_nn::run_dir::RunPaths;
 use colorproxy_nn::transfer::{
-    evaluate, load_finetuned, load_split, EvalResult, FinetuneRun, OnBad, Task, TransferConfig,
+    evaluate, load_finetuned, load_split, EvalResult, OnBad, Task, TransferConfig,
 };
 use colorproxy_nn::PretrainConfig;
 use image::RgbImage;
 
-use crate::progress::{self, BarObserver, PrefixedBarObserver};
 use crate::report::html::{Cell, Page};
 use crate::report::run::{seg_examples, seg_legend, Legend};
-use crate::request::{DemoRequest, GenerateRequest};
+use crate::request::{DemoRequest, ExperimentRequest, GenerateRequest};
 use crate::RunError;
-use indicatif::MultiProgress;
 
 /// Image side of the generated scenes.
 const SIDE: usize = 96;
@@ -41,10 +39,8 @@ struct Plan {
     seg: Schedule,
     /// Classification's.
     cls: Schedule,
-    /// libtorch threads of each fine-tuning run (the two runs of a task train side by side).
+    /// libtorch threads of each fine-tuning run (two runs train side by side).
     threads: usize,
-    /// Where every network runs (`--device`).
-    device: tch::Device,
 }
 
 /// A demo fine-tuning's cap on iterations and held-out scoring.
@@ -87,38 +83,76 @@ pub fn generate(a: GenerateRequest) -> crate::Result<()> {
     Ok(())
 }
 
-/// The fine-tuning config of a demo run: the `seg-cpu` / `cls-cpu` preset (the protocol measured
-/// on real photographs) at the scenes' size: segmentation on the whole 96-px scene, classification
-/// on crops of 80 with the 10-crop test at 96 (as `experiments/demo/cls.toml`). The presets' cap
-/// of 1,500 iterations per run would take the demo to about 8 minutes on 2 cores: the demo caps
-/// segmentation at 400 (held-out score every 8) and classification at 1,200 (every 16), the
-/// early-stopping stages keeping their fraction of the cap (at least 267 and 800); `--quick`: 15.
-///
-/// Resolved as `colorproxy finetune` resolves its flags ([`crate::finetune::resolve`]): the same
-/// preset, init, seed, cap and settings given there (`--set crop=96 ...`) train the same weights.
-fn transfer_config(
-    task: Task,
-    init: &str,
-    plan: &Plan,
-    seed: u64,
-    voc: &Path,
-) -> crate::Result<TransferConfig> {
-    let schedule = plan.schedule(task);
-    let mut r = crate::request::FinetuneRequest::new(task, voc, Path::new(""));
-    r.init = init.to_string();
-    r.preset = Some(if task == Task::Seg { "seg-cpu" } else { "cls-cpu" }.into());
-    r.seed = Some(seed);
-    r.max_iterations = Some(schedule.max);
-    let crop = if task == Task::Seg { SIDE } else { 80 };
-    r.set = vec![
-        format!("crop={crop}"),
-        format!("test_short_side={:.1}", SIDE as f64),
-        format!("threads={}", plan.threads),
-    ];
-    if let Some(n) = schedule.eval_every {
-        r.set.push(format!("early_stop.eval_every={n}"));
+/// The demo as a recipe of the experiment runner ([`crate::experiment`]): the scenes in
+/// `data` (unlabelled / voc), one colorization pretraining (cpu-small, the learning rate x0.1 at
+/// 3/4, seed `seed`), and segmentation and classification fine-tuned from random init and from
+/// it with the `seg-cpu` / `cls-cpu` preset at the scenes' size: segmentation on the whole
+/// 96-px scene, classification on crops of 80 with the 10-crop test at 96 (as
+/// `experiments/demo/cls.toml`). The presets' cap of 1,500 iterations per run would take the demo
+/// to about 8 minutes on 2 cores: the demo caps segmentation at 400 (held-out score every 8) and
+/// classification at 1,200 (every 16), the early-stopping stages keeping their fraction of the
+/// cap (at least 267 and 800); `--quick`: 15. Each fine-tuning resolves as `colorproxy finetune`
+/// resolves its flags ([`crate::finetune::resolve_from`]): the same preset, init, seed, cap and
+/// settings given there (`--set crop=96 ...`) train the same weights. Written to OUT/recipe.toml:
+/// `colorproxy experiment run OUT/recipe.toml --out OUT` reruns (or resumes) it.
+fn recipe(plan: &Plan, seed: u64, data: &Path) -> crate::Result<String> {
+    let q = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
+    let data = std::path::absolute(data).with_context(|| format!("{}", data.display()))?;
+    let n = plan.pretrain_iterations;
+    let mut t = format!(
+        "title = \"colorproxy demo (seed {seed})\"\nseeds = [{seed}]\n\n\
+         [data.unlabelled]\nabout = \"generated scenes, unlabelled\"\npath = {}\n\n\
+         [data.voc]\nabout = \"generated scenes, VOC layout\"\npath = {}\n\n\
+         [[pretrain]]\nname = \"colorization\"\npreset = \"cpu-small\"\ndata = \"unlabelled\"\n\
+         iterations = {n}\nlr_drops = [{}]\nseed = {seed}\nset = {{ snapshots = [], checkpoint_every = {n} }}\n",
+        q(&data.join("unlabelled")),
+        q(&data.join("voc")),
+        n * 3 / 4,
+    );
+    for task in [Task::Seg, Task::Cls] {
+        let schedule = plan.schedule(task);
+        let name = task_name(task);
+        let crop = if task == Task::Seg { SIDE } else { 80 };
+        let mut set =
+            format!("crop = {crop}, test_short_side = {:.1}, threads = {}", SIDE as f64, plan.threads);
+        if let Some(k) = schedule.eval_every {
+            set.push_str(&format!(", \"early_stop.eval_every\" = {k}"));
+        }
+        t.push_str(&format!(
+            "\n[[finetune]]\nname = \"{name}\"\ntask = \"{name}\"\npreset = \"{name}-cpu\"\ndata = \"voc\"\n\
+             init = [\"random\", \"colorization\"]\nmax_iterations = {}\nset = {{ {set} }}\n",
+            schedule.max
+        ));
     }
-    crate::finetune::resolve(&r)
+    t.push_str(
+        "\n[[table]]\nname = \"demo\"\ntitle = \"The demo: initialisation x task\"\ncolumns = [\"seg\", \"cls\"]\n",
+    );
+    Ok(t)
+}
+
+fn task_name(task: Task) -> &'static str {
+    if task == Task::Seg {
+        "seg"
+    } else {
+        "cls"
+    }
+}
+
+/// Writes the demo's scenes to `data` (unlabelled/, voc/) unless the same are there already.
+fn write_scenes(data: &Path, plan: &Plan, seed: u64) -> crate::Result<()> {
+    let what = serde_json::json!({"seed": seed, "unlabelled": plan.unlabelled, "train": plan.train,
+        "val": plan.val, "side": SIDE});
+    let marker = data.join(".generated");
+    if std::fs::read_to_string(&marker).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        == Some(what.clone())
+    {
+        println!("    the scenes of an earlier run with this seed: reused");
+        return Ok(());
+    }
+    let _ = std::fs::remove_file(&marker);
+    synth::write_unlabelled(&data.join("unlabelled"), seed, 0, plan.unlabelled, SIDE)?;
+    synth::write_voc(&data.join("voc"), seed, 1_000_000, plan.train, plan.val, SIDE)?;
+    std::fs::write(&marker, what.to_string()).with_context(|| format!("writing {}", marker.display()))
 }
 
 pub fn run(a: DemoRequest) -> crate::Result<()> {
@@ -126,7 +160,8 @@ pub fn run(a: DemoRequest) -> crate::Result<()> {
     let out = a.out.clone();
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     // The demo is sized for CPUs: it runs on the CPU unless --device says otherwise.
-    let device = colorproxy_nn::parse_device(Some(a.device.as_deref().unwrap_or("cpu")))?;
+    let device_arg = a.device.clone().unwrap_or_else(|| "cpu".into());
+    let device = colorproxy_nn::parse_device(Some(&device_arg))?;
     println!("device: {}", crate::session::device_name(device));
     let plan = if a.quick {
         Plan {
@@ -137,7 +172,6 @@ pub fn run(a: DemoRequest) -> crate::Result<()> {
             seg: Schedule { max: 15, eval_every: None },
             cls: Schedule { max: 15, eval_every: None },
             threads: pair_threads(),
-            device,
         }
     } else {
         Plan {
@@ -148,59 +182,62 @@ pub fn run(a: DemoRequest) -> crate::Result<()> {
             seg: Schedule { max: 400, eval_every: Some(8) },
             cls: Schedule { max: 1200, eval_every: Some(16) },
             threads: pair_threads(),
-            device,
         }
     };
     let data = out.join("data");
     println!(
-        "[1/5] generating {} unlabelled scenes and a labelled set ({} train / {} val)",
+        "[1/4] generating {} unlabelled scenes and a labelled set ({} train / {} val)",
         plan.unlabelled, plan.train, plan.val
     );
-    synth::write_unlabelled(&data.join("unlabelled"), a.seed, 0, plan.unlabelled, SIDE)?;
-    synth::write_voc(&data.join("voc"), a.seed, 1_000_000, plan.train, plan.val, SIDE)?;
+    write_scenes(&data, &plan, a.seed)?;
 
-    println!("[2/5] pretraining a colorizer (cpu-small, {} iterations)", plan.pretrain_iterations);
-    let mut pc = PretrainConfig::preset("cpu-small")?;
-    pc.seed = a.seed;
-    pc.iterations = plan.pretrain_iterations;
-    pc.optim.lr_drops = vec![plan.pretrain_iterations * 3 / 4];
-    pc.snapshots = vec![];
-    pc.checkpoint_every = plan.pretrain_iterations;
-    let pre = out.join("pretrain");
-    let pb = progress::bar(pc.iterations as u64, "pretrain");
-    let t_pre = Instant::now();
-    PretrainRun {
-        config: pc,
-        data_dir: data.join("unlabelled"),
-        out: pre.clone(),
-        resume: colorproxy_nn::run_dir::Resume::No,
-        force: true,
-        device: plan.device,
-        interrupt: Arc::new(AtomicBool::new(false)),
-        observer: &mut BarObserver(pb.clone()),
-        dist: None,
-    }
-    .run()?;
-    pb.finish_and_clear();
-    let pretrain_seconds = t_pre.elapsed().as_secs_f64();
-    println!("    pretraining: {pretrain_seconds:.0} s");
+    println!(
+        "[2/4] pretraining a colorizer (cpu-small, {} iterations); fine-tuning segmentation and \
+         classification from random init and from colorization, two runs side by side",
+        plan.pretrain_iterations
+    );
+    let text = recipe(&plan, a.seed, &data)?;
+    // The pretraining first, alone on libtorch's default threads; then the fine-tunings two side
+    // by side, one thread each.
+    let req = ExperimentRequest {
+        recipe: out.join("recipe.toml"),
+        out: out.clone(),
+        only: Some("colorization".into()),
+        dry_run: false,
+        data: vec![],
+        device: Some(device_arg),
+        workers: 1,
+    };
+    crate::experiment::execute(&text, "the demo's recipe", out.clone(), &req)?;
+    let req = ExperimentRequest { only: None, workers: 2, ..req };
+    let done = crate::experiment::execute(&text, "the demo's recipe", out.clone(), &req)?
+        .context("the demo's recipe ran nothing")?;
+    let pre = done.pretraining("colorization").context("the demo's pretraining")?.to_path_buf();
+    link(&out, "pretrain", &pre)?;
     let metrics = read_metrics(&RunPaths::new(&pre).metrics())?;
     crate::report::loss_curve(&metrics, &out.join("loss.png"))?;
+    let pretrain_seconds = done_seconds(&pre);
     let ck = RunPaths::new(&pre).last_weights();
-
-    println!("[3/5] fine-tuning segmentation and classification from random init and from colorization");
     let voc = data.join("voc");
     let mut runs = Vec::new();
-    let inits = ["random".to_string(), ck.to_string_lossy().into_owned()];
     for task in [Task::Seg, Task::Cls] {
-        runs.extend(finetune_pair(&out, &voc, task, &inits, &plan, a.seed)?);
+        for (label, init) in INITS.iter().zip(["random", "colorization"]) {
+            let dir = done.finetuning(task_name(task), init, a.seed).context("a demo fine-tuning")?;
+            let run = DemoRun::read(dir, task, label, &voc, device)?;
+            println!(
+                "    {task:?} from {label}: {} {:.4} ({} iterations, {:.0} s)",
+                run.result.metric, run.result.value, run.iterations, run.seconds
+            );
+            link(&out, &format!("{}-{label}", task_name(task)), dir)?;
+            runs.push(run);
+        }
     }
 
-    println!("[4/5] colorizing validation scenes");
+    println!("[3/4] colorizing validation scenes");
     let pcfg = PretrainConfig::of_checkpoint(&ck, None)?;
     let pretrain_toml = pcfg.to_toml();
     let opts = ColorizeOptions::for_config(&pcfg);
-    let col = Colorizer::load(&ck, pcfg, plan.device, opts)?;
+    let col = Colorizer::load(&ck, pcfg, device, opts)?;
     let set = load_split(Task::Seg, &voc, "val", OnBad::Stop, &mut |_| {})?;
     let im = |d: Vec<u8>| RgbImage::from_raw(SIDE as u32, SIDE as u32, d).expect("size");
     let rows: Vec<Vec<RgbImage>> = set
@@ -219,7 +256,7 @@ pub fn run(a: DemoRequest) -> crate::Result<()> {
     let images: Vec<usize> = (0..preds.len()).collect();
     let shown = seg_examples(&set, &images, &preds, &out.join("segmentation.png"))?;
 
-    println!("[5/5] writing the report");
+    println!("[4/4] writing the report");
     let seconds = t0.elapsed().as_secs_f64();
     let legend = seg_legend(&set.class_names, &shown);
     let report = DemoReport {
@@ -236,6 +273,42 @@ pub fn run(a: DemoRequest) -> crate::Result<()> {
     Ok(())
 }
 
+/// `OUT/NAME`, a relative link to the run folder `run` (under OUT/runs): the demo's runs under
+/// the names of its report (pretrain, seg-random, ...).
+fn link(out: &Path, name: &str, run: &Path) -> crate::Result<()> {
+    let at = out.join(name);
+    let target = run.strip_prefix(out).unwrap_or(run);
+    if let Ok(m) = std::fs::symlink_metadata(&at) {
+        if m.file_type().is_symlink() {
+            std::fs::remove_file(&at).with_context(|| format!("replacing {}", at.display()))?;
+        } else {
+            crate::bail!(
+                "{}: exists and is not the demo's link to a run folder (a demo folder from before \
+                 0.12? use a new --out)",
+                at.display()
+            );
+        }
+    }
+    std::os::unix::fs::symlink(target, &at).with_context(|| format!("linking {}", at.display()))
+}
+
+/// libtorch threads of each of the two side-by-side runs: half the machine's cores, at least 1.
+/// A fine-tuning step of these small networks gains little from a second thread (on 2 cores, two
+/// 1-thread runs side by side take about half the time of the same runs one after the other).
+/// Each run is what it would be alone: initialisation, data order and dropout come from the seed.
+fn pair_threads() -> usize {
+    (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).max(1)
+}
+
+/// The wall time a finished run took (its `done.json`), in seconds.
+fn done_seconds(dir: &Path) -> f64 {
+    std::fs::read_to_string(dir.join(crate::experiment::DONE))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["seconds"].as_f64())
+        .unwrap_or(f64::NAN)
+}
+
 /// The initialisations compared.
 const INITS: [&str; 2] = ["random", "colorization"];
 
@@ -246,6 +319,8 @@ const EXAMPLES: usize = 4;
 struct DemoRun {
     task: Task,
     init: &'static str,
+    /// Where it ran, relative to the demo's folder (`runs/finetune-...`).
+    dir: String,
     result: EvalResult,
     iterations: usize,
     /// Wall time of fine-tuning and evaluating, in seconds.
@@ -255,112 +330,46 @@ struct DemoRun {
     examples: Vec<Vec<u8>>,
 }
 
-/// libtorch threads of each of the two side-by-side runs: half the machine's cores, at least 1.
-/// A fine-tuning step of these small networks gains little from a second thread (on 2 cores, two
-/// 1-thread runs side by side take about half the time of the same runs one after the other).
-fn pair_threads() -> usize {
-    (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).max(1)
-}
-
-/// Fine-tunes `task` from random init and from the colorization checkpoint side by side (one OS
-/// thread each, [`Plan::threads`] libtorch threads each) and evaluates both. Each run is what it
-/// would be alone: initialisation, data order and dropout come from the seed, not from a shared
-/// generator.
-fn finetune_pair(
-    out: &Path,
-    voc: &Path,
-    task: Task,
-    inits: &[String; 2],
-    plan: &Plan,
-    seed: u64,
-) -> crate::Result<Vec<DemoRun>> {
-    let bars = progress::multi();
-    let setting = Setting { out, voc, plan, seed, bars: &bars };
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = INITS
-            .iter()
-            .zip(inits)
-            .map(|(label, init)| {
-                let setting = &setting;
-                scope.spawn(move || finetune_and_evaluate(setting, task, label, init))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(RunError::msg(format!("a {task:?} fine-tuning thread panicked"))))
-            })
-            .collect()
-    })
-}
-
-/// What the runs of a pair share: the demo's folder, the labelled set, the plan, the seed, the bars.
-struct Setting<'a> {
-    out: &'a Path,
-    voc: &'a Path,
-    plan: &'a Plan,
-    seed: u64,
-    bars: &'a MultiProgress,
-}
-
-/// Fine-tunes `task` from `init` into `OUT/{seg,cls}-{label}` and evaluates it on the validation
-/// split (results.md, curves.png in the run folder).
-fn finetune_and_evaluate(
-    setting: &Setting,
-    task: Task,
-    label: &'static str,
-    init: &str,
-) -> crate::Result<DemoRun> {
-    let Setting { out, voc, plan, seed, bars } = *setting;
-    let t0 = Instant::now();
-    let cfg = transfer_config(task, init, plan, seed, voc)?;
-    let run_dir = out.join(format!("{}-{label}", if task == Task::Seg { "seg" } else { "cls" }));
-    let pb = bars.add(progress::bar(cfg.early_stop.max_iterations as u64, &format!("{task:?} {label}")));
-    let s = FinetuneRun {
-        config: cfg.clone(),
-        data: voc.to_owned(),
-        train_split: "train".into(),
-        out: run_dir.clone(),
-        device: plan.device,
-        fixed_schedule: None,
-        on_bad: OnBad::Stop,
-        resume: colorproxy_nn::run_dir::Resume::No,
-        force: true,
-        interrupt: Arc::new(AtomicBool::new(false)),
-        observer: &mut PrefixedBarObserver {
-            inner: BarObserver(pb.clone()),
-            prefix: format!("{task:?} from {label}: "),
-        },
-        dist: None,
-    }
-    .run()?;
-    pb.finish_and_clear();
-    let net = load_finetuned(&RunPaths::new(&run_dir).last_weights(), cfg.clone(), plan.device)?;
-    let set = load_split(task, voc, "val", OnBad::Stop, &mut |_| {})?;
-    let idx: Vec<usize> = (0..set.images.len()).collect();
-    let mut examples = Vec::new();
-    let r = evaluate(&net, &set, &idx, &mut |i, pred| {
-        if i < EXAMPLES && !pred.is_empty() {
-            examples.push((i, pred.to_vec()));
+impl DemoRun {
+    /// A finished run of the runner: its scores (results.json), length and time (done.json),
+    /// config, and for segmentation its predictions on the first validation scenes.
+    fn read(
+        dir: &Path,
+        task: Task,
+        init: &'static str,
+        voc: &Path,
+        device: tch::Device,
+    ) -> crate::Result<Self> {
+        let read = |f: &str| {
+            std::fs::read_to_string(dir.join(f)).with_context(|| format!("reading {}/{f}", dir.display()))
+        };
+        let result: EvalResult = serde_json::from_str(&read("results.json")?)?;
+        let done: serde_json::Value = serde_json::from_str(&read(crate::experiment::DONE)?)?;
+        let config = read("config.toml")?;
+        let mut examples = Vec::new();
+        if task == Task::Seg {
+            let cfg = TransferConfig::from_toml(&config)
+                .map_err(|e| RunError::msg(format!("{}: {e}", dir.display())))?;
+            let net = load_finetuned(&RunPaths::new(dir).last_weights(), cfg, device)?;
+            let set = load_split(task, voc, "val", OnBad::Stop, &mut |_| {})?;
+            let idx: Vec<usize> = (0..EXAMPLES.min(set.images.len())).collect();
+            let mut shown = Vec::new();
+            evaluate(&net, &set, &idx, &mut |i, pred| shown.push((i, pred.to_vec())))?;
+            shown.sort_by_key(|e| e.0);
+            examples = shown.into_iter().map(|e| e.1).collect();
         }
-    })?;
-    examples.sort_by_key(|e| e.0);
-    let examples = examples.into_iter().map(|e| e.1).collect();
-    crate::report::write_results(&run_dir, &r, &format!("{task:?} from {label}"))?;
-    crate::report::finetune_curves(&run_dir, r.reference.as_ref().map(|(n, v)| (*v, n.clone())))?;
-    let seconds = t0.elapsed().as_secs_f64();
-    let line = format!(
-        "    {task:?} from {label}: {} {:.4} ({} iterations, {seconds:.0} s)",
-        r.metric, r.value, s.iterations
-    );
-    if bars.is_hidden() {
-        println!("{line}");
-    } else {
-        let _ = bars.println(line);
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(DemoRun {
+            task,
+            init,
+            dir: format!("runs/{name}"),
+            result,
+            iterations: done["iterations"].as_u64().unwrap_or(0) as usize,
+            seconds: done["seconds"].as_f64().unwrap_or(f64::NAN),
+            config,
+            examples,
+        })
     }
-    let (iterations, config) = (s.iterations, cfg.to_toml());
-    Ok(DemoRun { task, init: label, result: r, iterations, seconds, config, examples })
 }
 
 /// What the demo's report shows.
@@ -515,10 +524,7 @@ impl DemoReport<'_> {
         let figures: Vec<(String, String)> = self
             .runs
             .iter()
-            .map(|r| {
-                let t = if r.task == Task::Seg { "seg" } else { "cls" };
-                (format!("{t}-{}/curves.png", r.init), format!("{t} from {}", r.init))
-            })
+            .map(|r| (format!("{}/curves.png", r.dir), format!("{} from {}", task_name(r.task), r.init)))
             .collect();
         page.figures(&figures);
         page.h2("Colorization (gray | colorized | original)");

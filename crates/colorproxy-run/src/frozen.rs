@@ -149,6 +149,7 @@ pub fn run(a: FrozenRequest) -> crate::Result<()> {
         dry_run: false,
         data: vec![],
         device: a.device.clone(),
+        workers: 1,
     };
     crate::experiment::run_text(&text, "analyse frozen", PathBuf::from("/"), &req)
 }

@@ -17,16 +17,11 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
     pb.set_prefix(what.to_string());
     if std::env::var_os("CI").is_some() {
         pb.set_draw_target(ProgressDrawTarget::hidden());
+        return pb;
     }
-    pb
-}
-
-/// Bars drawn together (runs side by side), hidden like [`bar`] under CI.
-pub fn multi() -> MultiProgress {
-    match std::env::var_os("CI") {
-        Some(_) => MultiProgress::with_draw_target(ProgressDrawTarget::hidden()),
-        None => MultiProgress::new(),
-    }
+    // Bars of runs side by side in one process (`experiment run --workers`, the demo) stack.
+    static BARS: OnceLock<MultiProgress> = OnceLock::new();
+    BARS.get_or_init(MultiProgress::new).add(pb)
 }
 
 /// A line above the bar on a terminal, on stderr when the bar is hidden (output redirected, CI).
@@ -55,24 +50,6 @@ impl<M> TrainObserver<M> for BarObserver {
     /// that every skipped file is named whatever the terminal.
     fn message(&mut self, msg: &str) {
         note(&self.0, msg);
-    }
-}
-
-/// A [`BarObserver`] whose messages name their run (runs side by side, each with its bar).
-pub struct PrefixedBarObserver {
-    pub inner: BarObserver,
-    pub prefix: String,
-}
-
-impl<M> TrainObserver<M> for PrefixedBarObserver {
-    fn start(&mut self, start: usize, total: usize) {
-        TrainObserver::<M>::start(&mut self.inner, start, total)
-    }
-    fn step(&mut self, it: usize, loss: f64, ips: f64) {
-        TrainObserver::<M>::step(&mut self.inner, it, loss, ips)
-    }
-    fn message(&mut self, msg: &str) {
-        note(&self.inner.0, &format!("{}{msg}", self.prefix));
     }
 }
 

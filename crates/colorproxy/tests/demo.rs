@@ -31,9 +31,12 @@ fn quick_demo_writes_a_complete_report_and_results() {
         for task in ["seg", "cls"] {
             let v = v[task][init].as_f64().unwrap();
             assert!(html.contains(&format!("{v:.3}<span class=\"bar\"")), "{task} {init} score");
+            // OUT/seg-random etc. link to the runner's run folders, which the report shows.
+            let run = std::fs::read_link(out.join(format!("{task}-{init}"))).unwrap();
+            assert!(run.starts_with("runs") && out.join(&run).join("done.json").is_file(), "{run:?}");
             assert!(
-                html.contains(&format!("{task}-{init}/curves.png"))
-                    && out.join(format!("{task}-{init}/curves.png")).is_file()
+                html.contains(&format!("{}/curves.png", run.display()))
+                    && out.join(&run).join("curves.png").is_file()
             );
         }
     }
@@ -52,6 +55,35 @@ fn quick_demo_writes_a_complete_report_and_results() {
     // The data went through the VOC loaders: lists and masks exist.
     assert!(out.join("data/voc/ImageSets/Segmentation/val.txt").is_file());
     assert!(out.join("data/voc/ImageSets/Main/aeroplane_train.txt").is_file());
+    // The demo is a recipe of the experiment runner: its recipe, five finished runs, the
+    // pretraining linked as OUT/pretrain. Run again into the same folder, it trains nothing
+    // (every run is reused) and reports the same scores.
+    let recipe = std::fs::read_to_string(out.join("recipe.toml")).unwrap();
+    assert!(recipe.contains("[[pretrain]]") && recipe.contains("seeds = [3]"), "{recipe}");
+    let done = std::fs::read_dir(out.join("runs"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().join("done.json").is_file())
+        .count();
+    assert_eq!(done, 5);
+    assert!(std::fs::read_link(out.join("pretrain"))
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("runs/pretrain-colorization-"));
+    let again = Command::new(env!("CARGO_BIN_EXE_colorproxy"))
+        .args(["demo", "--quick", "--seed", "3", "--out"])
+        .arg(&out)
+        .env("CI", "1")
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    let log = String::from_utf8_lossy(&again.stderr);
+    let started = log.lines().filter(|l| l.starts_with('[') && l.contains("] ")).count();
+    assert!(started >= 5 && log.matches("finished earlier: reused").count() == started, "{log}");
+    let w: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    for task in ["seg", "cls"] {
+        assert_eq!(v[task], w[task], "{task}: the rerun's scores");
+    }
     // The two runs of a task train side by side: each gets the weights it gets alone. Rerun the
     // classification from colorization alone with `finetune` and its saved config.
     let alone = tmp.path().join("alone");

@@ -1,7 +1,7 @@
 //! `colorproxy experiment run`: a tiny recipe runs every run once, its tables are the spread of
 //! the per-seed scores, a run killed with SIGKILL midway is finished by a rerun without repeating
 //! a finished run and gives the same tables as an uninterrupted run, two processes side by side
-//! share the runs (each trained once); supervised pretraining in a
+//! share the runs (each trained once), as do two workers of one process; supervised pretraining in a
 //! label-space variant; the 20-class generator and its bucket map.
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -45,7 +45,7 @@ preset = "seg-cpu"
 data = "scenes/voc"
 init = ["random", "color", "sup"]
 max_iterations = 8
-set = { short_side = 64.0, crop = 64, test_short_side = 64.0, test_max_side = 0, checkpoint_every = 2 }
+set = { short_side = 64.0, crop = 64, test_short_side = 64.0, test_max_side = 0, checkpoint_every = 2, threads = 1 }
 
 [[table]]
 name = "t1"
@@ -257,6 +257,18 @@ fn a_recipe_killed_midway_finishes_on_rerun_without_repeating_a_run_and_gives_th
         .filter(|p| p.extension().is_some_and(|x| x == "claim"))
         .collect();
     assert!(claims.is_empty(), "claims left behind: {claims:?}");
+
+    // Two workers in one process (`--workers 2`): the fine-tunings (one libtorch thread each)
+    // train side by side, the pretraining (libtorch's default threads) alone; each run once,
+    // the single process's results.
+    let d = tmp.path().join("d");
+    let o = run(&recipe, &d, &["--workers", "2"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    let headers = err.lines().filter(|l| l.starts_with('[') && l.contains("] ")).count();
+    assert_eq!(headers, done_a.len(), "each run taken once by one worker:\n{err}");
+    assert!(!err.contains("held by"), "workers of one process do not collide:\n{err}");
+    assert_eq!(results(&d), csv, "workers side by side give other results");
+    assert_eq!(tables(&d), md);
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! One fine-tuning, three ways to start it: `colorproxy demo` (its segmentation and classification
-//! runs), `colorproxy finetune` with the same preset, init, seed, cap and settings, and a recipe
-//! of the experiment runner with the same (from the demo's checkpoint as a weights file, and from
-//! the recipe's own pretraining, planned before it has run). The resolved configs are the same and
-//! the trained weights bit-identical.
+//! runs; the demo is itself a recipe of the experiment runner), `colorproxy finetune` with the
+//! same preset, init, seed, cap and settings, and a recipe of the user's with the same (from the
+//! demo's checkpoint as a weights file, and from the recipe's own pretraining, planned before it
+//! has run). The resolved configs are the same and the trained weights bit-identical.
 mod common;
 
 use std::path::{Path, PathBuf};

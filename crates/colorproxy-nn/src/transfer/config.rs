@@ -63,6 +63,11 @@ pub struct TransferConfig {
     pub held_out: f64,
     /// Classification test: shorter side before the 10 crops.
     pub test_short_side: f64,
+    /// Classification test crops: 10 (4 corners and the centre, mirrored; the softmax or sigmoid
+    /// averaged) or 1 (the centre crop alone: the paper's ImNt columns, "single centre crop").
+    /// Written to a config only when not 10, so configs (and run keys) from before it stay.
+    #[serde(default = "default_test_crops", skip_serializing_if = "is_ten_crops")]
+    pub test_crops: usize,
     /// Segmentation test: images larger than this (longer side) are downscaled for inference
     /// and the prediction upsampled back (0: always full resolution).
     pub test_max_side: usize,
@@ -213,6 +218,12 @@ impl TransferConfig {
     pub fn validate(&self) -> Result<(), NnError> {
         self.optim.validate()?;
         let bad = |m: String| Err(NnError::Config(m));
+        if self.test_crops != 1 && self.test_crops != 10 {
+            return bad(format!(
+                "test_crops must be 10 (corners and centre, mirrored) or 1 (the centre crop), got {}",
+                self.test_crops
+            ));
+        }
         if self.batch_size == 0 || self.batch_size > 65_536 || self.crop == 0 || self.crop > 8192 {
             return bad(format!(
                 "batch_size {} and crop {} must be in [1, 65536] and [1, 8192]",
@@ -308,4 +319,12 @@ impl TransferConfig {
     pub fn single_label(&self) -> bool {
         self.task == Task::Cls && self.single_label
     }
+}
+
+fn default_test_crops() -> usize {
+    10
+}
+
+fn is_ten_crops(n: &usize) -> bool {
+    *n == 10
 }

@@ -97,11 +97,16 @@ pub fn segment(net: &TransferNet, img: &RgbImage8) -> Vec<u8> {
     })
 }
 
-/// 10-crop classification scores of one image, averaged over the crops: `[classes]`
-/// (sigmoid probabilities for VOC, softmax for single-label).
+/// Classification scores of one image: `[classes]` (sigmoid probabilities for VOC, softmax for
+/// single-label), averaged over the 10 crops, or of the centre crop alone (`test_crops = 1`).
 pub fn classify(net: &TransferNet, img: &RgbImage8) -> Vec<f32> {
     let cfg = &net.config;
-    let crops = ten_crops(img, cfg.test_short_side, cfg.crop);
+    let mut crops = ten_crops(img, cfg.test_short_side, cfg.crop);
+    if cfg.test_crops == 1 {
+        // The fifth of the ten: the centre, not mirrored.
+        crops.swap(0, 4);
+        crops.truncate(1);
+    }
     tch::no_grad(|| {
         let refs: Vec<&RgbImage8> = crops.iter().collect();
         let x = net.input(&refs, GRAY_MEAN);

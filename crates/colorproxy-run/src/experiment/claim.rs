@@ -5,7 +5,9 @@
 //! process that died (`kill -9`, a node lost) on this host is taken over. A claim from another
 //! host cannot be checked directly: its holder touches the file every [`HEARTBEAT`], and a claim
 //! from another host untouched for [`STALE_AFTER`] is taken over (a requeued Slurm task on
-//! another node finds its run again).
+//! another node finds its run again). Several workers of one process (`experiment run --workers`,
+//! the demo) claim as themselves: a claim names its worker too.
+use std::cell::Cell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -21,6 +23,16 @@ pub fn claim_path(run_dir: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
+thread_local! {
+    /// The worker of this process that the current thread runs for (0: the process itself).
+    static WORKER: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Makes the current thread claim as worker `n` of this process (runs side by side in threads).
+pub fn set_worker(n: u32) {
+    WORKER.with(|w| w.set(n));
+}
+
 /// This machine's host name (`/proc/sys/kernel/hostname`, else `HOSTNAME`, else "localhost").
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -31,23 +43,26 @@ fn host_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// Who holds a claim: host and process id, as written in the claim file ("HOST PID").
+/// Who holds a claim: host, process id and worker, as written in the claim file ("HOST PID
+/// WORKER"; a file without the worker is worker 0's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {
     pub host: String,
     pub pid: u32,
+    pub worker: u32,
 }
 
 impl Holder {
     fn me() -> Holder {
-        Holder { host: host_name(), pid: std::process::id() }
+        Holder { host: host_name(), pid: std::process::id(), worker: WORKER.with(Cell::get) }
     }
 
     fn parse(text: &str) -> Option<Holder> {
         let mut it = text.split_whitespace();
         let host = it.next()?.to_string();
         let pid = it.next()?.parse().ok()?;
-        Some(Holder { host, pid })
+        let worker = it.next().map_or(Some(0), |w| w.parse().ok())?;
+        Some(Holder { host, pid, worker })
     }
 
     /// Whether the holder may still be running: a process of this host that exists, or a process
@@ -65,7 +80,11 @@ impl Holder {
 
 impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "process {} on {}", self.pid, self.host)
+        write!(f, "process {} on {}", self.pid, self.host)?;
+        if self.worker > 0 {
+            write!(f, " (worker {})", self.worker)?;
+        }
+        Ok(())
     }
 }
 
@@ -73,12 +92,14 @@ impl std::fmt::Display for Holder {
 #[derive(Debug)]
 pub struct Claim {
     path: PathBuf,
+    /// Who made it (the claim is removed on drop only while it still names them).
+    holder: Holder,
     stop: Option<std::sync::mpsc::Sender<()>>,
     heartbeat: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Claim {
-    fn new(path: PathBuf) -> Claim {
+    fn new(path: PathBuf, holder: Holder) -> Claim {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let p = path.clone();
         let heartbeat = std::thread::spawn(move || {
@@ -88,7 +109,7 @@ impl Claim {
                 }
             }
         });
-        Claim { path, stop: Some(stop), heartbeat: Some(heartbeat) }
+        Claim { path, holder, stop: Some(stop), heartbeat: Some(heartbeat) }
     }
 }
 
@@ -99,7 +120,9 @@ impl Drop for Claim {
             let _ = h.join();
         }
         // Only our own claim is removed (a stale-claim takeover by another process rewrote it).
-        if std::fs::read_to_string(&self.path).ok().and_then(|t| Holder::parse(&t)) == Some(Holder::me()) {
+        if std::fs::read_to_string(&self.path).ok().and_then(|t| Holder::parse(&t)).as_ref()
+            == Some(&self.holder)
+        {
             let _ = std::fs::remove_file(&self.path);
         }
     }
@@ -131,14 +154,14 @@ pub fn claim(run_dir: &Path) -> std::io::Result<Outcome> {
     for _ in 0..3 {
         match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(mut f) => {
-                writeln!(f, "{} {}", me.host, me.pid)?;
+                writeln!(f, "{} {} {}", me.host, me.pid, me.worker)?;
                 f.sync_all()?;
-                return Ok(Outcome::Held(Claim::new(path)));
+                return Ok(Outcome::Held(Claim::new(path, me)));
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let text = std::fs::read_to_string(&path).unwrap_or_default();
                 match Holder::parse(&text) {
-                    Some(h) if h == me => return Ok(Outcome::Held(Claim::new(path))),
+                    Some(h) if h == me => return Ok(Outcome::Held(Claim::new(path, me))),
                     Some(h) if h.alive(&path) => return Ok(Outcome::Busy(h)),
                     // Stale: its process is gone. Remove it and try again (two processes taking
                     // over at once: one creates the file, the other finds it held).
@@ -152,7 +175,8 @@ pub fn claim(run_dir: &Path) -> std::io::Result<Outcome> {
     }
     // Still contended after three takeovers: someone else is claiming it right now.
     let text = std::fs::read_to_string(&path).unwrap_or_default();
-    Ok(Holder::parse(&text).map_or_else(|| Outcome::Busy(Holder { host: "?".into(), pid: 0 }), Outcome::Busy))
+    Ok(Holder::parse(&text)
+        .map_or_else(|| Outcome::Busy(Holder { host: "?".into(), pid: 0, worker: 0 }), Outcome::Busy))
 }
 
 /// Claims `path`, waiting while another live process holds it (polling every second): for steps
@@ -205,6 +229,32 @@ mod tests {
         assert!(matches!(c, Outcome::Held(_)));
         drop(c);
         assert!(!claim_path(&run).exists(), "our claim is removed on drop");
+    }
+
+    #[test]
+    fn workers_of_one_process_claim_as_themselves() {
+        let run = tmp("workers");
+        let c = match claim(&run).unwrap() {
+            Outcome::Held(c) => c,
+            Outcome::Busy(h) => panic!("busy: {h}"),
+        };
+        let other = std::thread::spawn({
+            let run = run.clone();
+            move || {
+                set_worker(2);
+                let busy = matches!(claim(&run).unwrap(), Outcome::Busy(Holder { worker: 0, .. }));
+                (busy, holder(&run).map(|h| h.worker))
+            }
+        });
+        assert_eq!(other.join().unwrap(), (true, Some(0)), "worker 2 sees worker 0's claim as held");
+        assert!(holder(&run).is_none(), "a worker's own claim has no other holder");
+        drop(c);
+        assert!(!claim_path(&run).exists());
+        // A file of the format before workers ("HOST PID") is worker 0's.
+        let h = Holder::parse("node7 42\n").unwrap();
+        assert_eq!((h.host.as_str(), h.pid, h.worker), ("node7", 42, 0));
+        assert_eq!(Holder::parse("node7 42 3").map(|h| h.worker), Some(3));
+        assert!(Holder::parse("node7 42 x").is_none());
     }
 
     #[test]

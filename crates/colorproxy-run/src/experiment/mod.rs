@@ -7,6 +7,7 @@
 pub mod claim;
 pub mod output;
 mod plan;
+mod queue;
 pub mod recipe;
 mod runner;
 
@@ -84,10 +85,45 @@ pub fn run(a: ExperimentRequest) -> crate::Result<()> {
 }
 
 /// Runs a recipe given as text (`origin` names it in errors; relative paths are relative to
-/// `recipe_dir`): what `run` does with a file, and how other commands run theirs (Table 6's
-/// `analyse frozen`).
+/// `recipe_dir`), then writes its tables: what `run` does with a file, and how other commands run
+/// theirs (Table 6's `analyse frozen`).
 pub fn run_text(text: &str, origin: &str, recipe_dir: PathBuf, a: &ExperimentRequest) -> crate::Result<()> {
     let t0 = Instant::now();
+    let Some(done) = execute(text, origin, recipe_dir, a)? else { return Ok(()) };
+    let _claim = claim::wait_for(&a.out.join("tables"), "writing the tables")
+        .with_context(|| format!("claiming {}", a.out.display()))?;
+    let md = output::write(&done.recipe, &done.plan, &a.out, t0.elapsed().as_secs_f64())?;
+    println!("{md}\nwrote {}/{{results.csv,tables.md,report.html}}", a.out.display());
+    Ok(())
+}
+
+/// A recipe's runs once [`execute`] has run them: where each run's folder is.
+pub struct Finished {
+    recipe: Recipe,
+    plan: Plan,
+}
+
+impl Finished {
+    /// The folder of the pretraining `name`.
+    pub fn pretraining(&self, name: &str) -> Option<&Path> {
+        self.plan.pretrain.iter().find(|p| p.name == name).map(|p| p.dir.as_path())
+    }
+
+    /// The folder of fine-tuning `name` from `init` with `seed`.
+    pub fn finetuning(&self, name: &str, init: &str, seed: u64) -> Option<&Path> {
+        let f = self.plan.finetune.iter().find(|f| f.name == name && f.init == init && f.seed == seed);
+        f.map(|f| f.dir.as_path())
+    }
+}
+
+/// Plans a recipe given as text and runs what it (or `--only`) selects, with `a.workers` runs
+/// side by side; `None` after a dry run (which prints the plan and the paper's skeletons).
+pub fn execute(
+    text: &str,
+    origin: &str,
+    recipe_dir: PathBuf,
+    a: &ExperimentRequest,
+) -> crate::Result<Option<Finished>> {
     let r = Recipe::parse(text, origin)?;
     let mut given = std::collections::BTreeMap::new();
     for d in &a.data {
@@ -109,7 +145,7 @@ pub fn run_text(text: &str, origin: &str, recipe_dir: PathBuf, a: &ExperimentReq
     let generated = needed_generated(&r, &sets, &plan, &pre, &ft)?;
     if a.dry_run {
         dry_run(&r, &plan, &pre, &ft, &generated);
-        return Ok(());
+        return Ok(None);
     }
     std::fs::create_dir_all(&runs).with_context(|| format!("creating {}", runs.display()))?;
     std::fs::write(a.out.join("recipe.toml"), text).context("copying the recipe")?;
@@ -122,65 +158,14 @@ pub fn run_text(text: &str, origin: &str, recipe_dir: PathBuf, a: &ExperimentReq
             generate(&r, &sets, name)?;
         }
     }
-    let total = pre.len() + ft.len();
-    let mut k = 0;
-    // Runs another live process holds (the same recipe run side by side into this folder).
-    let mut elsewhere = 0;
-    let take = |dir: &Path| -> crate::Result<Option<claim::Claim>> {
-        match claim::claim(dir).with_context(|| format!("claiming {}", dir.display()))? {
-            claim::Outcome::Held(c) => Ok(Some(c)),
-            claim::Outcome::Busy(h) => {
-                eprintln!("    held by {h}: left to it ({})", claim::claim_path(dir).display());
-                Ok(None)
-            }
-        }
-    };
-    for &i in &pre {
-        k += 1;
-        let p = &plan.pretrain[i];
-        eprintln!("[{k}/{total}] pretraining {} ({:?}) -> {}", p.name, p.kind, p.dir.display());
-        let Some(_claim) = take(&p.dir)? else {
-            elsewhere += 1;
-            continue;
-        };
-        runner::run_pretrain(p, &a.device)?;
-    }
-    for &i in &ft {
-        k += 1;
-        let f = &plan.finetune[i];
-        eprintln!(
-            "[{k}/{total}] fine-tuning {} from {}, seed {} -> {}",
-            f.name,
-            f.init,
-            f.seed,
-            f.dir.display()
-        );
-        if let Some(h) = f
-            .from
-            .map(|(p, _)| &plan.pretrain[p].dir)
-            .and_then(|d| (status(d) != Status::Done).then(|| claim::holder(d)).flatten())
-        {
-            eprintln!("    its pretraining is still running ({h}): left for a later run");
-            elsewhere += 1;
-            continue;
-        }
-        let Some(_claim) = take(&f.dir)? else {
-            elsewhere += 1;
-            continue;
-        };
-        runner::run_finetune(f, &plan, &a.device)?;
-    }
+    let elsewhere = queue::Queue::new(&plan, &pre, &ft, &a.device, a.workers).run()?;
     if elsewhere > 0 {
         eprintln!(
-            "{elsewhere} run(s) held by other processes or waiting on them: the tables below show what is \
-             finished now; run the recipe again when they end (it reruns nothing finished)"
+            "{elsewhere} run(s) held by other processes: the tables below show what is finished now; \
+             run the recipe again when they end (it reruns nothing finished)"
         );
     }
-    let _claim = claim::wait_for(&a.out.join("tables"), "writing the tables")
-        .with_context(|| format!("claiming {}", a.out.display()))?;
-    let md = output::write(&r, &plan, &a.out, t0.elapsed().as_secs_f64())?;
-    println!("{md}\nwrote {}/{{results.csv,tables.md,report.html}}", a.out.display());
-    Ok(())
+    Ok(Some(Finished { recipe: r, plan }))
 }
 
 /// The generated data sets the selected runs read and that are not generated yet.

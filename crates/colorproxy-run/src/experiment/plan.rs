@@ -165,7 +165,7 @@ impl Recipe {
     fn iterations_per_epoch(&self, p: &PretrainSpec, data: &DataSets) -> crate::Result<f64> {
         let batch = match p.kind {
             PretrainKind::Colorization => self.base_pretrain_config(p, data)?.data.batch_size,
-            PretrainKind::Supervised => self.base_supervised_config(p, data)?.batch_size,
+            PretrainKind::Supervised => self.supervised_config(p, data, Path::new(""))?.batch_size,
         } as f64;
         if let Some(n) = p.epoch_images {
             return Ok(n as f64 / batch);
@@ -206,13 +206,30 @@ impl Recipe {
 
     /// A supervised pretraining's fine-tuning config before its cap and seed: preset or file, then
     /// its `set`.
-    fn base_supervised_config(&self, p: &PretrainSpec, data: &DataSets) -> crate::Result<TransferConfig> {
+    /// A supervised pretraining's config, resolved as `colorproxy pretrain-supervised` resolves
+    /// its flags (`finetune::resolve_from`: the preset or config file with the recipe's `set`,
+    /// random init, the seed, the cap, then the `set` again), on the class folders at `path`.
+    fn supervised_config(
+        &self,
+        p: &PretrainSpec,
+        data: &DataSets,
+        path: &Path,
+    ) -> crate::Result<TransferConfig> {
         let base = match (&p.preset, &p.config) {
-            (Some(n), None) => TransferConfig::preset(n)?.to_toml(),
-            (None, Some(f)) => read_config(&data.recipe_dir, f)?,
+            (Some(n), None) => TransferConfig::preset(n)?,
+            (None, Some(f)) => TransferConfig::from_toml(&read_config(&data.recipe_dir, f)?)?,
             _ => bail!("give preset or config"),
         };
-        Ok(TransferConfig::from_toml(&apply_overrides(&base, &p.set)?)?)
+        if base.task != Task::Cls {
+            bail!("supervised pretraining needs a classification preset (cls-cpu, cls-paper)");
+        }
+        let mut request = crate::request::FinetuneRequest::new(Task::Cls, path, Path::new(""));
+        request.seed = Some(p.seed);
+        request.max_iterations = p.iterations;
+        request.set = p.set.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut c = crate::finetune::resolve_from(base, &request, crate::finetune::InitModel::Read)?;
+        c.label_space.seed = p.seed;
+        Ok(c)
     }
 
     /// Resolves every run (configs, data paths, keys, folders under `runs`).
@@ -282,19 +299,10 @@ impl Recipe {
                 if items.len() != 1 || sources[0].1.is_some() {
                     bail!("supervised pretraining reads one set of class folders");
                 }
-                let mut c = self.base_supervised_config(p, data)?;
-                if c.task != Task::Cls {
-                    bail!("supervised pretraining needs a classification preset (cls-cpu, cls-paper)");
-                }
-                if let Some(n) = p.iterations {
-                    c = c.with_max_iterations(n);
-                }
-                c.seed = p.seed;
-                c = c.with_init("random")?;
-                c.rebalance = c.rebalance_by_default()?;
-                c.label_space.seed = p.seed;
-                c.validate()?;
-                let t = c.to_toml();
+                let mut c = self.supervised_config(p, data, &sources[0].0)?;
+                // The recorded total batch is derived (batch_size x world_size, both in the key):
+                // left out, as for fine-tunings, so that runs keep their keys.
+                let t = colorproxy_nn::transfer::TransferConfig { total_batch: 0, ..c.clone() }.to_toml();
                 // A mapping file named as `DATA/sub/file` (e.g. generated), else relative to the
                 // recipe; the key keeps the name as written.
                 if let Some(f) = c.label_space.buckets_file.clone() {

@@ -208,6 +208,8 @@ pub struct ExperimentRequest {
     /// Data set paths for the recipe's named data (NAME=PATH, repeatable), e.g. for paper recipes.
     pub data: Vec<String>,
     pub device: Option<String>,
+    /// Runs side by side in this process (threads; each run uses its config's `threads`).
+    pub workers: usize,
 }
 
 /// Procedural scenes (`colorproxy data generate`).

@@ -264,6 +264,11 @@ pub struct ExperimentArgs {
     /// Data set paths for the recipe's named data (NAME=PATH, repeatable), e.g. for paper recipes.
     #[arg(long = "data", value_name = "NAME=PATH")]
     pub data: Vec<String>,
+    /// Runs side by side in this process, each on its own thread(s): each run uses its config's
+    /// `threads` (0: all cores), so give each worker its share (`--set threads=N` in the recipe,
+    /// or OMP_NUM_THREADS). Other processes may run the same recipe into the same --out too.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub workers: u32,
     #[command(flatten)]
     pub device: DeviceArg,
 }
@@ -277,6 +282,7 @@ impl From<ExperimentArgs> for ExperimentRequest {
             dry_run: a.dry_run,
             data: a.data,
             device: a.device.device,
+            workers: a.workers as usize,
         }
     }
 }
