@@ -115,14 +115,19 @@ fn every_paper_table_prints_the_papers_values_in_its_shape() {
 
 #[test]
 fn epochs_become_iterations_of_the_papers_batch() {
-    // 3 epochs of ImageNet's 1,281,167 images at batch 8, the drop after 2 epochs.
+    // 3 epochs of the paper's 3.7M images (ImageNet's 1,281,167 and Places205's 2,448,873
+    // training images, section 3.1) at batch 8, the drop after 2 epochs.
     let out = dry_run("table2-paper.toml");
-    let per_epoch: f64 = 1_281_167.0 / 8.0;
-    let three = (3.0 * per_epoch).round(); // 480,438
-    assert!(out.contains(&format!("{three} iterations x 8 images = 3.00 epochs")), "{out}");
+    let per_epoch: f64 = (1_281_167.0 + 2_448_873.0) / 8.0;
+    let three = (3.0 * per_epoch).round(); // 1,398,765
+    assert_eq!(three, 1_398_765.0);
+    assert!(out.contains(&format!("{three} iterations x 8 images = ")), "{out}");
     // Fig. 4's snapshots at 0.2 ... 3 epochs are fine-tuned (one run per seed each).
     let out = dry_run("fig4-paper.toml");
     let at_02 = (0.2 * per_epoch).round();
     assert!(out.contains(&format!("from dropped@{at_02} seed 0")), "{out}");
     assert!(out.contains(&format!("from never-dropped@{} seed 2", (3.0 * per_epoch).round())), "{out}");
+    // Table 1's ResNet-152: 35 epochs (its best model, on 224 inputs).
+    let out = dry_run("table1-paper.toml");
+    assert!(out.contains(&format!("{} iterations x 8 images", (35.0 * per_epoch).round())), "{out}");
 }
