@@ -184,6 +184,18 @@ pub fn run(a: DemoRequest) -> crate::Result<()> {
             threads: pair_threads(),
         }
     };
+    // OUT/pretrain, OUT/seg-random, ... are links to run folders: a folder of an earlier demo
+    // (before it was a recipe of the runner) in their place is not overwritten.
+    for name in ["pretrain", "seg-random", "seg-colorization", "cls-random", "cls-colorization"] {
+        let at = out.join(name);
+        if std::fs::symlink_metadata(&at).is_ok_and(|m| !m.file_type().is_symlink()) {
+            crate::bail!(
+                "{}: a run folder of an earlier version of the demo; the demo now keeps its runs \
+                 in OUT/runs and links them there. Use a new --out (or move that folder away)",
+                at.display()
+            );
+        }
+    }
     let data = out.join("data");
     println!(
         "[1/4] generating {} unlabelled scenes and a labelled set ({} train / {} val)",
@@ -282,11 +294,7 @@ fn link(out: &Path, name: &str, run: &Path) -> crate::Result<()> {
         if m.file_type().is_symlink() {
             std::fs::remove_file(&at).with_context(|| format!("replacing {}", at.display()))?;
         } else {
-            crate::bail!(
-                "{}: exists and is not the demo's link to a run folder (a demo folder from before \
-                 0.12? use a new --out)",
-                at.display()
-            );
+            crate::bail!("{}: exists and is not the demo's link to a run folder", at.display());
         }
     }
     std::os::unix::fs::symlink(target, &at).with_context(|| format!("linking {}", at.display()))

@@ -133,3 +133,23 @@ fn bad_input_gets_a_clear_error_naming_the_file() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected Y,X"));
 }
+
+#[test]
+fn a_demo_folder_of_the_earlier_layout_is_not_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("demo");
+    std::fs::create_dir_all(out.join("seg-random/checkpoints")).unwrap();
+    std::fs::write(out.join("seg-random/checkpoints/last.safetensors"), b"earlier work").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_colorproxy"))
+        .args(["demo", "--quick", "--out"])
+        .arg(&out)
+        .env("CI", "1")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("seg-random") && err.contains("new --out"), "{err}");
+    // Stopped before any work: nothing generated, the earlier run untouched.
+    assert!(!out.join("data").exists() && !out.join("runs").exists());
+    assert_eq!(std::fs::read(out.join("seg-random/checkpoints/last.safetensors")).unwrap(), b"earlier work");
+}
