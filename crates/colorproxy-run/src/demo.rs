@@ -224,6 +224,14 @@ pub fn run(a: DemoRequest) -> crate::Result<()> {
     let req = ExperimentRequest { only: None, workers: 2, ..req };
     let done = crate::experiment::execute(&text, "the demo's recipe", out.clone(), &req)?
         .context("the demo's recipe ran nothing")?;
+    if done.elsewhere > 0 {
+        crate::bail!(
+            "{} of the demo's runs are held by another process (see the messages above, RUN.claim \
+             under {}): rerun the demo when it ends",
+            done.elsewhere,
+            out.join("runs").display()
+        );
+    }
     let pre = done.pretraining("colorization").context("the demo's pretraining")?.to_path_buf();
     link(&out, "pretrain", &pre)?;
     let metrics = read_metrics(&RunPaths::new(&pre).metrics())?;

@@ -150,6 +150,12 @@ pub fn request_interrupt(sig: i32) {
     INTERRUPT.get_or_init(|| Arc::new(AtomicBool::new(false))).store(true, Ordering::SeqCst);
 }
 
+/// Whether an interrupt (the first SIGINT or SIGTERM, or [`request_interrupt`]) is pending: for
+/// loops that wait between runs.
+pub fn interrupt_requested() -> bool {
+    INTERRUPT.get().is_some_and(|f| f.load(Ordering::SeqCst))
+}
+
 /// Clears a served interrupt request, so that the host's next run starts uninterrupted.
 pub fn clear_interrupt() {
     SIGNAL.store(0, Ordering::SeqCst);

@@ -28,6 +28,15 @@ thread_local! {
     static WORKER: Cell<u32> = const { Cell::new(0) };
 }
 
+/// The claim files this process holds now (any worker). A file naming this host and process id
+/// that is not among them was left by an earlier process that had the same id (a restarted
+/// container's pid 1): stale.
+static HELD: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn held_here(path: &Path) -> bool {
+    HELD.lock().map(|h| h.iter().any(|p| p == path)).unwrap_or(false)
+}
+
 /// Makes the current thread claim as worker `n` of this process (runs side by side in threads).
 pub fn set_worker(n: u32) {
     WORKER.with(|w| w.set(n));
@@ -65,9 +74,13 @@ impl Holder {
         Some(Holder { host, pid, worker })
     }
 
-    /// Whether the holder may still be running: a process of this host that exists, or a process
-    /// of another host whose claim file (`path`) was touched within [`STALE_AFTER`].
+    /// Whether the holder may still be running: this process holding `path` now, a process of
+    /// this host that exists, or a process of another host whose claim file (`path`) was touched
+    /// within [`STALE_AFTER`].
     fn alive(&self, path: &Path) -> bool {
+        if self.host == host_name() && self.pid == std::process::id() {
+            return held_here(path);
+        }
         if self.host != host_name() {
             let age = std::fs::metadata(path).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
             return age.is_none_or(|a| a < STALE_AFTER);
@@ -109,6 +122,9 @@ impl Claim {
                 }
             }
         });
+        if let Ok(mut h) = HELD.lock() {
+            h.push(path.clone());
+        }
         Claim { path, holder, stop: Some(stop), heartbeat: Some(heartbeat) }
     }
 }
@@ -118,6 +134,11 @@ impl Drop for Claim {
         drop(self.stop.take());
         if let Some(h) = self.heartbeat.take() {
             let _ = h.join();
+        }
+        if let Ok(mut h) = HELD.lock() {
+            if let Some(i) = h.iter().position(|p| *p == self.path) {
+                h.swap_remove(i);
+            }
         }
         // Only our own claim is removed (a stale-claim takeover by another process rewrote it).
         if std::fs::read_to_string(&self.path).ok().and_then(|t| Holder::parse(&t)).as_ref()
@@ -137,7 +158,7 @@ pub enum Outcome {
     Busy(Holder),
 }
 
-/// The live holder of a run's claim other than this process, if any (for listings).
+/// The live holder of a run's claim other than this worker of this process, if any.
 pub fn holder(run_dir: &Path) -> Option<Holder> {
     let text = std::fs::read_to_string(claim_path(run_dir)).ok()?;
     Holder::parse(&text).filter(|h| h.alive(&claim_path(run_dir)) && *h != Holder::me())
@@ -250,6 +271,11 @@ mod tests {
         assert!(holder(&run).is_none(), "a worker's own claim has no other holder");
         drop(c);
         assert!(!claim_path(&run).exists());
+        // A claim naming this process's id and another worker that this process does not hold
+        // was left by an earlier process with the same id (a restarted container): taken over.
+        std::fs::write(claim_path(&run), format!("{} {} 5\n", host_name(), std::process::id())).unwrap();
+        assert!(holder(&run).is_none());
+        assert!(matches!(claim(&run).unwrap(), Outcome::Held(_)));
         // A file of the format before workers ("HOST PID") is worker 0's.
         let h = Holder::parse("node7 42\n").unwrap();
         assert_eq!((h.host.as_str(), h.pid, h.worker), ("node7", 42, 0));

@@ -101,6 +101,8 @@ pub fn run_text(text: &str, origin: &str, recipe_dir: PathBuf, a: &ExperimentReq
 pub struct Finished {
     recipe: Recipe,
     plan: Plan,
+    /// Runs left to other processes (held by them), unfinished when this one ended.
+    pub elsewhere: usize,
 }
 
 impl Finished {
@@ -165,7 +167,7 @@ pub fn execute(
              run the recipe again when they end (it reruns nothing finished)"
         );
     }
-    Ok(Some(Finished { recipe: r, plan }))
+    Ok(Some(Finished { recipe: r, plan, elsewhere }))
 }
 
 /// The generated data sets the selected runs read and that are not generated yet.

@@ -204,8 +204,6 @@ impl Recipe {
         Ok(PretrainConfig::from_toml(&apply_overrides(&base, &p.set)?)?)
     }
 
-    /// A supervised pretraining's fine-tuning config before its cap and seed: preset or file, then
-    /// its `set`.
     /// A supervised pretraining's config, resolved as `colorproxy pretrain-supervised` resolves
     /// its flags (`finetune::resolve_from`: the preset or config file with the recipe's `set`,
     /// random init, the seed, the cap, then the `set` again), on the class folders at `path`.

@@ -32,14 +32,30 @@ pub(super) struct Queue<'a> {
     /// Set when a worker fails: the others stop after their current run.
     abort: AtomicBool,
     /// Workers side by side: a run with libtorch's default threads (`threads = 0`) runs alone
-    /// (write), the others side by side (read). libtorch's thread count is the process's: a run
-    /// beside one that sets its own would get whichever count was set last, and its result
-    /// (the last bits, then everything) would depend on timing.
+    /// (write), the others side by side (read), each setting its own count on its own thread. A
+    /// run that sets none would take whatever count the process's thread pool was last given, and
+    /// its result (the last bits, then everything) would depend on timing.
     side_by_side: Option<RwLock<()>>,
     workers: usize,
-    /// libtorch's threads when the queue was made: what a run with `threads = 0` gets, whatever
-    /// ran before it in this process.
-    default_threads: i32,
+}
+
+/// libtorch's threads before any queue of this process set them: what a run with `threads = 0`
+/// gets, whatever ran before it.
+fn default_threads() -> i32 {
+    static DEFAULT: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+    *DEFAULT.get_or_init(tch::get_num_threads)
+}
+
+/// Sets the queue's abort flag when its worker thread unwinds from a panic, so that the siblings
+/// stop after their current run instead of working through the queue.
+struct AbortOnPanic<'a>(&'a AtomicBool);
+
+impl Drop for AbortOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
 }
 
 impl<'a> Queue<'a> {
@@ -50,6 +66,7 @@ impl<'a> Queue<'a> {
         device: &'a Option<String>,
         workers: usize,
     ) -> Self {
+        default_threads(); // read before this process's first run sets any
         let jobs: Vec<Job> =
             pre.iter().map(|&i| Job::Pretrain(i)).chain(ft.iter().map(|&i| Job::Finetune(i))).collect();
         Queue {
@@ -62,7 +79,6 @@ impl<'a> Queue<'a> {
             abort: AtomicBool::new(false),
             side_by_side: (workers > 1).then(|| RwLock::new(())),
             workers,
-            default_threads: tch::get_num_threads(),
         }
     }
 
@@ -77,8 +93,10 @@ impl<'a> Queue<'a> {
                 .map(|w| {
                     scope.spawn(move || {
                         claim::set_worker(w);
+                        let _guard = AbortOnPanic(&self.abort);
                         let r = self.work();
-                        if r.is_err() {
+                        if let Err(e) = &r {
+                            eprintln!("worker {w}: {e}; the other workers stop after their current run");
                             self.abort.store(true, Ordering::SeqCst);
                         }
                         r
@@ -117,8 +135,12 @@ impl<'a> Queue<'a> {
             Some(l) if self.threads(job) == 0 => Some(Err(l.write().map_err(|_| poisoned())?)),
             Some(l) => Some(Ok(l.read().map_err(|_| poisoned())?)),
         };
+        if self.abort.load(Ordering::SeqCst) {
+            // A sibling failed while this run waited for its turn.
+            return Ok(());
+        }
         if self.threads(job) == 0 {
-            tch::set_num_threads(self.default_threads);
+            tch::set_num_threads(default_threads());
         }
         match job {
             Job::Pretrain(i) => runner::run_pretrain(&self.plan.pretrain[i], self.device),
@@ -173,6 +195,9 @@ impl<'a> Queue<'a> {
                 found
             };
             let Some(job) = next else {
+                if crate::progress::interrupt_requested() {
+                    return Err(crate::session::interrupted_error());
+                }
                 if !told_waiting {
                     eprintln!("    waiting for pretraining(s) still running before fine-tuning from them");
                     told_waiting = true;

@@ -265,8 +265,9 @@ pub struct ExperimentArgs {
     #[arg(long = "data", value_name = "NAME=PATH")]
     pub data: Vec<String>,
     /// Runs side by side in this process, each on its own thread(s): each run uses its config's
-    /// `threads` (0: all cores), so give each worker its share (`--set threads=N` in the recipe,
-    /// or OMP_NUM_THREADS). Other processes may run the same recipe into the same --out too.
+    /// `threads`, so give each its share (`set = { threads = N }` in the recipe); a run at
+    /// libtorch's default (`threads = 0`) runs alone while the others wait. Other processes may
+    /// run the same recipe into the same --out too.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub workers: u32,
     #[command(flatten)]
