@@ -4,10 +4,10 @@ its mean, sample standard deviation and 95% paired t interval (n - 1 degrees of 
 Markdown table. For tables whose rows the runner cannot pair itself (a random-init row of another
 fine-tuning, e.g. Table 3's architectures).
 
-    python3 tools/paired.py RESULTS.csv METRIC LABEL=NAME:INIT-NAME:INIT [...]
+    python3 tools/paired.py RESULTS.csv METRIC LABEL=NAME:INIT,NAME:INIT [...]
 
 e.g. python3 tools/paired.py runs/table3-realseg/results.csv miou \
-         "AlexNet=seg:alexnet-seg-alexnet:random" "VGG-16=seg:vgg16-seg:random"
+         "AlexNet=seg:alexnet,seg-alexnet:random" "VGG-16=seg:vgg16,seg:random"
 (the first cell minus the second).
 """
 import csv
@@ -32,12 +32,9 @@ def main():
     print("|---|---|---|---|---|---|")
     for spec in pairs:
         label, cells = spec.split("=", 1)
-        if cells.count(":") != 2:
-            sys.exit(f"{spec}: expected LABEL=NAME:INIT-NAME:INIT")
-        # Names may contain '-': the cells split at the first '-' after the first ':'.
-        first_colon = cells.index(":")
-        dash = cells.index("-", first_colon)
-        a, b = cells[:dash], cells[dash + 1:]
+        if cells.count(",") != 1:
+            sys.exit(f"{spec}: expected LABEL=NAME:INIT,NAME:INIT")
+        a, b = cells.split(",")
         an, ai = a.split(":", 1)
         bn, bi = b.split(":", 1)
         seeds = sorted(s for (n, i, s) in values if (n, i) == (an, ai) and (bn, bi, s) in values)
