@@ -24,7 +24,7 @@ use image::RgbImage;
 use crate::report::html::{Cell, Page};
 use crate::report::run::{seg_examples, seg_legend, Legend};
 use crate::request::{DemoRequest, ExperimentRequest, GenerateRequest};
-use crate::RunError;
+use crate::{task_name, RunError};
 
 /// Image side of the generated scenes.
 const SIDE: usize = 96;
@@ -128,14 +128,6 @@ fn recipe(plan: &Plan, seed: u64, data: &Path) -> crate::Result<String> {
         "\n[[table]]\nname = \"demo\"\ntitle = \"The demo: initialisation x task\"\ncolumns = [\"seg\", \"cls\"]\n",
     );
     Ok(t)
-}
-
-fn task_name(task: Task) -> &'static str {
-    if task == Task::Seg {
-        "seg"
-    } else {
-        "cls"
-    }
 }
 
 /// Writes the demo's scenes to `data` (unlabelled/, voc/) unless the same are there already.

@@ -133,7 +133,7 @@ pub fn eval(a: EvalRequest) -> crate::Result<()> {
              fine-tuned network: fine-tune it first (colorproxy finetune {} --init {} ...)",
             a.checkpoint.display(),
             cfg_path.display(),
-            if a.task == Task::Cls { "cls" } else { "seg" },
+            crate::task_name(a.task),
             a.checkpoint.display()
         );
     }

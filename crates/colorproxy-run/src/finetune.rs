@@ -116,7 +116,7 @@ pub(crate) fn resolve_from(
 /// for a full-width backbone (a paper-scale or GPU pretraining, a torchvision network), the CPU
 /// protocol (`<task>-cpu`) for a narrow one or random init; said on stderr when `say`.
 pub fn default_preset(task: Task, init: &str, say: bool) -> String {
-    let t = if task == Task::Cls { "cls" } else { "seg" };
+    let t = crate::task_name(task);
     let full = (init != "random")
         .then(|| TransferConfig::preset(&format!("{t}-cpu")).ok()?.with_init(init).ok())
         .flatten()

@@ -7,8 +7,6 @@
 //! OUT/runs: a finished one is reused, an interrupted one resumed.
 use std::path::{Path, PathBuf};
 
-use colorproxy_nn::transfer::Task;
-
 use crate::request::{ExperimentRequest, FinetuneRequest, FrozenRequest};
 use crate::{bail, Context};
 
@@ -72,7 +70,7 @@ fn absolute(p: &Path) -> crate::Result<String> {
 /// The recipe of the table: one fine-tuning per row (`set = { freeze_until = LAYER }`), every
 /// init (checkpoints as `weights:` data sets), every seed; a table of rows x inits.
 fn recipe(a: &FrozenRequest, arch: &str, rows: &[(&str, Option<&str>)]) -> crate::Result<String> {
-    let task = if a.task == Task::Cls { "cls" } else { "seg" };
+    let task = crate::task_name(a.task);
     let seeds = a.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
     let mut t = format!(
         "title = {}\nseeds = [{seeds}]\n\n[data.data]\npath = {}\n",

@@ -94,3 +94,11 @@ pub mod request;
 pub mod session;
 
 pub use error::{Context, Result, RunError};
+
+/// A task's name on the command line and in presets: `seg` or `cls`.
+pub(crate) fn task_name(task: colorproxy_nn::transfer::Task) -> &'static str {
+    match task {
+        colorproxy_nn::transfer::Task::Seg => "seg",
+        colorproxy_nn::transfer::Task::Cls => "cls",
+    }
+}
