@@ -7,15 +7,19 @@ modules (:func:`load_backbone`). Tensors are ``torch.Tensor``; the package is bu
 libtorch of torch 2.11 and must be imported in a Python with that torch.
 
 Errors of colorproxy raise :class:`ColorproxyError` with the library's message (the file and the
-problem); a run stopped with Ctrl-C writes its checkpoint and raises ``KeyboardInterrupt``
-(``resume=True`` continues it).
+problem); a run stopped with Ctrl-C (SIGINT) or SIGTERM (what Slurm sends on preemption and at the
+time limit) writes its checkpoint and raises ``KeyboardInterrupt`` (``resume=True`` continues it).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
+import signal
+import sys
 import tempfile
+import threading
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch  # noqa: F401  (loads libtorch before the native module links to it)
@@ -67,6 +71,59 @@ def _resume(resume: Union[bool, str]) -> str:
     return str(resume)
 
 
+_U64_MAX = 2**64 - 1
+
+
+def _count(name: str, value: Any, minimum: int = 0, maximum: int = _U64_MAX) -> Optional[int]:
+    """An integer argument checked here, with its name in the error (not a bare ``OverflowError``
+    from the native module): ``None`` passes; bools, floats and strings are refused, not
+    truncated."""
+    if value is None:
+        return None
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ColorproxyError(f"{name} must be an integer, got {value!r}")
+    if not minimum <= int(value) <= maximum:
+        raise ColorproxyError(f"{name} must be in [{minimum}, {maximum}], got {value}")
+    return int(value)
+
+
+@contextlib.contextmanager
+def _stoppable() -> Iterator[None]:
+    """Around a run: SIGTERM stops it as Ctrl-C does (checkpoint, then ``KeyboardInterrupt``)
+    instead of killing the interpreter with nothing written; a process that started with SIGINT
+    ignored (a background job of a shell script) is told once that Ctrl-C cannot stop the run.
+    Python's handlers can be set from the main thread only; elsewhere the signals stay as they are."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        print(
+            f"colorproxy: SIGINT is ignored in this process (pid {os.getpid()}, started in the background?): "
+            f"Ctrl-C will not stop the run; `kill {os.getpid()}` (SIGTERM) writes its checkpoint and stops it",
+            file=sys.stderr,
+            flush=True,
+        )
+    terminated = []
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        terminated.append(signum)
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    except KeyboardInterrupt:
+        if terminated:
+            raise KeyboardInterrupt(
+                "terminated (SIGTERM); the run wrote its checkpoint (resume=True continues it)"
+            ) from None
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _path(p: Optional[PathLike]) -> Optional[str]:
     return None if p is None else os.fspath(p)
 
@@ -80,7 +137,9 @@ def targets(image: Any, points: Sequence[Tuple[int, int]], config: Optional[Path
     ``hue_weight``, ``chroma_weight``, ``gray`` ``[P]`` and ``ab`` ``[P, 2]`` (CIE a*, b* scaled
     by ``lab_ab_scale``), ``points`` ``[P, 2]`` int64.
     """
-    pts = [(int(y), int(x)) for y, x in points]
+    pts = [(_count("points: y", y, 0, 2**31 - 1), _count("points: x", x, 0, 2**31 - 1)) for y, x in points]
+    if not pts:
+        raise ColorproxyError("points is empty: give at least one (y, x) pixel")
     cfg = None if config is None else pathlib.Path(config).read_text()
     if isinstance(image, (str, os.PathLike)):
         return _core.targets_file(os.fspath(image), pts, cfg)
@@ -127,6 +186,11 @@ class ColorizationLoader:
         config: Optional[PathLike] = None,
         set: Optional[Mapping[str, Any]] = None,
     ) -> None:
+        batch_size = _count("batch_size", batch_size, 1)
+        seed = _count("seed", seed)
+        workers = _count("workers", workers)
+        world_size = _count("world_size", world_size, 1)
+        rank = _count("rank", rank, 0, world_size - 1 if world_size is not None else _U64_MAX)
         if rank is None or world_size is None:
             dist = torch.distributed
             if dist.is_available() and dist.is_initialized():
@@ -264,11 +328,14 @@ def pretrain(
     """
     if config is not None:
         preset = None
-    done = _core.pretrain(
-        os.fspath(data), os.fspath(out), preset=preset, config=_path(config), iterations=iterations,
-        batch_size=batch_size, lr=lr, seed=seed, workers=workers, set=_overrides(set),
-        resume=_resume(resume), force=force, device=device, threads=threads,
-    )
+    iterations, batch_size = _count("iterations", iterations, 1), _count("batch_size", batch_size, 1)
+    seed, workers, threads = _count("seed", seed), _count("workers", workers), _count("threads", threads)
+    with _stoppable():
+        done = _core.pretrain(
+            os.fspath(data), os.fspath(out), preset=preset, config=_path(config), iterations=iterations,
+            batch_size=batch_size, lr=lr, seed=seed, workers=workers, set=_overrides(set),
+            resume=_resume(resume), force=force, device=device, threads=threads,
+        )
     out = pathlib.Path(out)
     losses = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
     return {
@@ -312,13 +379,16 @@ def finetune(
     stopping on a held-out part, scored on ``eval_split`` at the end). ``init``: ``"random"`` or a
     checkpoint (colorization pretraining, or torchvision names). Returns the run's
     ``results.json`` as a dict (``metric``, ``value``, per-class scores, ...)."""
-    _core.finetune(
-        task, os.fspath(data), os.fspath(out), init=os.fspath(init), preset=preset, config=_path(config),
-        classes=_path(classes), max_iterations=max_iterations, batch_size=batch_size, lr=lr, seed=seed,
-        workers=workers, set=_overrides(set), freeze_until=freeze_until, color=color,
-        train_split=train_split, eval_split=eval_split, resume=_resume(resume), force=force,
-        device=device, skip_bad=skip_bad,
-    )
+    max_iterations, batch_size = _count("max_iterations", max_iterations, 1), _count("batch_size", batch_size, 1)
+    seed, workers = _count("seed", seed), _count("workers", workers)
+    with _stoppable():
+        _core.finetune(
+            task, os.fspath(data), os.fspath(out), init=os.fspath(init), preset=preset, config=_path(config),
+            classes=_path(classes), max_iterations=max_iterations, batch_size=batch_size, lr=lr, seed=seed,
+            workers=workers, set=_overrides(set), freeze_until=freeze_until, color=color,
+            train_split=train_split, eval_split=eval_split, resume=_resume(resume), force=force,
+            device=device, skip_bad=skip_bad,
+        )
     return json.loads((pathlib.Path(out) / "results.json").read_text())
 
 
@@ -338,8 +408,9 @@ def evaluate(
     if report is None:
         with tempfile.TemporaryDirectory(prefix="colorproxy-eval-") as d:
             return evaluate(task, checkpoint, data, split, report=d, config=config, device=device, skip_bad=skip_bad)
-    _core.evaluate(
-        task, os.fspath(checkpoint), os.fspath(data), os.fspath(report), split=split, config=_path(config),
-        device=device, skip_bad=skip_bad,
-    )
+    with _stoppable():
+        _core.evaluate(
+            task, os.fspath(checkpoint), os.fspath(data), os.fspath(report), split=split, config=_path(config),
+            device=device, skip_bad=skip_bad,
+        )
     return json.loads((pathlib.Path(report) / "results.json").read_text())

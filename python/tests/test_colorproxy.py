@@ -277,10 +277,11 @@ def test_the_readmes_pytorch_loop_runs_as_written(scenes):
     assert torch.isfinite(env["loss"]) and env["loss"].item() > 0
 
 
-def test_ctrl_c_writes_a_checkpoint_and_raises_keyboard_interrupt(scenes, tmp_path):
-    """SIGINT during `colorproxy.pretrain` (Ctrl-C in Python): the run checkpoints, the call raises
-    KeyboardInterrupt with the library's message, the interpreter lives on, and resume=True
-    continues from the checkpoint."""
+def _stop_a_pretraining(scenes, tmp_path, sig, sigint_on_entry):
+    """Starts `colorproxy.pretrain` for 1,000,000 iterations in a child Python whose SIGINT is
+    `sigint_on_entry` (SIG_DFL: Ctrl-C works; SIG_IGN: a background job), sends `sig` once the run
+    has logged, and returns its exit code, its output, the run folder and the call's arguments. The
+    child is killed if anything here fails, so no training is left behind."""
     import signal
     import sys
     import time
@@ -295,19 +296,84 @@ def test_ctrl_c_writes_a_checkpoint_and_raises_keyboard_interrupt(scenes, tmp_pa
         "    print('FINISHED')\n"
         "except KeyboardInterrupt as e:\n"
         "    print('INTERRUPTED', e)\n"
-        f"r = colorproxy.pretrain({args}, iterations=1, resume=True)\n"
-        "print('RESUMED', r['iterations'])\n"
     )
-    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 120
-    while not (run / "metrics.jsonl").exists() and time.time() < deadline and p.poll() is None:
-        time.sleep(0.2)
-    time.sleep(1.0)
-    p.send_signal(signal.SIGINT)
-    out, _ = p.communicate(timeout=120)
-    assert p.returncode == 0, out
+    # The signals this test relies on, whatever the suite inherited (pytest started with SIGINT
+    # ignored must still test Ctrl-C): set in the child before it execs Python.
+    p = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: (signal.signal(signal.SIGINT, sigint_on_entry), signal.signal(signal.SIGTERM, signal.SIG_DFL)),
+    )
+    try:
+        deadline = time.time() + 120
+        while not (run / "metrics.jsonl").exists() and time.time() < deadline and p.poll() is None:
+            time.sleep(0.2)
+        time.sleep(1.0)
+        p.send_signal(sig)
+        out, _ = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return p.returncode, out, run, args
+
+
+def test_ctrl_c_writes_a_checkpoint_and_raises_keyboard_interrupt(scenes, tmp_path):
+    """SIGINT during `colorproxy.pretrain` (Ctrl-C in Python): the run checkpoints, the call raises
+    KeyboardInterrupt with the library's message, the interpreter lives on, and resume=True
+    continues from the checkpoint."""
+    import signal
+
+    rc, out, run, args = _stop_a_pretraining(scenes, tmp_path, signal.SIGINT, signal.SIG_DFL)
+    assert rc == 0, out
     assert "INTERRUPTED interrupted; the run wrote its checkpoint" in out, out
-    resumed = [line for line in out.splitlines() if line.startswith("RESUMED ")]
-    assert resumed and int(resumed[0].split()[1]) > 0, out
-    assert "resuming at iteration" in out, out
+    _check_resume(run, args)
+
+
+def test_sigterm_writes_a_checkpoint_and_sigint_ignored_on_entry_is_said(scenes, tmp_path):
+    """SIGTERM (Slurm's preemption and time limit) during `colorproxy.pretrain` in a process that
+    started with SIGINT ignored: the package says at the start that Ctrl-C cannot stop the run,
+    SIGTERM checkpoints and raises KeyboardInterrupt naming SIGTERM, and resume=True continues."""
+    import signal
+
+    rc, out, run, args = _stop_a_pretraining(scenes, tmp_path, signal.SIGTERM, signal.SIG_IGN)
+    assert rc == 0, out
+    assert "SIGINT is ignored in this process" in out and "(SIGTERM) writes its checkpoint" in out, out
+    assert "INTERRUPTED terminated (SIGTERM); the run wrote its checkpoint" in out, out
+    _check_resume(run, args)
+
+
+def _check_resume(run, args):
+    """resume=True continues the stopped run: at least one more iteration, from its checkpoint."""
+    import colorproxy
+
     assert (run / "checkpoints" / "last.safetensors").exists()
+    gens = [int(p.name.split("-")[1]) for p in (run / "checkpoints").glob("gen-*")]
+    assert gens and gens[0] > 0, gens
+    r = eval(f"colorproxy.pretrain({args}, iterations={gens[0] + 1}, resume=True)")
+    assert r["iterations"] == gens[0] + 1, r
+
+
+def test_bad_numbers_are_errors_naming_the_parameter(scenes, photo, tmp_path):
+    """Negative, huge, float and bool numbers and an empty point list: a ColorproxyError naming the
+    parameter, never a bare OverflowError or a silent truncation."""
+    import colorproxy
+
+    cases = [
+        (lambda: colorproxy.targets(photo, [(-1, 5)]), "points: y"),
+        (lambda: colorproxy.targets(photo, [(5, 2**70)]), "points: x"),
+        (lambda: colorproxy.targets(photo, [(5.7, 3)]), "points: y must be an integer, got 5.7"),
+        (lambda: colorproxy.targets(photo, []), "points is empty"),
+        (lambda: colorproxy.ColorizationLoader(scenes / "unlabelled", batch_size=-2), "batch_size must be in [1,"),
+        (lambda: colorproxy.ColorizationLoader(scenes / "unlabelled", workers=2**65), "workers must be in [0,"),
+        (lambda: colorproxy.ColorizationLoader(scenes / "unlabelled", rank=3, world_size=2), "rank must be in [0, 1]"),
+        (lambda: colorproxy.pretrain(scenes / "unlabelled", tmp_path / "r", batch_size=True), "batch_size must be an integer"),
+        (lambda: colorproxy.pretrain(scenes / "unlabelled", tmp_path / "r", iterations=0), "iterations must be in [1,"),
+    ]
+    for call, want in cases:
+        with pytest.raises(colorproxy.ColorproxyError) as e:
+            call()
+        assert want in str(e.value), (want, str(e.value))
+    assert not (tmp_path / "r").exists()

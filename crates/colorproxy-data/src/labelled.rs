@@ -271,7 +271,12 @@ pub fn load_split_with(
         }
         Task::Cls => {
             let (names, source) = voc_classes(split)?;
-            let voc = VocClassification::open_with(root, split, &names, &source)?;
+            let (voc, bad) =
+                VocClassification::open_skipping(root, split, &names, &source, on_bad == OnBad::Skip)?;
+            for e in &bad {
+                set.skipped.fetch_add(1, Ordering::Relaxed);
+                log(&format!("skipped: {e}"));
+            }
             set.class_names = names;
             let limits = DecodeLimits { min_side: 1, ..DecodeLimits::default() };
             let loaded: Vec<_> = (0..voc.ids.len())

@@ -118,6 +118,20 @@ impl VocClassification {
     /// `Annotations/*.xml`. A class file missing for a listed class, or present for a class not
     /// in the list, is an error naming the file and `source` (where the list came from).
     pub fn open_with(root: &Path, split: &str, classes: &[String], source: &str) -> Result<Self, DataError> {
+        Self::open_skipping(root, split, classes, source, false).map(|(set, _)| set)
+    }
+
+    /// [`Self::open_with`]; with `skip_bad`, an annotation that cannot be read (not XML, an
+    /// object of no listed class) leaves its image out instead of stopping, and is returned in
+    /// the list of skipped files with the reason.
+    pub fn open_skipping(
+        root: &Path,
+        split: &str,
+        classes: &[String],
+        source: &str,
+        skip_bad: bool,
+    ) -> Result<(Self, Vec<String>), DataError> {
+        let mut skipped = vec![];
         let main = root.join("ImageSets/Main");
         let mut table: BTreeMap<String, Vec<Label>> = BTreeMap::new();
         let mut order: Vec<String> = Vec::new();
@@ -172,7 +186,14 @@ impl VocClassification {
             let text = std::fs::read_to_string(&list).map_err(|e| io(&list, e))?;
             for id in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
                 let xml = root.join("Annotations").join(format!("{id}.xml"));
-                let labels = labels_from_xml_for(&xml, classes)?;
+                let labels = match labels_from_xml_for(&xml, classes) {
+                    Ok(l) => l,
+                    Err(e) if skip_bad => {
+                        skipped.push(e.to_string());
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 order.push(id.to_string());
                 table.insert(id.to_string(), labels);
             }
@@ -181,7 +202,7 @@ impl VocClassification {
             return Err(bad(&main, format!("split {split:?} lists no images")));
         }
         let labels = order.iter().map(|id| table[id].clone()).collect();
-        Ok(Self { root: root.to_owned(), ids: order, labels, classes: classes.to_vec() })
+        Ok((Self { root: root.to_owned(), ids: order, labels, classes: classes.to_vec() }, skipped))
     }
 
     pub fn image_path(&self, i: usize) -> PathBuf {

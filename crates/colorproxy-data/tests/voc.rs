@@ -137,3 +137,36 @@ fn voc_palette_matches_the_devkit_colours() {
     assert_eq!(voc_colour(15), [192, 128, 128]);
     assert_eq!(voc_colour(255), [224, 224, 192]);
 }
+
+#[test]
+fn skip_bad_leaves_out_an_annotation_that_is_not_xml_and_names_it() {
+    use colorproxy_data::{load_split, OnBad, Task};
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    for d in ["JPEGImages", "Annotations", "ImageSets/Main"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    for id in ["a", "b", "c"] {
+        image::RgbImage::from_pixel(8, 8, image::Rgb([10, 200, 30]))
+            .save(root.join(format!("JPEGImages/{id}.jpg")))
+            .unwrap();
+        std::fs::write(
+            root.join(format!("Annotations/{id}.xml")),
+            "<annotation><object><name>dog</name><difficult>0</difficult></object></annotation>",
+        )
+        .unwrap();
+    }
+    std::fs::write(root.join("Annotations/b.xml"), "\u{89}PNG not xml at all").unwrap();
+    std::fs::write(root.join("ImageSets/Main/train.txt"), "a\nb\nc\n").unwrap();
+    // Without --skip-bad: an error naming the file.
+    let e = VocClassification::open(root, "train").unwrap_err().to_string();
+    assert!(e.contains("b.xml") && e.contains("not valid XML"), "{e}");
+    let mut notes = vec![];
+    let e = load_split(Task::Cls, root, "train", OnBad::Stop, &mut |m| notes.push(m.to_string()));
+    assert!(e.is_err());
+    // With it: the other two images, the bad one named and counted.
+    let set = load_split(Task::Cls, root, "train", OnBad::Skip, &mut |m| notes.push(m.to_string())).unwrap();
+    assert_eq!(set.ids, ["a", "c"]);
+    assert_eq!(set.skipped.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert!(notes.iter().any(|n| n.contains("skipped") && n.contains("b.xml")), "{notes:?}");
+}

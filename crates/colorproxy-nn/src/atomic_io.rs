@@ -48,15 +48,47 @@ pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), NnError> {
     Ok(())
 }
 
-/// Replaces `path` atomically and durably: unique temporary file, fsync, rename, fsync folder.
+/// Replaces `path` atomically and durably: unique temporary file, fsync, rename, fsync folder. A
+/// failed write removes its temporary file (a full disk leaves nothing behind) and, when the disk
+/// is full, says how much space the file needs.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NnError> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
     let tmp = tmp_path(path);
-    write_synced(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).map_err(|e| file_err(path, e))?;
+    if let Err(e) = write_synced(&tmp, bytes) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(with_space_hint(e, bytes.len() as u64));
+    }
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(file_err(path, e));
+    }
     fault_point();
     fsync_dir(dir)
+}
+
+/// Whether an error is a full disk or quota (ENOSPC, EDQUOT).
+pub fn is_disk_full(e: &NnError) -> bool {
+    let m = e.to_string();
+    m.contains("os error 28") || m.contains("os error 122") || m.contains("No space left")
+}
+
+/// A full-disk error with the space the write needs: `needed` bytes, written as MB.
+pub(crate) fn with_space_hint(e: NnError, needed: u64) -> NnError {
+    if !is_disk_full(&e) {
+        return e;
+    }
+    match e {
+        NnError::File { path, msg } => NnError::File {
+            path,
+            msg: format!(
+                "{msg}; the disk is full: this write needs {:.1} MB free (nothing of it was left \
+                 behind; free space or move --out, then rerun the same command)",
+                needed as f64 / 1e6
+            ),
+        },
+        other => other,
+    }
 }
 
 /// Writes JSON atomically.

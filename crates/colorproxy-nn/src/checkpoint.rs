@@ -16,7 +16,7 @@ use colorproxy_data::DataPosition;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Tensor};
 
-use crate::atomic_io::{fault_point, file_err, fsync_dir, tmp_path, write_synced};
+use crate::atomic_io::{fault_point, file_err, fsync_dir, tmp_path, with_space_hint, write_synced};
 pub use crate::atomic_io::{read_json, write_atomic, write_json};
 pub use crate::run_dir::generations;
 use crate::run_dir::RunPaths;
@@ -26,10 +26,15 @@ use crate::NnError;
 fn safetensors_bytes(named: &[(String, Tensor)], scratch: &Path) -> Result<Vec<u8>, NnError> {
     let cpu: Vec<(String, Tensor)> =
         named.iter().map(|(n, t)| (n.clone(), t.to_device(Device::Cpu).contiguous())).collect();
-    Tensor::write_safetensors(&cpu, scratch).map_err(|e| file_err(scratch, e))?;
-    let bytes = std::fs::read(scratch).map_err(|e| file_err(scratch, e));
+    let written = Tensor::write_safetensors(&cpu, scratch).map_err(|e| file_err(scratch, e));
+    let bytes = written.and_then(|_| std::fs::read(scratch).map_err(|e| file_err(scratch, e)));
     let _ = std::fs::remove_file(scratch);
-    bytes
+    bytes.map_err(|e| with_space_hint(e, tensor_bytes(&cpu)))
+}
+
+/// The bytes of the tensors' data (about the size of their safetensors file).
+fn tensor_bytes(named: &[(String, Tensor)]) -> u64 {
+    named.iter().map(|(_, t)| (t.numel() * t.kind().elt_size_in_bytes()) as u64).sum()
 }
 
 /// Writes named tensors (moved to CPU) as safetensors, atomically.
@@ -186,34 +191,14 @@ pub fn save_resumable<S: Serialize>(
     let tmp = tmp_path(&ck.join(format!("gen-{iteration}")));
     std::fs::create_dir(&tmp).map_err(|e| file_err(&tmp, e))?;
     fault_point();
-    let id = new_id();
-    let weights = safetensors_bytes(&named_variables(vs), &tmp.join(".w.tmp"))?;
-    let mut opt = sgd.state();
-    opt.push(("iteration".into(), Tensor::from(iteration as i64)));
-    let optim = safetensors_bytes(&opt, &tmp.join(".o.tmp"))?;
-    let mut state_json = serde_json::to_value(state).map_err(|e| file_err(&tmp, e))?;
-    if let Some(o) = state_json.as_object_mut() {
-        o.insert("checkpoint_id".into(), id.clone().into());
+    // A failed write (a full disk) removes its temporary generation: nothing is left behind, and
+    // the previous generation, still in place, is what a rerun resumes from.
+    let placed = write_generation(paths, vs, sgd, iteration, state, &tmp);
+    if let Err(e) = placed {
+        let _ = std::fs::remove_dir_all(&tmp);
+        let needed = 2 * tensor_bytes(&named_variables(vs)) + tensor_bytes(&sgd.state());
+        return Err(with_space_hint(e, needed));
     }
-    let state_bytes = serde_json::to_vec_pretty(&state_json).map_err(|e| file_err(&tmp, e))?;
-    let mut files = BTreeMap::new();
-    for (name, bytes) in [(WEIGHTS, &weights), (OPTIM, &optim), (STATE, &state_bytes)] {
-        write_synced(&tmp.join(name), bytes)?;
-        files.insert(name.to_string(), (bytes.len() as u64, hash_hex(bytes)));
-    }
-    let manifest = Manifest { id, iteration, files };
-    let mbytes = serde_json::to_vec_pretty(&manifest).map_err(|e| file_err(&tmp, e))?;
-    write_synced(&tmp.join(MANIFEST), &mbytes)?;
-    fsync_dir(&tmp)?;
-    let dest = ck.join(format!("gen-{iteration}"));
-    if dest.exists() {
-        // Only after an interrupted write of this same iteration: replace it.
-        std::fs::remove_dir_all(&dest).map_err(|e| file_err(&dest, e))?;
-    }
-    std::fs::rename(&tmp, &dest).map_err(|e| file_err(&dest, e))?;
-    fault_point();
-    fsync_dir(&ck)?;
-    write_atomic(&paths.last_weights(), &weights)?;
     for (it, old) in generations(paths) {
         if it != iteration {
             std::fs::remove_dir_all(&old).map_err(|e| file_err(&old, e))?;
@@ -221,6 +206,46 @@ pub fn save_resumable<S: Serialize>(
         }
     }
     Ok(())
+}
+
+/// The files of a generation, written into `tmp` and renamed into place (see [`save_resumable`]).
+fn write_generation<S: Serialize>(
+    paths: &RunPaths,
+    vs: &nn::VarStore,
+    sgd: &crate::optim::Sgd,
+    iteration: usize,
+    state: &S,
+    tmp: &Path,
+) -> Result<(), NnError> {
+    let ck = paths.checkpoints();
+    let id = new_id();
+    let weights = safetensors_bytes(&named_variables(vs), &tmp.join(".w.tmp"))?;
+    let mut opt = sgd.state();
+    opt.push(("iteration".into(), Tensor::from(iteration as i64)));
+    let optim = safetensors_bytes(&opt, &tmp.join(".o.tmp"))?;
+    let mut state_json = serde_json::to_value(state).map_err(|e| file_err(tmp, e))?;
+    if let Some(o) = state_json.as_object_mut() {
+        o.insert("checkpoint_id".into(), id.clone().into());
+    }
+    let state_bytes = serde_json::to_vec_pretty(&state_json).map_err(|e| file_err(tmp, e))?;
+    let mut files = BTreeMap::new();
+    for (name, bytes) in [(WEIGHTS, &weights), (OPTIM, &optim), (STATE, &state_bytes)] {
+        write_synced(&tmp.join(name), bytes)?;
+        files.insert(name.to_string(), (bytes.len() as u64, hash_hex(bytes)));
+    }
+    let manifest = Manifest { id, iteration, files };
+    let mbytes = serde_json::to_vec_pretty(&manifest).map_err(|e| file_err(tmp, e))?;
+    write_synced(&tmp.join(MANIFEST), &mbytes)?;
+    fsync_dir(tmp)?;
+    let dest = ck.join(format!("gen-{iteration}"));
+    if dest.exists() {
+        // Only after an interrupted write of this same iteration: replace it.
+        std::fs::remove_dir_all(&dest).map_err(|e| file_err(&dest, e))?;
+    }
+    std::fs::rename(tmp, &dest).map_err(|e| file_err(&dest, e))?;
+    fault_point();
+    fsync_dir(&ck)?;
+    write_atomic(&paths.last_weights(), &weights)
 }
 
 /// Reads back the newest complete generation (falling back to older ones; a skipped generation

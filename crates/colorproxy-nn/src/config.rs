@@ -122,12 +122,18 @@ impl Default for OptimConfig {
     }
 }
 
+/// The largest base learning rate accepted (`--lr 1e308` is a typo, not a setting).
+pub const MAX_LR: f64 = 10.0;
+
 impl OptimConfig {
     /// The learning rate, momentum, decay and gamma must be finite, the rate positive.
     pub fn validate(&self) -> Result<(), NnError> {
         let ok = |v: f64| v.is_finite() && v >= 0.0;
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(NnError::Config(format!("optim.lr must be positive and finite, got {}", self.lr)));
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= MAX_LR) {
+            return Err(NnError::Config(format!(
+                "optim.lr must be in (0, {MAX_LR}] (SGD diverges far below the top), got {}",
+                self.lr
+            )));
         }
         if !ok(self.momentum) || self.momentum >= 1.0 || !ok(self.weight_decay) || !ok(self.bias_lr_mult) {
             return Err(NnError::Config(
@@ -336,6 +342,14 @@ impl PretrainConfig {
         }
         self.optim.validate()?;
         self.model.validate()?;
+        for (key, list) in [("optim.lr_drops", &self.optim.lr_drops), ("snapshots", &self.snapshots)] {
+            if let Some(&bad) = list.iter().find(|&&d| d == 0 || d > self.iterations) {
+                return Err(NnError::Config(format!(
+                    "{key} = {list:?}: {bad} is outside the run's iterations 1..={} (it would never happen)",
+                    self.iterations
+                )));
+            }
+        }
         if self.world_size == 0 {
             return Err(NnError::Config("world_size must be positive".into()));
         }

@@ -89,6 +89,7 @@ pub mod init;
 pub mod loss;
 pub mod model;
 pub mod optim;
+pub mod out_of_memory;
 pub mod pretrain;
 pub mod probe;
 pub mod run_dir;
@@ -126,6 +127,13 @@ pub enum NnError {
     Dist(#[from] colorproxy_dist::DistError),
     #[error("device {0:?}: {1}")]
     Device(String, String),
+    #[error(
+        "out of memory on {device} {during} at {batch} images per process: {detail}; lower --batch-size \
+         (e.g. --batch-size {}){}; checkpoints already written are intact",
+        (batch / 2).max(1),
+        if *crop > 0 { format!(" or the crop (data.augment.crop = {crop})") } else { String::new() }
+    )]
+    OutOfMemory { device: String, during: String, batch: usize, crop: usize, detail: String },
 }
 
 /// Parses `cpu`, `cuda`, `cuda:N`; `None` means cuda if available, else cpu.

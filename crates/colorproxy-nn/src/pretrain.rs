@@ -269,6 +269,7 @@ impl PretrainRun<'_> {
         let _shard = data.shard.clone().map(|s| crate::init::DropoutShard::new(s.start, s.len()));
         let _sync = dist.filter(|_| cfg.sync_bn).map(data_parallel::SyncBnScope::new);
         let (mut window, mut last_loss, mut interrupted) = (Window::new(), None, false);
+        let mut named_bad = std::collections::HashSet::new();
         let b = cfg.job_pipeline().batch_size as f64;
         while state.iteration < cfg.iterations {
             if data_parallel::any(dist, self.interrupt.load(Ordering::SeqCst))? {
@@ -278,13 +279,23 @@ impl PretrainRun<'_> {
             let (pos, batch) = loader.next().ok_or_else(|| NnError::Config("data loader stopped".into()))?;
             let batch = batch?;
             for (p, r) in &batch.skipped {
-                self.observer.message(&format!("skipped {}: {r}", p.display()));
+                // Each bad file is named once; it is drawn (and skipped) again every epoch.
+                if named_bad.insert(p.clone()) {
+                    self.observer.message(&format!("skipped {}: {r} (not named again)", p.display()));
+                }
             }
             state.skipped_images += batch.skipped.len();
             let it = state.iteration;
             let lr = cfg.optim.lr_at(it);
             let key = crate::init::dropout_key(cfg.seed, it as u64, 0);
-            let step = train_step(&net, &mut sgd, &batch, lr, key, dist)?;
+            let memory = || crate::out_of_memory::StepMemory {
+                device: format!("{:?}", self.device).to_lowercase(),
+                during: format!("in pretraining step {}", it + 1),
+                batch: cfg.data.batch_size,
+                crop: cfg.data.augment.crop as usize,
+            };
+            let step =
+                crate::out_of_memory::guard(memory, || train_step(&net, &mut sgd, &batch, lr, key, dist))?;
             if !step.loss.is_finite() {
                 return Err(NnError::NonFiniteLoss { iteration: it, value: step.loss });
             }

@@ -106,14 +106,24 @@ impl RunPaths {
         Ok(RunLock { _file: f })
     }
 
-    /// Refuses a fresh run in a folder that holds one, before anything in it is touched (not even
-    /// the lock file); [`Self::start`] checks again with the lock held.
+    /// Refuses a fresh run in a folder that holds one, and `--force` in a folder with files that
+    /// are not colorproxy's, before anything in it is touched (not even the lock file);
+    /// [`Self::start`] checks again with the lock held.
     pub fn refuse_existing(&self, mode: StartMode) -> Result<(), NnError> {
+        if self.root.exists() && !self.root.is_dir() {
+            return Err(file_err(
+                &self.root,
+                "is a file, not a folder: give --out a folder (new or a run's)",
+            ));
+        }
         if mode == StartMode::Fresh && self.holds_run() {
             return Err(file_err(
                 &self.root,
                 "already holds a run: continue it with --resume, or start over with --force",
             ));
+        }
+        if mode == StartMode::Overwrite {
+            self.own_files()?;
         }
         Ok(())
     }
@@ -137,13 +147,82 @@ impl RunPaths {
             }
             StartMode::Fresh => {}
             StartMode::Overwrite => {
-                let _ = std::fs::remove_dir_all(self.checkpoints());
-                for f in ["metrics.jsonl", "schedule.json", "results.json", "results.md", "config.toml"] {
-                    let _ = std::fs::remove_file(self.root.join(f));
+                let ours = self.own_files()?;
+                for p in ours {
+                    let gone =
+                        if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+                    gone.map_err(|e| file_err(&p, format!("--force cannot remove it: {e}")))?;
                 }
             }
         }
-        std::fs::create_dir_all(self.checkpoints()).map_err(|e| file_err(&self.checkpoints(), e))
+        std::fs::create_dir_all(self.checkpoints()).map_err(|e| file_err(&self.checkpoints(), e))?;
+        if self.marker().is_file() {
+            return Ok(());
+        }
+        crate::atomic_io::write_atomic(&self.marker(), MARKER_TEXT.as_bytes())
+    }
+
+    /// The marker file that says colorproxy made the folder (`--force` removes files only in a
+    /// folder with it, or with an earlier version's run config and data record).
+    pub fn marker(&self) -> PathBuf {
+        self.root.join(".colorproxy-run")
+    }
+
+    /// What `--force` removes: the files of colorproxy's run layout ([`RUN_FILES`], `checkpoints/`
+    /// holding only checkpoints, temp files). A folder that is not colorproxy's, or that holds
+    /// anything else (a file of the user's), is an error naming it, and nothing is removed.
+    pub fn own_files(&self) -> Result<Vec<PathBuf>, NnError> {
+        let refuse = |p: &Path, why: &str| {
+            Err(file_err(
+                p,
+                format!("{why}; --force removes only the files colorproxy writes in a run folder, so nothing was \
+                 removed: move it away or give another --out"),
+            ))
+        };
+        let ours_by_config = || {
+            let config = std::fs::read_to_string(self.config()).unwrap_or_default();
+            RunKind::of_config(&config) != RunKind::Unknown
+                && crate::atomic_io::read_json::<DataRecord>(&self.data_record()).is_ok()
+        };
+        let Ok(entries) = std::fs::read_dir(&self.root) else { return Ok(vec![]) };
+        let entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        let is_temp = |n: &str| n.starts_with('.') && n.contains(".tmp.");
+        let visible = entries.iter().any(|p| !matches!(name_of(p).as_str(), ".lock" | ".colorproxy-run"));
+        if visible && !self.marker().is_file() && !ours_by_config() {
+            return refuse(
+                &self.root,
+                "is not a colorproxy run folder (no .colorproxy-run marker, no run config)",
+            );
+        }
+        let mut ours = vec![];
+        for p in entries {
+            let n = name_of(&p);
+            match n.as_str() {
+                // Kept: the lock (held now), the marker, a retrain-full run and the README's eval report.
+                ".lock" | ".colorproxy-run" | "full" | "eval" => {}
+                "checkpoints" if p.is_dir() => {
+                    for c in std::fs::read_dir(&p).map_err(|e| file_err(&p, e))?.flatten() {
+                        let (cp, cn) = (c.path(), c.file_name().to_string_lossy().into_owned());
+                        let own = is_temp(&cn)
+                            || cn == "last.safetensors"
+                            || (cp.is_dir()
+                                && cn.strip_prefix("gen-").is_some_and(|i| i.parse::<usize>().is_ok()))
+                            || cn
+                                .strip_prefix("iter-")
+                                .and_then(|r| r.strip_suffix(".safetensors"))
+                                .is_some_and(|i| i.parse::<usize>().is_ok());
+                        if !own {
+                            return refuse(&cp, "is not a checkpoint colorproxy wrote");
+                        }
+                    }
+                    ours.push(p);
+                }
+                n if RUN_FILES.contains(&n) && p.is_file() => ours.push(p),
+                n if is_temp(n) => ours.push(p),
+                _ => return refuse(&p, "is not a file of colorproxy's run layout"),
+            }
+        }
+        Ok(ours)
     }
 
     /// Takes the folder for a run, in order: refuses an existing run without resume / force,
@@ -216,10 +295,38 @@ impl RunPaths {
         std::fs::read_to_string(self.config()).map_err(|e| file_err(&self.config(), e))
     }
 
-    /// Writes the resolved config (atomically).
+    /// Writes the resolved config (atomically; not rewritten when unchanged).
     pub fn write_config(&self, toml: &str) -> Result<(), NnError> {
+        if std::fs::read_to_string(self.config()).is_ok_and(|t| t == toml) {
+            return Ok(());
+        }
         crate::atomic_io::write_atomic(&self.config(), toml.as_bytes())
     }
+}
+
+/// The files colorproxy writes at the top of a run folder (besides `checkpoints/`, `.lock`, the
+/// marker, temp files and a `--retrain-full` run's `full/`), which `--force` removes.
+pub const RUN_FILES: &[&str] = &[
+    "config.toml",
+    "metrics.jsonl",
+    "data.json",
+    "schedule.json",
+    "results.json",
+    "results.md",
+    "report.html",
+    "curves.png",
+    "curves.svg",
+    "loss.png",
+    "loss.svg",
+    "examples.png",
+    "examples.svg",
+    "done.json",
+];
+
+const MARKER_TEXT: &str = "A colorproxy run folder: --force removes only the files of its layout.\n";
+
+fn name_of(p: &Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// Whether a run continues from the checkpoint in its folder.
@@ -319,7 +426,11 @@ pub fn truncate_metrics(path: &Path, iteration: usize) -> Result<(), NnError> {
     if !s.is_empty() {
         s.push('\n');
     }
-    std::fs::write(path, s).map_err(|e| file_err(path, e))
+    if s.len() == text.len() {
+        return Ok(());
+    }
+    // Atomically: a failed write (a full disk) leaves the log as it was.
+    crate::atomic_io::write_atomic(path, s.as_bytes())
 }
 
 /// Reads a metrics log (one `T` per line).

@@ -52,7 +52,16 @@ fn measured_step_seconds(
             t0 = Instant::now();
         }
         let (_, b) = loader.next().context("the data loader stopped")?;
-        colorproxy_nn::pretrain::train_step(&net, &mut sgd, &b?, cfg.optim.lr_at(i), i as u64, None)?;
+        let b = b?;
+        let memory = || colorproxy_nn::out_of_memory::StepMemory {
+            device: crate::session::device_name(device),
+            during: "measuring a step of the dry run".into(),
+            batch: cfg.data.batch_size,
+            crop: cfg.data.augment.crop as usize,
+        };
+        colorproxy_nn::out_of_memory::guard(memory, || {
+            colorproxy_nn::pretrain::train_step(&net, &mut sgd, &b, cfg.optim.lr_at(i), i as u64, None)
+        })?;
     }
     if let tch::Device::Cuda(i) = device {
         tch::Cuda::synchronize(i as i64);
@@ -90,6 +99,20 @@ pub fn pretrain_plan(cfg: &PretrainConfig, data: &std::path::Path, device: tch::
         hours(flops, H100_TFLOPS * cfg.world_size as f64),
         cfg.world_size
     );
+    let need = cost.memory_bytes(cfg.data.batch_size);
+    if let (tch::Device::Cpu, Some((avail, from))) = (device, cpu_memory_available()) {
+        if need as f64 > avail as f64 {
+            let fits = (1..=cfg.data.batch_size).rev().find(|&b| cost.memory_bytes(b) <= avail).unwrap_or(1);
+            crate::bail!(
+                "a step at {} images per process needs about {:.1} GB, more than the {:.1} GB available \
+                 ({from}): not measured, the run would stop out of memory; lower --batch-size (about {fits} \
+                 fits) or run on a larger machine",
+                cfg.data.batch_size,
+                need as f64 / 1e9,
+                avail as f64 / 1e9
+            );
+        }
+    }
     let steps = 2;
     eprintln!(
         "  measuring {steps} training steps on {} (after one warm-up) ...",
@@ -107,6 +130,38 @@ pub fn pretrain_plan(cfg: &PretrainConfig, data: &std::path::Path, device: tch::
         cfg.world_size
     );
     Ok(())
+}
+
+/// The memory this process may still use on the CPU, in bytes, and what limits it: the smallest of
+/// the machine's available memory (`MemAvailable`), the cgroup's limit less its usage, and the
+/// address-space limit (`ulimit -v`) less what the process has mapped.
+fn cpu_memory_available() -> Option<(u64, String)> {
+    let kb = |text: &str, key: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with(key))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|k| k * 1024)
+    };
+    let mut best: Option<(u64, String)> = None;
+    let mut offer = |bytes: u64, from: &str| {
+        if best.as_ref().is_none_or(|b| bytes < b.0) {
+            best = Some((bytes, from.to_string()));
+        }
+    };
+    if let Some(m) = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| kb(&t, "MemAvailable:")) {
+        offer(m, "the machine's available memory");
+    }
+    let cg =
+        |f: &str| std::fs::read_to_string(format!("/sys/fs/cgroup/{f}")).ok()?.trim().parse::<u64>().ok();
+    if let (Some(max), Some(cur)) = (cg("memory.max"), cg("memory.current")) {
+        offer(max.saturating_sub(cur), "the cgroup's memory limit");
+    }
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) } == 0 && lim.rlim_cur != libc::RLIM_INFINITY {
+        let mapped =
+            std::fs::read_to_string("/proc/self/status").ok().and_then(|t| kb(&t, "VmSize:")).unwrap_or(0);
+        offer(lim.rlim_cur.saturating_sub(mapped), "the address-space limit, ulimit -v");
+    }
+    best
 }
 
 fn print_network(cost: &PretrainCost, cfg: &PretrainConfig) {

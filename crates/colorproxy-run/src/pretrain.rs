@@ -52,17 +52,35 @@ pub fn resolve_config_for(a: &PretrainRequest, world_size: usize) -> crate::Resu
         cfg = c;
     }
     if a.resume.requested() {
-        // A resumed run keeps its schedule (`--iterations` may extend or shorten it).
-        let saved = RunPaths::new(&a.out).config();
-        if let Ok(text) = std::fs::read_to_string(&saved) {
-            if let Ok(s) = PretrainConfig::from_toml(&text) {
-                (cfg.optim.lr_drops, cfg.snapshots) = (s.optim.lr_drops, s.snapshots);
-            }
-        }
+        keep_saved_length(&mut cfg, a)?;
     }
     cfg.for_world_size(world_size);
     cfg.validate()?;
     Ok(cfg)
+}
+
+/// A resumed run keeps its saved length, learning-rate drops and snapshots: `config.toml` keeps
+/// describing the weights. `--iterations` may extend the run, not cut it below the iterations it
+/// has done (an error naming both numbers).
+fn keep_saved_length(cfg: &mut PretrainConfig, a: &PretrainRequest) -> crate::Result<()> {
+    let paths = RunPaths::new(&a.out);
+    let Ok(text) = std::fs::read_to_string(paths.config()) else { return Ok(()) };
+    let Ok(saved) = PretrainConfig::from_toml(&text) else { return Ok(()) };
+    let done = colorproxy_nn::run_dir::generations(&paths).first().map_or(0, |g| g.0);
+    // A length given with --set counts as given.
+    let set_length = a.set.iter().any(|s| s.trim_start().starts_with("iterations"));
+    match a.iterations.or(set_length.then_some(cfg.iterations)) {
+        None => cfg.iterations = saved.iterations,
+        Some(n) if n < done => bail!(
+            "--iterations {n} is shorter than the {done} iterations the run in {} has done; \
+             give --iterations {done} or more, or leave it out to keep the run's {}",
+            a.out.display(),
+            saved.iterations
+        ),
+        Some(_) => {}
+    }
+    (cfg.optim.lr_drops, cfg.snapshots) = (saved.optim.lr_drops, saved.snapshots);
+    Ok(())
 }
 
 /// Runs a colorization pretraining: the resolved config on the data, rank 0 reporting progress and

@@ -97,11 +97,17 @@ pub fn route_signals() {
                 exit_now(128 + sig);
             };
             if flag.swap(true, Ordering::SeqCst) {
-                eprintln!("{name} again: exiting now (the last checkpoint is intact)");
+                eprintln!(
+                    "{name} again: exiting now (checkpoints already written are intact; the steps since the \
+                     last one are not saved)"
+                );
                 exit_now(128 + sig);
             }
             SIGNAL.store(sig, Ordering::SeqCst);
-            eprintln!("{name}: writing a checkpoint after the current step (send it again to exit now)");
+            eprintln!(
+                "{name}: stopping; a checkpoint is written once the current step completes (send it again to \
+                 exit now)"
+            );
         });
         if let Err(e) = spawned {
             // SAFETY: as above; without a watcher the signals keep their default action.

@@ -15,6 +15,11 @@ pub fn check(a: DataCheckArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!("{}: {} files, {} decode, {} skipped", a.dir.display(), rep.files, rep.decoded, rep.skipped);
+    // Folders not listed (a link back to an ancestor, a folder reached twice): their images are
+    // counted once, under the first path.
+    for (d, why) in &src.skipped_dirs {
+        println!("  skipped folder {}: {why}", d.display());
+    }
     for (kind, files) in &rep.skipped_by_reason {
         println!("  skipped ({kind}): {}", files.len());
         for f in files.iter().take(20) {

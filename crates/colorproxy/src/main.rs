@@ -12,13 +12,14 @@ mod cmd_data;
 mod cmd_export;
 mod cmd_targets;
 
-use clap::Parser;
 use colorproxy_run as lib;
 
 fn main() {
     // Before any thread starts: SIGINT/SIGTERM go to one watcher thread, never into libtorch's.
     lib::progress::route_signals();
-    let args = cli::Cli::parse();
+    // Out of memory is reported as an error by the training step, without a panic's backtrace.
+    colorproxy_nn::out_of_memory::quiet_panic_hook();
+    let args = cli::Cli::parse_with_negative_numbers();
     let code = match run(args) {
         Ok(()) => 0,
         Err(e) => match e.downcast_ref::<lib::RunError>() {

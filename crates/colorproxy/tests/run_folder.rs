@@ -4,42 +4,11 @@
 mod common;
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use colorproxy_nn::PretrainConfig;
-use common::{pretrain, snapshot, text, weights};
-
-/// `n` colourful 100x100 PNGs.
-fn make_images(dir: &Path, n: usize) {
-    std::fs::create_dir_all(dir).unwrap();
-    for i in 0..n {
-        let img = image::RgbImage::from_fn(100, 100, |x, y| {
-            image::Rgb([(x * 2 + i as u32 * 40) as u8, (y * 2) as u8, ((x + y + i as u32 * 17) % 256) as u8])
-        });
-        img.save(dir.join(format!("img{i}.png"))).unwrap();
-    }
-}
-
-/// A tiny pretraining config: `iterations` steps, a checkpoint every 2.
-fn tiny_config(dir: &Path, iterations: usize) -> PathBuf {
-    let mut cfg = PretrainConfig::preset("cpu-small").unwrap();
-    cfg.iterations = iterations;
-    cfg.checkpoint_every = 2;
-    cfg.snapshots = vec![];
-    cfg.log_every = 1;
-    cfg.model.width = 1.0 / 16.0;
-    cfg.model.fc_channels = 16;
-    cfg.model.head_hidden = 16;
-    cfg.data.batch_size = 2;
-    cfg.data.points = 8;
-    cfg.data.workers = 1;
-    cfg.optim.lr_drops = vec![];
-    let p = dir.join(format!("tiny-{iterations}.toml"));
-    std::fs::write(&p, cfg.to_toml()).unwrap();
-    p
-}
+use common::{make_images, pretrain, snapshot, text, tiny_config, weights};
 
 #[test]
 fn killed_at_every_checkpoint_operation_resumes_to_the_same_weights() {

@@ -1,6 +1,6 @@
 //! Command-line interface (clap derive).
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod analyse;
 mod tools;
@@ -19,6 +19,19 @@ pub use train::*;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Parses the command line with negative numbers taken as values in every command, so that
+    /// `--lr -1` or `--iterations -5` get the flag's own check ("must be positive", "invalid
+    /// digit") instead of clap's "unexpected argument '-1'".
+    pub fn parse_with_negative_numbers() -> Self {
+        fn allow(c: clap::Command) -> clap::Command {
+            c.allow_negative_numbers(true).mut_subcommands(allow)
+        }
+        let matches = allow(Self::command()).get_matches();
+        Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -312,7 +312,7 @@ pub struct TargetsArgs {
     #[arg(long)]
     pub image: PathBuf,
     /// A point as Y,X in pixels (repeatable).
-    #[arg(long = "point", value_name = "Y,X", required = true)]
+    #[arg(long = "point", value_name = "Y,X", required = true, allow_hyphen_values = true)]
     pub points: Vec<String>,
     /// Print JSON.
     #[arg(long)]
