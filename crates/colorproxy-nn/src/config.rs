@@ -309,6 +309,26 @@ impl PretrainConfig {
         self
     }
 
+    /// Warnings about a schedule that cannot be what was meant: learning-rate drops or snapshots
+    /// outside the run's iterations never happen (`--iterations` rescales both; a config file or
+    /// `--set` may not).
+    pub fn schedule_warnings(&self) -> Vec<String> {
+        [("optim.lr_drops", &self.optim.lr_drops), ("snapshots", &self.snapshots)]
+            .into_iter()
+            .filter_map(|(key, list)| {
+                let outside: Vec<String> =
+                    list.iter().filter(|&&d| d == 0 || d > self.iterations).map(|d| d.to_string()).collect();
+                (!outside.is_empty()).then(|| {
+                    format!(
+                        "warning: {key} {} outside the run's iterations 1..={}: never happens",
+                        outside.join(", "),
+                        self.iterations
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// The learning-rate schedule in words, e.g. `lr 0.01, x0.1 at 450 (of 600)`.
     pub fn schedule_summary(&self) -> String {
         let drops: Vec<String> = self.optim.lr_drops.iter().map(|d| d.to_string()).collect();
@@ -342,14 +362,6 @@ impl PretrainConfig {
         }
         self.optim.validate()?;
         self.model.validate()?;
-        for (key, list) in [("optim.lr_drops", &self.optim.lr_drops), ("snapshots", &self.snapshots)] {
-            if let Some(&bad) = list.iter().find(|&&d| d == 0 || d > self.iterations) {
-                return Err(NnError::Config(format!(
-                    "{key} = {list:?}: {bad} is outside the run's iterations 1..={} (it would never happen)",
-                    self.iterations
-                )));
-            }
-        }
         if self.world_size == 0 {
             return Err(NnError::Config("world_size must be positive".into()));
         }

@@ -304,6 +304,7 @@ impl PretrainRun<'_> {
             last_loss = Some(step.loss);
             window.add(&step);
             let ips = b * (state.iteration - start_iteration) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            self.observer.lr(lr);
             self.observer.step(state.iteration, step.loss, ips);
             let done = state.iteration == cfg.iterations;
             if state.iteration.is_multiple_of(cfg.log_every) || done {

@@ -371,6 +371,8 @@ pub struct RunLock {
 /// `M` is the record of a logged step (pretraining: its metrics; fine-tuning logs none).
 pub trait TrainObserver<M = ()> {
     fn start(&mut self, _start_iteration: usize, _total: usize) {}
+    /// The learning rate of the step about to be reported.
+    fn lr(&mut self, _lr: f64) {}
     fn step(&mut self, _iteration: usize, _loss: f64, _images_per_s: f64) {}
     fn log(&mut self, _record: &M) {}
     fn message(&mut self, _msg: &str) {}

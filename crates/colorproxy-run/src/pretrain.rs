@@ -88,6 +88,9 @@ fn keep_saved_length(cfg: &mut PretrainConfig, a: &PretrainRequest) -> crate::Re
 /// returns [`crate::RunError::Interrupted`] after its checkpoint.
 pub fn run(a: PretrainRequest) -> crate::Result<Option<colorproxy_nn::pretrain::PretrainSummary>> {
     let cfg = resolve_config(&a)?;
+    if colorproxy_dist::DistEnv::from_env()?.is_none_or(|e| e.rank == 0) {
+        cfg.schedule_warnings().iter().for_each(|w| eprintln!("{w}"));
+    }
     if a.dry_run {
         let device = colorproxy_nn::parse_device(a.device.as_deref())?;
         crate::cost::pretrain_plan(&cfg, &a.data, device)?;

@@ -1,6 +1,7 @@
 //! Progress bars (indicatif), hidden when stderr is not a terminal or under CI.
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Once, OnceLock};
+use std::time::{Duration, Instant};
 
 use colorproxy_nn::run_dir::TrainObserver;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -33,23 +34,85 @@ pub fn note(pb: &ProgressBar, msg: &str) {
     }
 }
 
+/// Seconds between progress lines where there is no terminal (`COLORPROXY_LOG_SECONDS`, default
+/// 30; 0 turns them off).
+pub fn log_period() -> Option<Duration> {
+    let secs = std::env::var("COLORPROXY_LOG_SECONDS")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(30.0);
+    (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+/// `1h02m03s` style.
+pub fn hms(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, m, sec) => format!("{m}m{sec:02}s"),
+        (h, m, sec) => format!("{h}h{m:02}m{sec:02}s"),
+    }
+}
+
 /// Shows a training loop's progress on a bar: position, loss and images/s, messages above it.
-pub struct BarObserver(pub ProgressBar);
+/// Where the bar is hidden (output to a file, as in a Slurm log, or CI), a line every
+/// [`log_period`] says the iteration, loss, learning rate, images/s and ETA instead.
+pub struct BarObserver {
+    pb: ProgressBar,
+    lines: Option<Duration>,
+    /// (start iteration, total, when started, last line).
+    span: (usize, usize, Instant, Instant),
+    lr: Option<f64>,
+}
+
+impl BarObserver {
+    pub fn new(pb: ProgressBar) -> Self {
+        let now = Instant::now();
+        Self { pb, lines: log_period(), span: (0, 0, now, now), lr: None }
+    }
+
+    /// The progress line of iteration `it` (without a terminal).
+    fn line(&self, it: usize, loss: f64, ips: f64) -> String {
+        let (start, total, t0, _) = self.span;
+        let elapsed = t0.elapsed().as_secs_f64();
+        let done = it.saturating_sub(start).max(1) as f64;
+        let eta = elapsed / done * total.saturating_sub(it) as f64;
+        let lr = self.lr.map(|l| format!(" | lr {l:.3e}")).unwrap_or_default();
+        format!(
+            "{} {it}/{total} ({:.1}%) | loss {loss:.4}{lr} | {ips:.1} img/s | {} elapsed, ETA {}",
+            self.pb.prefix(),
+            100.0 * it as f64 / total.max(1) as f64,
+            hms(elapsed),
+            hms(eta)
+        )
+    }
+}
 
 impl<M> TrainObserver<M> for BarObserver {
     fn start(&mut self, start: usize, total: usize) {
-        self.0.set_length(total as u64);
-        self.0.set_position(start as u64);
-        self.0.reset_eta();
+        self.pb.set_length(total as u64);
+        self.pb.set_position(start as u64);
+        self.pb.reset_eta();
+        let now = Instant::now();
+        self.span = (start, total, now, now);
+    }
+    fn lr(&mut self, lr: f64) {
+        self.lr = Some(lr);
     }
     fn step(&mut self, it: usize, loss: f64, ips: f64) {
-        self.0.set_position(it as u64);
-        self.0.set_message(format!("loss {loss:.4} | {ips:.1} img/s"));
+        self.pb.set_position(it as u64);
+        self.pb.set_message(format!("loss {loss:.4} | {ips:.1} img/s"));
+        if let Some(period) = self.lines.filter(|_| self.pb.is_hidden()) {
+            if self.span.3.elapsed() >= period || it == self.span.1 {
+                eprintln!("{}", self.line(it, loss, ips));
+                self.span.3 = Instant::now();
+            }
+        }
     }
     /// Above the bar on a terminal; on stderr when the bar is hidden (redirected output, CI), so
     /// that every skipped file is named whatever the terminal.
     fn message(&mut self, msg: &str) {
-        note(&self.0, msg);
+        note(&self.pb, msg);
     }
 }
 
@@ -176,5 +239,26 @@ pub fn interrupt_exit_code() -> i32 {
     match SIGNAL.load(Ordering::SeqCst) {
         0 => 130,
         s => 128 + s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_progress_line_says_iteration_loss_lr_speed_and_eta() {
+        let mut o = BarObserver::new(ProgressBar::hidden());
+        o.pb.set_prefix("pretrain");
+        <BarObserver as TrainObserver<()>>::start(&mut o, 100, 1100);
+        <BarObserver as TrainObserver<()>>::lr(&mut o, 0.01);
+        o.span.2 -= Duration::from_secs(50);
+        // 200 of 1,000 remaining iterations in 50 s: 800 more take 200 s.
+        let l = o.line(300, 1.23456, 64.0);
+        assert_eq!(
+            l,
+            "pretrain 300/1100 (27.3%) | loss 1.2346 | lr 1.000e-2 | 64.0 img/s | 50s elapsed, ETA 3m20s"
+        );
+        assert_eq!(hms(3723.0), "1h02m03s");
     }
 }

@@ -34,6 +34,16 @@ impl Session {
             );
         }
         let (dist, device) = process_group(chosen)?;
+        if let Some(pg) = dist.as_ref().filter(|pg| pg.rank() != 0) {
+            // One line per rank in a job's log (rank 0 reports progress; every rank its errors).
+            eprintln!(
+                "rank {} of {} on {}: joined over {}; rank 0 reports progress",
+                pg.rank(),
+                pg.size(),
+                device_name(device),
+                pg.backend()
+            );
+        }
         Ok(Self { dist, device, interrupt: progress::interrupt_flag() })
     }
 
@@ -71,7 +81,7 @@ impl Session {
     /// The observer of a training loop: `pb` on rank 0, silence elsewhere.
     pub fn observer<M>(&self, pb: &ProgressBar) -> Box<dyn TrainObserver<M>> {
         if self.rank0() {
-            Box::new(BarObserver(pb.clone()))
+            Box::new(BarObserver::new(pb.clone()))
         } else {
             Box::new(Silent)
         }

@@ -375,6 +375,7 @@ impl FinetuneRun<'_> {
             state.window = (state.window.0 + loss, state.window.1 + 1);
             let it = state.iteration;
             let ips = (cfg.job_batch() * (it - start)) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            obs.lr(lr);
             obs.step(it, loss, ips);
             set.take_skip_notes().iter().for_each(|n| obs.message(n));
             let score = (fixed.is_none() && it.is_multiple_of(cfg.early_stop.eval_every))
