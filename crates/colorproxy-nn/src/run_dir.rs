@@ -187,7 +187,17 @@ impl RunPaths {
         let Ok(entries) = std::fs::read_dir(&self.root) else { return Ok(vec![]) };
         let entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
         let is_temp = |n: &str| n.starts_with('.') && n.contains(".tmp.");
-        let visible = entries.iter().any(|p| !matches!(name_of(p).as_str(), ".lock" | ".colorproxy-run"));
+        // What a run killed before its marker and data record were written leaves (the lock, temp
+        // files, an empty checkpoints folder) does not make a folder the user's.
+        let only_temp = |d: &Path| {
+            std::fs::read_dir(d).is_ok_and(|r| r.flatten().all(|e| is_temp(&e.file_name().to_string_lossy())))
+        };
+        let visible = entries.iter().any(|p| {
+            let n = name_of(p);
+            !(matches!(n.as_str(), ".lock" | ".colorproxy-run")
+                || is_temp(&n)
+                || (n == "checkpoints" && only_temp(p)))
+        });
         if visible && !self.marker().is_file() && !ours_by_config() {
             return refuse(
                 &self.root,

@@ -84,12 +84,13 @@ fn torn_or_copied_checkpoints_resume_from_the_newest_complete_one() {
     // A plain copy of the run (new modification times, another folder) resumes too.
     let copy = tmp.path().join("copy");
     assert!(Command::new("cp").arg("-r").arg(&run).arg(&copy).status().unwrap().success());
-    let o = pretrain(&cfg6, &data, &run, &["--resume"]).output().unwrap();
+    // (A resumed run keeps its length unless --iterations extends it.)
+    let o = pretrain(&cfg6, &data, &run, &["--resume", "--iterations", "6"]).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("skipping incomplete checkpoint"), "{}", text(&o));
     assert!(weights(&run) == weights(&reference));
     std::fs::remove_dir_all(copy.join("checkpoints/gen-6")).unwrap();
-    let o = pretrain(&cfg6, &data, &copy, &["--resume"]).output().unwrap();
+    let o = pretrain(&cfg6, &data, &copy, &["--resume", "--iterations", "6"]).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
     assert!(weights(&copy) == weights(&reference));
 }
