@@ -260,7 +260,7 @@ def test_bad_input_raises_an_exception_naming_the_file(tmp_path, scenes):
         colorproxy.load_backbone(tmp_path / "missing.safetensors")
     with pytest.raises(colorproxy.ColorproxyError, match="nowhere"):
         colorproxy.pretrain(tmp_path / "nowhere", tmp_path / "run", iterations=1)
-    with pytest.raises(colorproxy.ColorproxyError, match="rank 2"):
+    with pytest.raises(colorproxy.ColorproxyError, match=r"rank must be in \[0, 1\], got 2"):
         colorproxy.ColorizationLoader(scenes / "unlabelled", rank=2, world_size=2)
 
 
