@@ -67,23 +67,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NnError> {
     fsync_dir(dir)
 }
 
+const SPACE_HINT: &str = "the disk is full: this write needs";
+
 /// Whether an error is a full disk or quota (ENOSPC, EDQUOT).
 pub fn is_disk_full(e: &NnError) -> bool {
     let m = e.to_string();
     m.contains("os error 28") || m.contains("os error 122") || m.contains("No space left")
 }
 
-/// A full-disk error with the space the write needs: `needed` bytes, written as MB.
+/// A full-disk error with the space the write needs: `needed` bytes, written as MB (once: the
+/// innermost write that failed says it).
 pub(crate) fn with_space_hint(e: NnError, needed: u64) -> NnError {
     if !is_disk_full(&e) {
         return e;
     }
     match e {
-        NnError::File { path, msg } => NnError::File {
+        NnError::File { path, msg } if !msg.contains(SPACE_HINT) => NnError::File {
             path,
             msg: format!(
-                "{msg}; the disk is full: this write needs {:.1} MB free (nothing of it was left \
-                 behind; free space or move --out, then rerun the same command)",
+                "{msg}; {SPACE_HINT} {:.1} MB free (nothing of it was left behind; free space or \
+                 move --out, then rerun the same command)",
                 needed as f64 / 1e6
             ),
         },

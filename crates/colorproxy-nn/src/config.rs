@@ -127,6 +127,18 @@ impl Default for OptimConfig {
 pub const MAX_LR: f64 = 10.0;
 
 impl OptimConfig {
+    /// The bound of a learning rate given by a user (the command line, a config file, Python):
+    /// `(0, MAX_LR]`; [`Self::validate`] alone takes any positive value.
+    pub fn check_lr_bound(&self) -> Result<(), NnError> {
+        if self.lr > MAX_LR {
+            return Err(NnError::Config(format!(
+                "optim.lr must be in (0, {MAX_LR}] (SGD diverges far below the top), got {}",
+                self.lr
+            )));
+        }
+        Ok(())
+    }
+
     /// The learning rate, momentum, decay and gamma must be finite, the rate positive.
     pub fn validate(&self) -> Result<(), NnError> {
         let ok = |v: f64| v.is_finite() && v >= 0.0;

@@ -47,6 +47,15 @@ pub struct StepMemory {
 }
 
 impl StepMemory {
+    /// What a step on `device` at `batch` images of `crop` pixels was doing (`during`).
+    pub fn new(device: tch::Device, during: String, batch: usize, crop: usize) -> Self {
+        let device = match device {
+            tch::Device::Cuda(i) => format!("cuda:{i}"),
+            other => format!("{other:?}").to_lowercase(),
+        };
+        Self { device, during, batch, crop }
+    }
+
     fn error(&self, msg: &str) -> NnError {
         NnError::OutOfMemory {
             device: self.device.clone(),

@@ -288,11 +288,14 @@ impl PretrainRun<'_> {
             let it = state.iteration;
             let lr = cfg.optim.lr_at(it);
             let key = crate::init::dropout_key(cfg.seed, it as u64, 0);
-            let memory = || crate::out_of_memory::StepMemory {
-                device: format!("{:?}", self.device).to_lowercase(),
-                during: format!("in pretraining step {}", it + 1),
-                batch: cfg.data.batch_size,
-                crop: cfg.data.augment.crop as usize,
+            let memory = || {
+                let during = format!("in pretraining step {}", it + 1);
+                crate::out_of_memory::StepMemory::new(
+                    self.device,
+                    during,
+                    cfg.data.batch_size,
+                    cfg.data.augment.crop as usize,
+                )
             };
             let step =
                 crate::out_of_memory::guard(memory, || train_step(&net, &mut sgd, &batch, lr, key, dist))?;

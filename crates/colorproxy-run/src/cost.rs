@@ -53,11 +53,14 @@ fn measured_step_seconds(
         }
         let (_, b) = loader.next().context("the data loader stopped")?;
         let b = b?;
-        let memory = || colorproxy_nn::out_of_memory::StepMemory {
-            device: crate::session::device_name(device),
-            during: "measuring a step of the dry run".into(),
-            batch: cfg.data.batch_size,
-            crop: cfg.data.augment.crop as usize,
+        let memory = || {
+            let during = "measuring a step of the dry run".to_string();
+            colorproxy_nn::out_of_memory::StepMemory::new(
+                device,
+                during,
+                cfg.data.batch_size,
+                cfg.data.augment.crop as usize,
+            )
         };
         colorproxy_nn::out_of_memory::guard(memory, || {
             colorproxy_nn::pretrain::train_step(&net, &mut sgd, &b, cfg.optim.lr_at(i), i as u64, None)

@@ -109,6 +109,7 @@ pub(crate) fn resolve_from(
     let mut cfg = overridden(cfg)?;
     cfg.for_world_size(crate::session::world_size()?);
     cfg.validate()?;
+    cfg.optim.check_lr_bound()?;
     Ok(cfg)
 }
 

@@ -56,10 +56,7 @@ pub fn resolve_config_for(a: &PretrainRequest, world_size: usize) -> crate::Resu
     }
     cfg.for_world_size(world_size);
     cfg.validate()?;
-    let max = colorproxy_nn::config::MAX_LR;
-    if cfg.optim.lr > max {
-        bail!("optim.lr must be in (0, {max}] (SGD diverges far below the top), got {}", cfg.optim.lr);
-    }
+    cfg.optim.check_lr_bound()?;
     Ok(cfg)
 }
 

@@ -208,6 +208,7 @@ fn a_full_disk_leaves_no_temp_file_truncates_nothing_and_the_rerun_continues() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let msg = text(&o);
     assert!(msg.contains("the disk is full: this write needs") && msg.contains("MB free"), "{msg}");
+    assert_eq!(msg.matches("the disk is full").count(), 1, "{msg}");
     assert!(temp_files(&run).is_empty(), "left: {:?}", temp_files(&run));
     let metrics = std::fs::read(run.join("metrics.jsonl")).unwrap();
     assert!(metrics.starts_with(&metrics_before), "metrics.jsonl lost lines");

@@ -362,11 +362,9 @@ impl FinetuneRun<'_> {
                 break;
             }
             let lr = step_lr(cfg.optim.scaled_lr(), cfg.optim.gamma, &state.drops, state.iteration);
-            let memory = || crate::out_of_memory::StepMemory {
-                device: format!("{:?}", net.vs.device()).to_lowercase(),
-                during: format!("in fine-tuning step {}", state.iteration + 1),
-                batch: cfg.batch_size,
-                crop: cfg.crop,
+            let memory = || {
+                let during = format!("in fine-tuning step {}", state.iteration + 1);
+                crate::out_of_memory::StepMemory::new(net.vs.device(), during, cfg.batch_size, cfg.crop)
             };
             let loss = crate::out_of_memory::guard(memory, || {
                 train_step(&net, &cfg, &set, &train_idx, &params, &mut sgd, lr, state.iteration, dist)
