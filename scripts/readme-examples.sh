@@ -10,8 +10,10 @@
 #   (b) fine-tune seg and cls on a VOC-layout set with its own class list (--classes), eval, the
 #       seg line again (resume), and the random-init baseline;
 #   (c) the sbatch script's srun line as 2 processes started by hand with the variables Slurm
-#       sets (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID; MASTER_ADDR/MASTER_PORT as the script
-#       exports them), then again as a requeued job would (must say it is done).
+#       sets (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, SLURM_STEP_TASKS_PER_NODE, no
+#       OMP_NUM_THREADS; MASTER_ADDR/MASTER_PORT as the script exports them), then again as a
+#       requeued job would (must say it is done);
+#   (d) the launch and torchrun lines with 2 processes.
 #
 #   scripts/readme-examples.sh [WORK_DIR]
 # WORK_DIR (kept) holds the data, runs/ and logs; default: a temporary folder, removed at exit.
@@ -115,7 +117,10 @@ export MASTER_ADDR=127.0.0.1 MASTER_PORT=$port
 srun_like() { # LOG_PREFIX: start 2 tasks as srun would, wait for both
   local pids=() r
   for r in 0 1; do
-    env -u RANK -u WORLD_SIZE -u LOCAL_RANK SLURM_PROCID=$r SLURM_NTASKS=2 SLURM_LOCALID=$r OMP_NUM_THREADS=1 \
+    # As srun starts them: no OMP_NUM_THREADS (the sbatch script sets none; each rank takes its
+    # share of the CPUs), Slurm's tasks per node.
+    env -u RANK -u WORLD_SIZE -u LOCAL_RANK -u OMP_NUM_THREADS SLURM_PROCID=$r SLURM_NTASKS=2 SLURM_LOCALID=$r \
+      SLURM_STEP_TASKS_PER_NODE=2 \
       "$BIN" pretrain --preset cpu-small --data gen/unlabelled --out runs/vgg16-8gpu --device cpu --resume auto --iterations 20 \
       > "logs/$1-$r.log" 2>&1 &
     pids+=($!)
@@ -132,6 +137,21 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 export MASTER_PORT=$port
 srun_like c-requeue
 grep -q "done at iteration 20" logs/c-requeue-0.log || { cat logs/c-requeue-0.log >&2; fail "(c) requeued job: not done at 20"; }
+grep -q "rank 0: 1 intra-op thread" logs/c-srun-0.log || { cat logs/c-srun-0.log >&2; fail "(c) rank 0 did not take its share of the CPUs"; }
 say "(c) srun-style 2 tasks ($got) and requeue ok in $(( $(date +%s) - t0 )) s"
+
+# (d) One machine: the README's launch and torchrun lines (2 processes; torchrun from .venv when
+# setup.sh --bench or the Python package installed it).
+t0=$(date +%s)
+run d-launch.log "$BIN" launch --nproc 2 -- pretrain --preset cpu-small --data gen/unlabelled --out runs/launch --device cpu --resume auto --iterations 20
+grep -q "done at iteration 20" logs/d-launch.log || fail "(d) launch: not done at 20"
+torchrun="$root/.venv/bin/torchrun"
+if [[ -x "$torchrun" ]]; then
+  run d-torchrun.log "$torchrun" --no-python --nproc-per-node 2 "$BIN" pretrain --preset cpu-small --data gen/unlabelled --out runs/torchrun --device cpu --resume auto --iterations 20
+  grep -q "done at iteration 20" logs/d-torchrun.log || fail "(d) torchrun: not done at 20"
+  say "(d) launch and torchrun ok in $(( $(date +%s) - t0 )) s"
+else
+  say "(d) launch ok in $(( $(date +%s) - t0 )) s; no torchrun in .venv (scripts/setup.sh --bench installs it): torchrun line not run"
+fi
 
 say "all README blocks passed in $(( $(date +%s) - t_all )) s (work folder: $work)"

@@ -359,6 +359,7 @@ def finetune(
     preset: Optional[str] = None,
     config: Optional[PathLike] = None,
     classes: Optional[PathLike] = None,
+    iterations: Optional[int] = None,
     max_iterations: Optional[int] = None,
     batch_size: Optional[int] = None,
     lr: Optional[float] = None,
@@ -377,8 +378,12 @@ def finetune(
     """Fine-tuning for ``task`` ``"cls"`` (VOC classification, mAP; or class folders, top-1) or
     ``"seg"`` (VOC segmentation, mIoU), as ``colorproxy finetune`` (the paper's protocol: early
     stopping on a held-out part, scored on ``eval_split`` at the end). ``init``: ``"random"`` or a
-    checkpoint (colorization pretraining, or torchvision names). Returns the run's
+    checkpoint (colorization pretraining, or torchvision names). ``iterations``: the cap on the
+    run's iterations, as ``--iterations`` (``max_iterations`` is the same). Returns the run's
     ``results.json`` as a dict (``metric``, ``value``, per-class scores, ...)."""
+    if iterations is not None and max_iterations is not None:
+        raise ColorproxyError("give iterations (the command line's --iterations) or max_iterations, not both")
+    max_iterations = _count("iterations", iterations, 1) if iterations is not None else max_iterations
     max_iterations, batch_size = _count("max_iterations", max_iterations, 1), _count("batch_size", batch_size, 1)
     seed, workers = _count("seed", seed), _count("workers", workers)
     with _stoppable():

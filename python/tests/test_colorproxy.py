@@ -236,7 +236,7 @@ def test_load_backbone_gives_the_features_of_the_cli(resnet18_run, scenes, tmp_p
 
 def test_finetune_and_evaluate_agree(scenes, tmp_path, resnet18_run):
     out = tmp_path / "seg"
-    r = colorproxy.finetune("seg", scenes / "voc", out, "random", preset="seg-cpu", max_iterations=4, seed=0)
+    r = colorproxy.finetune("seg", scenes / "voc", out, "random", preset="seg-cpu", iterations=4, seed=0)
     assert r["metric"] == "miou" and 0.0 <= r["value"] <= 1.0
     again = colorproxy.evaluate("seg", out / "checkpoints" / "last.safetensors", scenes / "voc", "val")
     assert again["value"] == r["value"]

@@ -342,19 +342,20 @@ impl PretrainConfig {
             .collect()
     }
 
-    /// The learning-rate schedule in words, e.g. `lr 0.01, x0.1 at 450 (of 600)`.
+    /// The learning-rate schedule in words, with the rate the run uses (the batch rule applied),
+    /// e.g. `lr 0.0025 (0.01 x 0.25 by the batch rule), x0.1 at 450 (of 600)`.
     pub fn schedule_summary(&self) -> String {
         let drops: Vec<String> = self.optim.lr_drops.iter().map(|d| d.to_string()).collect();
-        if drops.is_empty() {
-            format!("lr {} for all {} iterations", self.optim.lr, self.iterations)
+        let (lr, scale) = (self.optim.lr, self.optim.lr_scale);
+        let lr = if scale == 1.0 {
+            format!("{lr}")
         } else {
-            format!(
-                "lr {}, x{} at {} (of {})",
-                self.optim.lr,
-                self.optim.gamma,
-                drops.join(", "),
-                self.iterations
-            )
+            format!("{} ({lr} x {scale} by the batch rule)", self.optim.scaled_lr())
+        };
+        if drops.is_empty() {
+            format!("lr {lr} for all {} iterations", self.iterations)
+        } else {
+            format!("lr {lr}, x{} at {} (of {})", self.optim.gamma, drops.join(", "), self.iterations)
         }
     }
 

@@ -16,6 +16,8 @@ pub const IMAGENET_TRAIN_IMAGES: usize = 1_281_167;
 pub struct PretrainCost {
     /// Trainable parameters.
     pub parameters: i64,
+    /// Bytes of every variable (weights and BN buffers, float32): one weights file.
+    pub weight_bytes: u64,
     /// Bytes of one float32 gradient (what data parallelism all-reduces per step).
     pub gradient_bytes: u64,
     /// Multiply-accumulates of one image's forward pass (backbone, hypercolumn head at the points).
@@ -33,6 +35,37 @@ impl PretrainCost {
     pub fn memory_bytes(&self, batch: usize) -> u64 {
         12 * self.parameters as u64 + batch as u64 * 12 * self.activations_per_image
     }
+
+    /// The run folder on disk, in bytes: what a finished run keeps and the most a checkpoint write
+    /// adds while it runs (the previous generation stays until the new one is durable).
+    pub fn disk(&self, cfg: &PretrainConfig) -> RunDisk {
+        let optimiser = 4 * self.parameters as u64;
+        let mut snaps: Vec<usize> =
+            cfg.snapshots.iter().copied().filter(|&s| s > 0 && s <= cfg.iterations).collect();
+        snaps.dedup();
+        RunDisk {
+            weights: self.weight_bytes,
+            optimiser,
+            snapshots: snaps.len(),
+            kept: 2 * self.weight_bytes + optimiser + snaps.len() as u64 * self.weight_bytes,
+            peak_extra: 2 * self.weight_bytes + optimiser,
+        }
+    }
+}
+
+/// What a pretraining run folder holds on disk ([`PretrainCost::disk`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunDisk {
+    /// One weights file (the checkpoint's, `last.safetensors`, each snapshot).
+    pub weights: u64,
+    /// The checkpoint's optimiser state (momentum of every trainable parameter).
+    pub optimiser: u64,
+    /// Snapshots the schedule writes (weights only).
+    pub snapshots: usize,
+    /// The finished folder: checkpoint (weights + optimiser), `last.safetensors`, snapshots.
+    pub kept: u64,
+    /// Added while a checkpoint is written: the new generation and `last.safetensors`' temp copy.
+    pub peak_extra: u64,
 }
 
 impl PretrainCost {
@@ -61,8 +94,11 @@ pub fn pretrain_cost(cfg: &PretrainConfig) -> Result<PretrainCost, NnError> {
     let (_, macs, outputs) =
         crate::conv::count_macs(|| tch::no_grad(|| net.forward(&input, &points, false, 0)));
     let parameters: i64 = net.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+    let weight_bytes =
+        net.vs.variables().values().map(|t| (t.numel() * t.kind().elt_size_in_bytes()) as u64).sum();
     Ok(PretrainCost {
         parameters,
+        weight_bytes,
         gradient_bytes: parameters as u64 * 4,
         forward_macs_per_image: macs,
         train_flops_per_image: 6.0 * macs as f64,

@@ -47,6 +47,8 @@ pub struct Metrics {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PretrainSummary {
     pub iterations_done: usize,
+    /// Iterations trained by this call (0: the run had already finished).
+    pub trained: usize,
     pub interrupted: bool,
     pub final_loss: Option<f64>,
     pub skipped_images: usize,
@@ -335,6 +337,7 @@ impl PretrainRun<'_> {
         }
         Ok(PretrainSummary {
             iterations_done: state.iteration,
+            trained: state.iteration - start_iteration,
             interrupted,
             final_loss: last_loss,
             skipped_images: state.skipped_images,

@@ -199,11 +199,14 @@ pub fn export_torchvision(net: &mut Network, opts: ExportOptions) -> Result<Expo
     if net.model.width != 1.0 || (!resnet && net.model.fc_channels != 4096) {
         return Err(NnError::Config(format!(
             "a stock torchvision {} has the standard widths (width 1.0{}); this network has width {}{}, \
-             which cannot be loaded into it",
+             which cannot be loaded into it. The CPU presets are narrow: pretrain a full-width network \
+             with --set model.width=1.0{} (any preset, any device), or read this one's features with \
+             `colorproxy features`",
             spec.name,
             if resnet { "" } else { ", fc6/fc7 of 4096" },
             net.model.width,
             if resnet { String::new() } else { format!(" and fc6/fc7 of {}", net.model.fc_channels) },
+            if resnet { "" } else { " --set model.fc_channels=4096" },
         )));
     }
     if net.backbone.uses_bn() {

@@ -34,8 +34,13 @@ fn hours(flops: f64, tflops: f64) -> f64 {
     flops / (tflops * 1e12) / 3600.0
 }
 
-/// Seconds per step of `steps` timed training steps (after one warm-up) of `cfg` on `device`, on
-/// batches of the given data.
+/// Steps run before the timed ones (the allocator, kernel choices and the loader's first batches
+/// warm up: the first steps took 5x the steady ones).
+const WARMUP_STEPS: usize = 3;
+
+/// Seconds per step of `steps` timed training steps (after [`WARMUP_STEPS`]) of `cfg` on
+/// `device`, on batches of the given data. Only the step is timed, not the wait for its batch: a
+/// run builds batches ahead, beside the steps.
 fn measured_step_seconds(
     cfg: &PretrainConfig,
     data: &std::path::Path,
@@ -46,11 +51,8 @@ fn measured_step_seconds(
     let pd = PretrainData::new(source, cfg.job_pipeline(), cfg.targets.clone(), cfg.seed)?;
     let (net, mut sgd) = colorproxy_nn::pretrain::build(cfg, device)?;
     let mut loader = BatchLoader::new(std::sync::Arc::new(pd), DataPosition::default())?;
-    let mut t0 = Instant::now();
-    for i in 0..=steps {
-        if i == 1 {
-            t0 = Instant::now();
-        }
+    let mut timed = 0.0;
+    for i in 0..WARMUP_STEPS + steps {
         let (_, b) = loader.next().context("the data loader stopped")?;
         let b = b?;
         let memory = || {
@@ -62,14 +64,18 @@ fn measured_step_seconds(
                 cfg.data.augment.crop as usize,
             )
         };
+        let t0 = Instant::now();
         colorproxy_nn::out_of_memory::guard(memory, || {
             colorproxy_nn::pretrain::train_step(&net, &mut sgd, &b, cfg.optim.lr_at(i), i as u64, None)
         })?;
+        if let tch::Device::Cuda(d) = device {
+            tch::Cuda::synchronize(d as i64);
+        }
+        if i >= WARMUP_STEPS {
+            timed += t0.elapsed().as_secs_f64();
+        }
     }
-    if let tch::Device::Cuda(i) = device {
-        tch::Cuda::synchronize(i as i64);
-    }
-    Ok(t0.elapsed().as_secs_f64() / steps as f64)
+    Ok(timed / steps as f64)
 }
 
 /// The plan of a pretraining run, printed by `pretrain --dry-run`: nothing is written.
@@ -79,13 +85,7 @@ pub fn pretrain_plan(cfg: &PretrainConfig, data: &std::path::Path, device: tch::
     let total = cfg.total_batch.max(cfg.data.batch_size * cfg.world_size);
     let seen = cfg.iterations as f64 * total as f64;
     println!("plan ({} process(es); nothing is written):", cfg.world_size);
-    println!(
-        "  batch: {} per process x {} = {total} images per step; learning rate {} (x{} by the batch rule)",
-        cfg.data.batch_size,
-        cfg.world_size,
-        cfg.optim.scaled_lr(),
-        cfg.optim.lr_scale
-    );
+    println!("  batch: {} per process x {} = {total} images per step", cfg.data.batch_size, cfg.world_size);
     println!(
         "  length: {} iterations = {} images = {:.1} epochs of the given data ({} images) = {:.2} epochs of ImageNet",
         grouped(cfg.iterations as u64),
@@ -102,6 +102,20 @@ pub fn pretrain_plan(cfg: &PretrainConfig, data: &std::path::Path, device: tch::
         hours(flops, H100_TFLOPS * cfg.world_size as f64),
         cfg.world_size
     );
+    let disk = cost.disk(cfg);
+    let mb = |b: u64| b as f64 / 1e6;
+    println!(
+        "  disk: about {:.1} MB in the run folder: the checkpoint ({:.1} MB of weights + {:.1} MB of \
+         optimiser state), last.safetensors ({:.1} MB), {} snapshot(s) of weights ({:.1} MB each); up to \
+         {:.1} MB more while a checkpoint is written (--set snapshots=[] keeps none)",
+        mb(disk.kept),
+        mb(disk.weights),
+        mb(disk.optimiser),
+        mb(disk.weights),
+        disk.snapshots,
+        mb(disk.weights),
+        mb(disk.peak_extra)
+    );
     let need = cost.memory_bytes(cfg.data.batch_size);
     if let (tch::Device::Cpu, Some((avail, from))) = (device, cpu_memory_available()) {
         if need as f64 > avail as f64 {
@@ -116,9 +130,9 @@ pub fn pretrain_plan(cfg: &PretrainConfig, data: &std::path::Path, device: tch::
             );
         }
     }
-    let steps = 2;
+    let steps = 3;
     eprintln!(
-        "  measuring {steps} training steps on {} (after one warm-up) ...",
+        "  measuring {steps} training steps on {} (after {WARMUP_STEPS} warm-up steps) ...",
         crate::session::device_name(device)
     );
     let per_process = PretrainConfig { world_size: 1, ..cfg.clone() };

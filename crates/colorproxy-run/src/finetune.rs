@@ -129,7 +129,16 @@ pub fn default_preset(task: Task, init: &str, say: bool) -> String {
             }
             format!("{t}-paper")
         }
-        _ => format!("{t}-cpu"),
+        other => {
+            if say {
+                let why = match other {
+                    Some((_, arch)) => format!("the init is a narrow {arch}"),
+                    None => "a random init".to_string(),
+                };
+                eprintln!("preset: {t}-cpu ({why}; --preset {t}-paper for the paper's protocol)");
+            }
+            format!("{t}-cpu")
+        }
     }
 }
 

@@ -92,6 +92,7 @@ pub mod progress;
 pub mod report;
 pub mod request;
 pub mod session;
+pub mod threads;
 
 pub use error::{Context, Result, RunError};
 

@@ -141,6 +141,15 @@ pub fn run(a: PretrainRequest) -> crate::Result<Option<colorproxy_nn::pretrain::
         (Some(f), Some(l)) => format!("loss {:.4} (first log) -> {:.4} (last)", f.loss, l.loss),
         _ => "no loss logged yet".to_string(),
     };
+    if summary.trained == 0 && !summary.interrupted {
+        println!(
+            "done at iteration {}: the run had already finished, nothing was trained ({loss}; --iterations N \
+             with --resume extends it); {}",
+            summary.iterations_done,
+            paths.last_weights().display()
+        );
+        return Ok(Some(summary));
+    }
     println!(
         "{} at iteration {} after {:.1}s: {loss}, {} images skipped; {}",
         if summary.interrupted { "interrupted" } else { "done" },

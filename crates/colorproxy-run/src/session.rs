@@ -34,6 +34,10 @@ impl Session {
             );
         }
         let (dist, device) = process_group(chosen)?;
+        if let Some(pg) = &dist {
+            // srun sets no OMP_NUM_THREADS: each rank takes its share of the CPUs.
+            crate::threads::apply_for_rank(pg.rank(), pg.size());
+        }
         if let Some(pg) = dist.as_ref().filter(|pg| pg.rank() != 0) {
             // One line per rank in a job's log (rank 0 reports progress; every rank its errors).
             eprintln!(

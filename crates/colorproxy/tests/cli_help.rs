@@ -36,6 +36,19 @@ fn subcommands(text: &str) -> Vec<String> {
     out
 }
 
+/// A help text less clap's bracketed additions (`[default: ..]`, `[possible values: ..]`,
+/// `[aliases: ..]`): a default alone is not a help text.
+fn described(text: &str) -> bool {
+    let mut rest = text.to_string();
+    for tag in ["[default: ", "[possible values: ", "[aliases: ", "[env: "] {
+        while let Some(i) = rest.find(tag) {
+            let end = rest[i..].find(']').map_or(rest.len(), |j| i + j + 1);
+            rest.replace_range(i..end, "");
+        }
+    }
+    !rest.trim().is_empty()
+}
+
 /// The options of a help text that have no description: neither on their line nor on the
 /// following line(s).
 fn undocumented(text: &str) -> Vec<String> {
@@ -55,7 +68,7 @@ fn undocumented(text: &str) -> Vec<String> {
         let rest = t.split_once("  ").map(|(_, r)| r.trim()).unwrap_or("");
         let next = lines.get(i + 1).map(|n| n.trim()).unwrap_or("");
         let next_is_text = !next.is_empty() && (!next.starts_with('-') || next.starts_with("- "));
-        if rest.is_empty() && !next_is_text {
+        if !(described(rest) || (next_is_text && described(next))) {
             out.push(flag);
         }
     }
@@ -82,6 +95,14 @@ fn every_flag_of_every_subcommand_has_a_help_text() {
     assert!(missing.is_empty(), "flags without help text: {missing:?}");
     // The check can fail: a flag line without text is caught.
     assert_eq!(undocumented("Options:\n      --foo <FOO>\n      --bar  Bar.\n"), ["--foo"]);
+    // ... and so is one whose only text is its default, on its line or the next.
+    assert_eq!(
+        undocumented(
+            "Options:\n      --seed <SEED>  [default: 0]\n      --split <SPLIT>\n          [default: val]\n      \
+             --k <K>  Neighbours [default: 20]\n"
+        ),
+        ["--seed", "--split"]
+    );
 }
 
 #[test]

@@ -127,6 +127,11 @@ fn resume_keeps_the_runs_length_and_refuses_to_cut_it() {
     // Without --iterations: the run's 4, not the config's 40.
     let o = pretrain(&cfg, &data, &run, &["--resume"]).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("done at iteration 4: the run had already finished, nothing was trained"),
+        "{}",
+        text(&o)
+    );
     assert_eq!(saved_iterations(&run), 4);
     assert!(weights(&run) == w4, "a resume without --iterations trained on");
     // Shorter than done: refused, naming both numbers; the config still describes the weights.

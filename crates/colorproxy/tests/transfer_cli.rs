@@ -16,15 +16,21 @@ fn eval_json_matches_the_saved_prediction_masks() {
     write_voc(&voc, 4, 0, 6, 3, 64).unwrap();
     let run = tmp.path().join("run");
     let bin = env!("CARGO_BIN_EXE_colorproxy");
-    let st = Command::new(bin)
+    let o = Command::new(bin)
         .args(["finetune", "seg", "--init", "random", "--max-iterations", "30", "--data"])
         .arg(&voc)
         .arg("--out")
         .arg(&run)
         .env("CI", "1")
-        .status()
+        .output()
         .unwrap();
-    assert!(st.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    // Without --preset the command says which it took.
+    assert!(
+        err.contains("preset: seg-cpu (a random init; --preset seg-paper for the paper's protocol)"),
+        "{err}"
+    );
     let curves = image::open(run.join("curves.png")).unwrap();
     assert_eq!((curves.width(), curves.height()), (640, 600));
     let preds = tmp.path().join("preds");

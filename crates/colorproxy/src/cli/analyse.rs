@@ -47,8 +47,11 @@ pub struct FrozenArgs {
     /// Cap on each run's iterations (the schedule scales with it).
     #[arg(long)]
     pub max_iterations: Option<usize>,
+    /// The split trained on (early stopping holds out part of it): VOC `ImageSets/.../<SPLIT>.txt`
+    /// or the class-folder subfolder `DATA/<SPLIT>/`.
     #[arg(long, default_value = "train")]
     pub train_split: String,
+    /// The split scored at the end (the reported result), in the layout of --train-split.
     #[arg(long, default_value = "val")]
     pub eval_split: String,
     /// Output folder.
@@ -104,18 +107,23 @@ pub struct ProbeArgs {
     /// initial weights of --seed (the random baseline of the same network).
     #[arg(long)]
     pub random_init: bool,
+    /// The probe: knn (cosine nearest neighbours, --k of them) or linear (logistic regression).
     #[arg(long, value_enum, default_value = "knn")]
     pub method: ProbeMethod,
     /// Neighbours (kNN).
     #[arg(long, default_value_t = 20)]
     pub k: usize,
+    /// The split trained on (early stopping holds out part of it): VOC `ImageSets/.../<SPLIT>.txt`
+    /// or the class-folder subfolder `DATA/<SPLIT>/`.
     #[arg(long, default_value = "train")]
     pub train_split: String,
+    /// The split scored: VOC `ImageSets/.../<SPLIT>.txt` or the class-folder subfolder `DATA/<SPLIT>/`.
     #[arg(long, default_value = "val")]
     pub split: String,
     /// Shorter side scaled to this, centre square crop (a multiple of 32).
     #[arg(long, default_value_t = 224)]
     pub size: usize,
+    /// Seed of the untrained network (--random-init) and of the linear probe's training.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Print the result as one JSON object instead of text.
@@ -252,6 +260,7 @@ pub struct ShiftArgs {
     /// Shorter side scaled to this, centre square crop (a multiple of 32).
     #[arg(long, default_value_t = 224)]
     pub size: usize,
+    /// Seed of the sampled positions.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Replace the output if it exists.

@@ -159,7 +159,8 @@ pub struct TrainFlags {
     #[arg(long)]
     pub workers: Option<usize>,
     /// Config override KEY=VALUE (repeatable; dotted keys and TOML values as in a recipe's `set`),
-    /// e.g. --set optim.lr_drops=[] --set data.points=64 --set optim.lr_scaling=none.
+    /// e.g. --set optim.lr_drops=[] --set optim.lr_scaling=none; points per image are
+    /// data.points in pretrain, points in finetune.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
 }

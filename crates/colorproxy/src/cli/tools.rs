@@ -177,6 +177,7 @@ impl From<BenchAllreduceArgs> for BenchAllreduceRequest {
 
 #[derive(Debug, Args)]
 pub struct BenchParityArgs {
+    /// The pretraining preset whose network, batch and targets are measured.
     #[arg(long, default_value = "cpu-small")]
     pub preset: String,
     /// Images for the batch.
@@ -189,6 +190,7 @@ pub struct BenchParityArgs {
     pub images: PathBuf,
     #[command(flatten)]
     pub device: DeviceArg,
+    /// Largest relative difference of loss and gradients (CPU vs this device) that passes.
     #[arg(long, default_value_t = 1e-3)]
     pub tol: f64,
     /// Print the result as one JSON object instead of text.
@@ -204,6 +206,7 @@ impl From<BenchParityArgs> for BenchParityRequest {
 
 #[derive(Debug, Args)]
 pub struct BenchPretrainArgs {
+    /// The pretraining preset whose network, batch and targets are measured.
     #[arg(long, default_value = "cpu-small")]
     pub preset: String,
     /// Image folder for the end-to-end measurement.
@@ -214,8 +217,10 @@ pub struct BenchPretrainArgs {
         default_value = "../shared/data/photos/train"
     )]
     pub images: PathBuf,
+    /// Training steps timed on each side (after --warmup).
     #[arg(long, default_value_t = 30)]
     pub steps: usize,
+    /// Steps run before timing starts (allocator, kernels and caches warm).
     #[arg(long, default_value_t = 5)]
     pub warmup: usize,
     /// libtorch threads, the same on both sides.
@@ -270,12 +275,16 @@ pub struct BenchDataArgs {
     /// Crop side (the paper: 352).
     #[arg(long, default_value_t = 352)]
     pub size: u32,
+    /// Shorter side scaled to at least this many pixels (the paper: 352).
     #[arg(long, default_value_t = 352)]
     pub short_min: u32,
+    /// Shorter side scaled to at most this many pixels (the paper: 600).
     #[arg(long, default_value_t = 600)]
     pub short_max: u32,
+    /// Hypercolumn points per image (the paper: 128).
     #[arg(long, default_value_t = 128)]
     pub points: usize,
+    /// Points are drawn at least this many pixels from the crop's edge.
     #[arg(long, default_value_t = 96)]
     pub border: usize,
     /// Python interpreter for the reference (default: the project's .venv, else python3).

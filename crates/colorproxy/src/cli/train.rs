@@ -117,8 +117,11 @@ pub struct FinetuneArgs {
     /// Pad convolutions with the ReLU of the previous layer's bias instead of zeros.
     #[arg(long)]
     pub pad_with_bias: bool,
+    /// The split trained on (early stopping holds out part of it): VOC `ImageSets/.../<SPLIT>.txt`
+    /// or the class-folder subfolder `DATA/<SPLIT>/`.
     #[arg(long, default_value = "train")]
     pub train_split: String,
+    /// The split scored at the end (the reported result), in the layout of --train-split.
     #[arg(long, default_value = "val")]
     pub eval_split: String,
     /// Skip (and report) malformed samples instead of stopping.
@@ -196,8 +199,11 @@ pub struct SupervisedArgs {
     /// class must be mapped, and only classes of the data.
     #[arg(long)]
     pub buckets: Option<PathBuf>,
+    /// The split trained on (early stopping holds out part of it): VOC `ImageSets/.../<SPLIT>.txt`
+    /// or the class-folder subfolder `DATA/<SPLIT>/`.
     #[arg(long, default_value = "train")]
     pub train_split: String,
+    /// The split scored at the end (the reported result), in the layout of --train-split.
     #[arg(long, default_value = "val")]
     pub eval_split: String,
     /// Cap on the iterations (the early-stopping protocol scales with it).
@@ -300,6 +306,7 @@ pub struct EvalArgs {
     /// The labelled data: a VOC devkit folder (e.g. VOCdevkit/VOC2012) or class folders.
     #[arg(long)]
     pub data: PathBuf,
+    /// The split scored: VOC `ImageSets/.../<SPLIT>.txt` or the class-folder subfolder `DATA/<SPLIT>/`.
     #[arg(long, default_value = "val")]
     pub split: String,
     /// Print the result as one JSON object instead of text.
@@ -346,6 +353,7 @@ pub struct GenerateArgs {
     /// validation scenes).
     #[arg(long, default_value_t = 2000)]
     pub images: usize,
+    /// Seed of the generated scenes (the same seed, the same files).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Classes of the single-label class folders, 2 to 20: up to 5 are shapes (named after VOC

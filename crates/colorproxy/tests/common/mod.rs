@@ -75,3 +75,14 @@ pub fn tiny_config(dir: &Path, iterations: usize) -> PathBuf {
     std::fs::write(&p, cfg.to_toml()).unwrap();
     p
 }
+
+/// Child processes killed (and reaped) when the guard is dropped, however the test ends.
+pub struct KillOnDrop(pub Vec<std::process::Child>);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
