@@ -172,3 +172,12 @@ fn old_flag_spellings_still_parse() {
         assert_eq!(o.status.code(), Some(1), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
     }
 }
+
+#[test]
+fn the_readme_stays_a_user_guide_within_300_lines() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let n = readme.lines().count();
+    assert!(n <= 300, "README.md has {n} lines: move details to docs/ (its limit as a user guide is 300)");
+    // Its first section gives the two set-up commands.
+    assert!(readme.contains("scripts/quickstart.sh") && readme.contains("scripts/test.sh"));
+}
